@@ -1,0 +1,21 @@
+"""fasttape: exact gradients from a flat tape and a compiled kernel.
+
+Record a computation once as a Wengert list (opcodes and operand indices in
+contiguous arrays), then replay it, forward and in reverse, over many samples
+in one call. See README.md for a tour.
+"""
+
+from .backend import name as backend
+from .errors import (ArgumentError, ArgumentTypeError, FasttapeError, GuardError,
+                     TapeError)
+from .var import Var
+from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, sum, dot
+from .functions import __all__ as _function_names
+from .tape import Tape, trace
+from .transforms import grad, jacobian, value_and_grad
+
+__version__ = "0.1.0"
+
+__all__ = ["backend", "Var", "Tape", "trace", "grad", "value_and_grad", "jacobian",
+           "FasttapeError", "TapeError", "GuardError", "ArgumentError",
+           "ArgumentTypeError", *_function_names]

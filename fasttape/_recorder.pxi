@@ -1,0 +1,308 @@
+# The recorder: a growing tape in C buffers, for eager use and for tracing.
+# Included by _core.pyx. Its pure-Python twin is twin.Recorder.
+#
+# A Var holds a handle, not a node index: reclaiming renumbers nodes, and
+# only the handle table has to follow. Every operand is checked as it is
+# recorded, so the tape is valid by construction.
+
+from .compact import compact, frozen
+
+cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
+
+
+cdef inline int64_t bits(double c) noexcept:
+    """A constant's bit pattern: keeps -0.0 and 0.0 apart as dict keys."""
+    cdef int64_t k
+    memcpy(&k, &c, sizeof(double))
+    return k
+
+
+cdef inline void* grow(void* ptr, Py_ssize_t count, size_t size) except NULL:
+    cdef void* new = realloc(ptr, max(count, 1) * size)
+    if new == NULL:
+        raise MemoryError("fasttape: cannot grow the tape")
+    return new
+
+
+cdef class Recorder:
+    cdef uint8_t* op
+    cdef int32_t* a
+    cdef int32_t* b
+    cdef double* val
+    cdef double* adj
+    cdef double* pool
+    cdef int32_t* args
+    cdef int32_t* node_of      # handle -> node, -1 once released
+    cdef int32_t* free_handles
+    cdef Py_ssize_t n, cap, n_pool, cap_pool, n_args, cap_args
+    cdef Py_ssize_t n_handles, cap_handles, n_free
+    cdef Py_ssize_t root       # node of the last backward, -1 before any
+    cdef Py_ssize_t reclaim_at
+    cdef readonly bint reclaim
+    cdef dict pool_index       # constant's bits -> pool slot
+    cdef Prog p
+
+    def __cinit__(self, bint reclaim=True):
+        self.reclaim = reclaim
+        self.root = -1
+        self.reclaim_at = RECLAIM_MIN
+        self.pool_index = {}
+        self._reserve(64)
+
+    def __dealloc__(self):
+        free(self.op); free(self.a); free(self.b); free(self.val); free(self.adj)
+        free(self.pool); free(self.args); free(self.node_of); free(self.free_handles)
+
+    def __len__(self):
+        return self.n
+
+    cdef int _reserve(self, Py_ssize_t cap) except -1:
+        self.op = <uint8_t*> grow(self.op, cap, sizeof(uint8_t))
+        self.a = <int32_t*> grow(self.a, cap, sizeof(int32_t))
+        self.b = <int32_t*> grow(self.b, cap, sizeof(int32_t))
+        self.val = <double*> grow(self.val, cap, sizeof(double))
+        self.adj = <double*> grow(self.adj, cap, sizeof(double))
+        self.cap = cap
+        self.p.op, self.p.a, self.p.b = self.op, self.a, self.b
+        return 0
+
+    # ----------------------------------------------------------- recording
+
+    cdef inline Py_ssize_t _node(self, Py_ssize_t h) except -1:
+        if h < 0 or h >= self.n_handles or self.node_of[h] < 0:
+            raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
+        return self.node_of[h]
+
+    cdef inline int _maybe_reclaim(self) except -1:
+        # Before operands are looked up: reclaiming renumbers nodes.
+        if self.reclaim and self.n >= self.reclaim_at:
+            self._reclaim()
+        return 0
+
+    cdef Py_ssize_t _push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1:
+        if self.n >= MAX_NODES:
+            raise TapeError(f"a tape holds at most {MAX_NODES} nodes")
+        if self.n == self.cap:
+            self._reserve(2 * self.cap)
+        cdef Py_ssize_t i = self.n
+        self.op[i] = op
+        self.a[i] = a
+        self.b[i] = b
+        self.n += 1
+        forward_node(&self.p, i, 1, self.val, 1)
+        return self._new_handle(i)
+
+    cdef Py_ssize_t _new_handle(self, Py_ssize_t node) except -1:
+        cdef Py_ssize_t h
+        if self.n_free:
+            self.n_free -= 1
+            h = self.free_handles[self.n_free]
+        else:
+            if self.n_handles == self.cap_handles:
+                self.cap_handles = max(64, 2 * self.cap_handles)
+                self.node_of = <int32_t*> grow(self.node_of, self.cap_handles, sizeof(int32_t))
+                self.free_handles = <int32_t*> grow(self.free_handles, self.cap_handles,
+                                                    sizeof(int32_t))
+            h = self.n_handles
+            self.n_handles += 1
+        self.node_of[h] = node
+        return h
+
+    cdef Py_ssize_t _constant(self, double c) except -1:
+        key = bits(c)
+        slot = self.pool_index.get(key)
+        if slot is not None:
+            return slot
+        if self.n_pool == self.cap_pool:
+            self.cap_pool = max(64, 2 * self.cap_pool)
+            self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
+            self.p.pool = self.pool
+        self.pool[self.n_pool] = c
+        self.pool_index[key] = self.n_pool
+        self.n_pool += 1
+        return self.n_pool - 1
+
+    cdef Py_ssize_t _arg(self, Py_ssize_t v) except -1:
+        if self.n_args == self.cap_args:
+            self.cap_args = max(64, 2 * self.cap_args)
+            self.args = <int32_t*> grow(self.args, self.cap_args, sizeof(int32_t))
+            self.p.args = self.args
+        self.args[self.n_args] = v
+        self.n_args += 1
+        return 0
+
+    cdef int _kind(self, int op, int kind) except -1:
+        if op < 0 or op >= N_OPS or KIND_OF[op] != kind:
+            raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
+        return 0
+
+    def input(self, double value):
+        self._maybe_reclaim()
+        h = self._push(0, 0, 0)
+        self.val[self.node_of[h]] = value
+        return h
+
+    def const(self, double value):
+        self._maybe_reclaim()
+        return self._push(1, 0, self._constant(value))
+
+    def unary(self, int op, Py_ssize_t h):
+        self._maybe_reclaim()
+        self._kind(op, K_UNARY)
+        return self._push(op, self._node(h), 0)
+
+    def unary_c(self, int op, Py_ssize_t h, double c):
+        self._maybe_reclaim()
+        self._kind(op, K_UNARY_C)
+        return self._push(op, self._node(h), self._constant(c))
+
+    def binary(self, int op, Py_ssize_t ha, Py_ssize_t hb):
+        self._maybe_reclaim()
+        self._kind(op, K_BINARY)
+        return self._push(op, self._node(ha), self._node(hb))
+
+    def nary(self, int op, handles, coefs=None):
+        """sum(handles); dot(handles, coefs) with coefs handles too, or floats
+        (dotc)."""
+        cdef int kind = KIND_OF[op] if 0 <= op < N_OPS else -1
+        if kind not in (K_SUM, K_DOT, K_DOTC):
+            raise ValueError(f"fasttape: opcode {op} is not n-ary")
+        self._maybe_reclaim()
+        nodes = [self._node(h) for h in handles]
+        other = [self._node(h) for h in coefs] if kind == K_DOT else None
+        if kind == K_DOT and len(other) != len(nodes):
+            raise ValueError("fasttape: dot of operand lists of different lengths")
+        if kind == K_DOTC and len(coefs) != len(nodes):
+            raise ValueError("fasttape: dot of operand lists of different lengths")
+        start = self.n_args
+        for v in nodes:
+            self._arg(v)
+        if kind == K_DOT:
+            for v in other:
+                self._arg(v)
+        elif kind == K_DOTC:
+            self._arg(self.n_pool)
+            for c in coefs:  # not deduplicated: the run must be contiguous
+                if self.n_pool == self.cap_pool:
+                    self.cap_pool = max(64, 2 * self.cap_pool)
+                    self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
+                    self.p.pool = self.pool
+                self.pool[self.n_pool] = c
+                self.n_pool += 1
+        return self._push(op, start, len(nodes))
+
+    # ----------------------------------------------------------- reading
+
+    def value(self, Py_ssize_t h):
+        return self.val[self._node(h)]
+
+    def node(self, Py_ssize_t h):
+        return self._node(h)
+
+    def grad(self, Py_ssize_t h):
+        cdef Py_ssize_t i = self._node(h)
+        return self.adj[i] if i <= self.root else 0.0
+
+    def release(self, Py_ssize_t h):
+        if 0 <= h < self.n_handles and self.node_of[h] >= 0:
+            self.node_of[h] = -1
+            self.free_handles[self.n_free] = h
+            self.n_free += 1
+
+    def backward(self, Py_ssize_t h):
+        """Adjoints of every node up to h's, of h's value."""
+        cdef Py_ssize_t root = self._node(h), i
+        memset(self.adj, 0, (root + 1) * sizeof(double))
+        self.adj[root] = 1.0
+        with nogil:
+            for i in range(root, -1, -1):
+                if self.adj[i] != 0.0:
+                    reverse_node(&self.p, i, 1, self.val, self.adj, 1)
+        self.root = root
+
+    # ----------------------------------------------------------- shrinking
+
+    def arrays(self):
+        """Copies of the tape's arrays: op, a, b, pool, args, values."""
+        n = self.n
+        return (np.asarray(<uint8_t[:n]> self.op).copy() if n else np.zeros(0, np.uint8),
+                np.asarray(<int32_t[:n]> self.a).copy() if n else np.zeros(0, np.int32),
+                np.asarray(<int32_t[:n]> self.b).copy() if n else np.zeros(0, np.int32),
+                np.asarray(<double[:self.n_pool]> self.pool).copy() if self.n_pool else np.zeros(0),
+                np.asarray(<int32_t[:self.n_args]> self.args).copy() if self.n_args
+                else np.zeros(0, np.int32),
+                np.asarray(<double[:n]> self.val).copy() if n else np.zeros(0))
+
+    def live_nodes(self):
+        return np.array([self.node_of[h] for h in range(self.n_handles)
+                         if self.node_of[h] >= 0], dtype=np.int64)
+
+    def mark(self, roots):
+        """keep[i]: node i is a root or an operand, however indirect, of one."""
+        keep = np.zeros(self.n, dtype=np.uint8)
+        if self.n == 0:
+            return keep.astype(bool)
+        cdef uint8_t[::1] k = keep
+        cdef Py_ssize_t i, j, s, cnt, kind
+        for r in roots:
+            k[r] = 1
+        with nogil:
+            for i in range(self.n - 1, -1, -1):
+                if not k[i]:
+                    continue
+                kind = KIND_OF[self.op[i]]
+                if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
+                    k[self.a[i]] = 1
+                if kind == K_BINARY:
+                    k[self.b[i]] = 1
+                if kind == K_SUM or kind == K_DOT or kind == K_DOTC:
+                    s = self.a[i]
+                    cnt = self.b[i] * (2 if kind == K_DOT else 1)
+                    for j in range(cnt):
+                        k[self.args[s + j]] = 1
+        return keep.astype(bool)
+
+    def _reclaim(self):
+        """Drop the nodes no live Var can reach, renumbering the rest."""
+        live = self.live_nodes()
+        keep = self.mark(live)
+        op, a, b, pool, args, val = self.arrays()
+        adj = np.asarray(<double[:self.n]> self.adj).copy()
+        op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
+        self._load(op, a, b, pool, args, val[keep], adj[keep])
+        for h in range(self.n_handles):
+            if self.node_of[h] >= 0:
+                self.node_of[h] = remap[self.node_of[h]]
+        kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
+        self.root = remap[kept_below[-1]] if len(kept_below) else -1
+        self.reclaim_at = max(RECLAIM_MIN, 2 * self.n)
+
+    cdef _load(self, op, a, b, pool, args, val, adj):
+        cdef Py_ssize_t n = len(op)
+        self.n = n
+        self._reserve(max(64, 2 * n))
+        if n:
+            np.asarray(<uint8_t[:n]> self.op)[:] = op
+            np.asarray(<int32_t[:n]> self.a)[:] = a
+            np.asarray(<int32_t[:n]> self.b)[:] = b
+            np.asarray(<double[:n]> self.val)[:] = val
+            np.asarray(<double[:n]> self.adj)[:] = adj
+        self.n_pool = self.cap_pool = len(pool)
+        self.pool = <double*> grow(self.pool, len(pool), sizeof(double))
+        if len(pool):
+            np.asarray(<double[:len(pool)]> self.pool)[:] = pool
+        self.n_args = self.cap_args = len(args)
+        self.args = <int32_t*> grow(self.args, len(args), sizeof(int32_t))
+        if len(args):
+            np.asarray(<int32_t[:len(args)]> self.args)[:] = args
+        self.p.pool, self.p.args = self.pool, self.args
+        self.pool_index = {}
+        for slot, c in enumerate(pool):
+            self._index_constant(c, slot)
+
+    cdef _index_constant(self, double c, Py_ssize_t slot):
+        self.pool_index.setdefault(bits(c), slot)
+
+    def freeze(self, inputs, outputs):
+        """A Program of what the outputs need (see compact.frozen)."""
+        return Program(*frozen(self, inputs, outputs))

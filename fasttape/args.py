@@ -1,0 +1,199 @@
+"""Checking and flattening the arguments of a replay, and its outputs.
+
+A tape's inputs are the flattened elements of its arguments, in order. A
+call splits them into shared inputs (one value for every lane) and batched
+ones (a row per lane), as in_axes says; outputs are flattened the same way
+and rebuilt into the structure the traced function returned.
+"""
+
+import numpy as np
+
+from .errors import ArgumentError, ArgumentTypeError
+
+
+def label(names, k):
+    return f"argument {names[k]!r} (position {k})"
+
+
+def as_float(value, what):
+    """A float64 array of a number or array argument, or a named TypeError."""
+    from .var import Var
+
+    if isinstance(value, Var) or (isinstance(value, np.ndarray) and value.dtype == object):
+        raise ArgumentTypeError(f"{what} holds Vars; a replay takes numbers")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise ArgumentTypeError(f"{what}: cannot read {type(value).__name__} as numbers") from exc
+    if arr.dtype.kind not in "biuf":
+        raise ArgumentTypeError(f"{what} must be real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def normalize_axes(in_axes, n):
+    """in_axes as a tuple of 0 / None, one per argument."""
+    if in_axes is None or isinstance(in_axes, int) and not isinstance(in_axes, bool):
+        axes = (in_axes,) * n
+    elif isinstance(in_axes, (tuple, list)):
+        axes = tuple(in_axes)
+        if len(axes) != n:
+            raise ArgumentError(f"in_axes has {len(axes)} entries for {n} arguments")
+    else:
+        raise ArgumentTypeError(f"in_axes must be None, 0 or a tuple of them, got {in_axes!r}")
+    for ax in axes:
+        if ax is not None and (ax is True or ax is False or ax != 0):
+            raise ArgumentError(f"in_axes entries must be 0 (batched) or None (shared), got {ax!r}")
+    return axes
+
+
+def normalize_wrt(wrt, n, word="wrt"):
+    """(indices, single): wrt as a tuple of argument indices."""
+    single = not isinstance(wrt, (tuple, list))
+    idx = (wrt,) if single else tuple(wrt)
+    for w in idx:
+        if not isinstance(w, (int, np.integer)) or isinstance(w, bool) or not -n <= w < n:
+            raise ArgumentError(f"{word}={wrt!r} does not name one of the {n} arguments")
+    return tuple(int(w) % n for w in idx), single
+
+
+class Inputs:
+    """One call's arguments, checked against the traced shapes and split into
+    shared and batched inputs."""
+
+    def __init__(self, args, names, shapes, in_axes, fn_name):
+        n = len(shapes)
+        if len(args) != n:
+            raise ArgumentTypeError(f"{fn_name}() takes {n} argument{'s' * (n != 1)} "
+                                    f"({', '.join(names)}), got {len(args)}")
+        self.axes = normalize_axes(in_axes, n)
+        self.batched = any(ax == 0 for ax in self.axes)
+        self.arrays, self.B = [], None
+        for k, (arg, shape, ax) in enumerate(zip(args, shapes, self.axes)):
+            arr = as_float(arg, label(names, k))
+            if ax is None and arr.shape != shape:
+                raise ArgumentError(f"{label(names, k)}: expected shape {shape}, got {arr.shape}")
+            if ax == 0:
+                if arr.ndim == 0 or arr.shape[1:] != shape:
+                    raise ArgumentError(f"{label(names, k)} is batched: expected shape "
+                                        f"(B,) + {shape}, got {arr.shape}")
+                if self.B is not None and arr.shape[0] != self.B:
+                    raise ArgumentError(f"{label(names, k)} has batch size {arr.shape[0]}, "
+                                        f"but an earlier argument has {self.B}")
+                self.B = arr.shape[0]
+            self.arrays.append(arr)
+        if not self.batched:
+            self.B = 1
+        sizes = [int(np.prod(s)) for s in shapes]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        sh = [k for k in range(n) if self.axes[k] is None]
+        bt = [k for k in range(n) if self.axes[k] == 0]
+        self.shared_args, self.batch_args = sh, bt
+        self.shared_nodes = self._nodes(sh)
+        self.batch_nodes = self._nodes(bt)
+        self.shared = (np.concatenate([self.arrays[k].ravel() for k in sh]) if sh
+                       else np.zeros(0))
+        self.batch = (np.concatenate([self.arrays[k].reshape(self.B, -1) for k in bt], axis=1)
+                      if bt else np.zeros((self.B, 0)))
+
+    def _nodes(self, ks):
+        parts = [np.arange(self.offsets[k], self.offsets[k + 1]) for k in ks]
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+
+    def split(self, per_arg, names, shapes, what):
+        """Tangents given per argument -> (shared, batch) arrays like the inputs."""
+        if len(per_arg) != len(shapes):
+            raise ArgumentTypeError(f"{what}: expected {len(shapes)}, one per argument, "
+                                    f"got {len(per_arg)}")
+        shared, batch = [], []
+        for k, (t, shape, ax) in enumerate(zip(per_arg, shapes, self.axes)):
+            arr = as_float(t, f"{what} of {label(names, k)}")
+            want = shape if ax is None else (self.B,) + shape
+            if arr.shape != want:
+                raise ArgumentError(f"{what} of {label(names, k)}: expected shape {want}, "
+                                    f"got {arr.shape}")
+            (shared.append(arr.ravel()) if ax is None else batch.append(arr.reshape(self.B, -1)))
+        return (np.concatenate(shared) if shared else np.zeros(0),
+                np.concatenate(batch, axis=1) if batch else np.zeros((self.B, 0)))
+
+    def per_arg(self, gs, gb, k, shape):
+        """Argument k's slice of shared (summed) or batched adjoints."""
+        if self.axes[k] is None:
+            pos = np.searchsorted(self.shared_args, k)
+            start = int(sum(np.prod(self.arrays[j].shape) for j in self.shared_args[:pos]))
+            g = gs[start:start + int(np.prod(shape))].reshape(shape)
+            return float(g) if shape == () else g
+        pos = np.searchsorted(self.batch_args, k)
+        start = int(sum(np.prod(self.arrays[j].shape[1:]) for j in self.batch_args[:pos]))
+        return gb[:, start:start + int(np.prod(shape))].reshape((self.B,) + shape)
+
+
+# ------------------------------------------------------------------ outputs
+# A spec is "s" (a scalar), ("a", shape), ("t", [specs]) or ("l", [specs]).
+
+def flatten_output(out, leaf):
+    """(flat leaves, spec) of a traced function's output; leaf(x) records a
+    Var or a number as an output node."""
+    from .var import Var
+
+    if isinstance(out, Var) or isinstance(out, (int, float, np.floating, np.integer)):
+        return [leaf(out)], "s"
+    if isinstance(out, np.ndarray):
+        return [leaf(x) for x in out.ravel()], ("a", out.shape)
+    if isinstance(out, (tuple, list)):
+        flat, specs = [], []
+        for item in out:
+            f, s = flatten_output(item, leaf)
+            flat += f
+            specs.append(s)
+        return flat, ("t" if isinstance(out, tuple) else "l", specs)
+    raise ArgumentTypeError(f"a traced function must return Vars, numbers, or arrays, "
+                            f"tuples or lists of them; got {type(out).__name__}")
+
+
+def spec_size(spec):
+    if spec == "s":
+        return 1
+    if spec[0] == "a":
+        return int(np.prod(spec[1]))
+    return sum(spec_size(s) for s in spec[1])
+
+
+def unflatten(flat, spec, batched):
+    """Rebuild the output structure from flat values (B, n) (or (n,) when not
+    batched); leaves get a leading batch axis when batched."""
+    return _unflatten(flat, spec, batched, 0)[0]
+
+
+def _unflatten(flat, spec, batched, pos):
+    size = spec_size(spec)
+    if spec == "s":
+        return (flat[:, pos].copy() if batched else float(flat[pos])), pos + 1
+    if spec[0] == "a":
+        block = flat[:, pos:pos + size] if batched else flat[pos:pos + size]
+        shape = ((flat.shape[0],) if batched else ()) + tuple(spec[1])
+        return block.reshape(shape).copy(), pos + size
+    items = []
+    for s in spec[1]:
+        item, pos = _unflatten(flat, s, batched, pos)
+        items.append(item)
+    return (tuple(items) if spec[0] == "t" else items), pos
+
+
+def flatten_like(value, spec, B, what):
+    """Flatten a cotangent shaped like the output into (B, n_out)."""
+    if spec == "s" or spec[0] == "a":
+        shape = () if spec == "s" else tuple(spec[1])
+        want = shape if B is None else (B,) + shape
+        arr = as_float(value, what)
+        if arr.shape != want:
+            raise ArgumentError(f"{what}: expected shape {want}, got {arr.shape}")
+        return arr.reshape(1 if B is None else B, -1)
+    if not isinstance(value, (tuple, list)) or len(value) != len(spec[1]):
+        raise ArgumentError(f"{what} must match the output's structure "
+                            f"({len(spec[1])} items)")
+    parts = [flatten_like(v, s, B, what) for v, s in zip(value, spec[1])]
+    return np.concatenate(parts, axis=1)
+
+
+def output_shape(spec):
+    return () if spec == "s" else tuple(spec[1]) if spec[0] == "a" else None

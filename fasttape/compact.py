@@ -1,0 +1,83 @@
+"""Dropping nodes from a tape: shared by reclaiming and freezing, both backends.
+
+Given which nodes to keep (a mark made by walking operands backwards from the
+nodes still wanted), renumber the kept nodes in order, rewrite operand
+indices, and keep only the constants and operand lists they use.
+"""
+
+import numpy as np
+
+from . import ops
+from .validate import _KIND_CODE, _K, _ragged_positions
+
+_NODE_A = [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY]]
+_POOL_B = [_K[ops.CONST], _K[ops.CONSTANT]]
+
+
+def compact(op, a, b, pool, args, keep):
+    """Return (op, a, b, pool, args, remap) for the kept nodes.
+
+    remap[i] is node i's new index, or -1 where node i is dropped.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    remap = np.cumsum(keep, dtype=np.int64) - 1
+    remap[~keep] = -1
+    op, a, b = op[keep].copy(), a[keep].copy(), b[keep].copy()
+    old_a = a.copy()
+    kind = _KIND_CODE[op]
+
+    uses_a = np.isin(kind, _NODE_A)
+    a[uses_a] = remap[a[uses_a]]
+    binary = kind == _K[ops.BINARY]
+    b[binary] = remap[b[binary]]
+
+    # Constants of one-constant nodes: keep the used entries, in order.
+    one = np.isin(kind, _POOL_B)
+    used, new_b = np.unique(b[one], return_inverse=True)
+    new_pool = [pool[used]]
+    b[one] = new_b
+    n_pool = len(used)
+
+    new_args = []
+    n_args = 0
+    nary = np.flatnonzero(np.isin(kind, [_K[k] for k in ops.NARY]))
+    for i in nary:  # n-ary nodes are few and each covers many operands
+        k = ops.KINDS[kind[i]]
+        start, count = int(old_a[i]), int(b[i])
+        refs = 2 * count if k == ops.DOT else count
+        lst = remap[args[start:start + refs]].astype(np.int32)
+        if k == ops.DOTC:
+            off = int(args[start + count])
+            new_pool.append(pool[off:off + count])
+            lst = np.append(lst, np.int32(n_pool))
+            n_pool += count
+        a[i] = n_args
+        new_args.append(lst)
+        n_args += len(lst)
+    pool = np.concatenate(new_pool) if new_pool else np.zeros(0)
+    args = np.concatenate(new_args).astype(np.int32) if new_args else np.zeros(0, np.int32)
+    return op, a.astype(np.int32), b.astype(np.int32), pool, args, remap
+
+
+def frozen(rec, inputs, outputs):
+    """Arguments of Program(...) for what a recorder's outputs need.
+
+    The traced inputs become nodes 0.. in order (they were recorded first);
+    any other input, a Var made inside the traced function, becomes a constant.
+    """
+    from .errors import TapeError
+
+    in_nodes = [rec.node(h) for h in inputs]
+    out_nodes = [rec.node(h) for h in outputs]
+    if in_nodes != list(range(len(in_nodes))):
+        raise TapeError("the traced inputs must be the tape's first nodes")
+    keep = rec.mark(out_nodes)
+    keep[: len(in_nodes)] = True
+    op, a, b, pool, args, val = rec.arrays()
+    stray = np.flatnonzero(op == ops.CODE["input"])
+    stray = stray[stray >= len(in_nodes)]
+    op[stray] = ops.CODE["const"]
+    b[stray] = len(pool) + np.arange(len(stray))
+    pool = np.concatenate([pool, val[stray]])
+    op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
+    return op, a, b, pool, args, len(in_nodes), remap[out_nodes]

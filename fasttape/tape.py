@@ -1,0 +1,242 @@
+"""ft.Tape and ft.trace: record a function once, replay it many times.
+
+A traced Tape is frozen: its program (validated arrays) never changes, and
+every call sweeps in a workspace of its own. `with ft.Tape() as t:` instead
+gives a tape that records eager Vars made inside the block.
+"""
+
+import inspect
+
+import numpy as np
+
+from . import args as A
+from . import listing
+from .backend import kernel
+from .errors import ArgumentTypeError, TapeError
+from .var import Var, pop_recorder, push_recorder
+
+
+class Tape:
+    """A Wengert list: recording (in a `with` block) or traced and frozen."""
+
+    def __init__(self):
+        self._rec = kernel.Recorder()
+        self._program = None
+
+    def __enter__(self):
+        if self._program is not None:
+            raise TapeError("a traced tape is frozen; it cannot record more")
+        push_recorder(self._rec)
+        return self
+
+    def __exit__(self, *exc):
+        pop_recorder(self._rec)
+        return False
+
+    @classmethod
+    def _traced(cls, program, names, shapes, out_spec, fn_name):
+        tape = cls.__new__(cls)
+        tape._rec, tape._program = None, program
+        tape._names, tape._shapes = tuple(names), tuple(tuple(s) for s in shapes)
+        tape._out_spec, tape._fn_name = out_spec, fn_name
+        return tape
+
+    # ------------------------------------------------------------ as data
+
+    def _prog(self):
+        if self._program is None:
+            raise TapeError("this tape records eager Vars; make a replayable one with ft.trace")
+        return self._program
+
+    def __len__(self):
+        return len(self._rec) if self._program is None else self._program.n
+
+    @property
+    def n_inputs(self):
+        return self._prog().n_inputs
+
+    @property
+    def n_outputs(self):
+        return self._prog().n_outputs
+
+    @property
+    def nbytes(self):
+        """Bytes of the tape's arrays plus a batch-1 workspace (values, adjoints)."""
+        p = self._prog()
+        arrays = (p.op, p.a, p.b, p.pool, p.args, p.outputs)
+        return sum(x.nbytes for x in arrays) + 2 * 8 * p.n
+
+    def __str__(self):
+        return listing.wengert(self._prog(), self._names, self._shapes, self._out_spec)
+
+    def __repr__(self):
+        if self._program is None:
+            return f"<ft.Tape recording, {len(self)} nodes>"
+        return (f"<ft.Tape of {self._fn_name}({', '.join(self._names)}): {len(self)} nodes, "
+                f"{self.n_inputs} inputs, {self.n_outputs} outputs>")
+
+    # ------------------------------------------------------------ replay
+
+    def _inputs(self, args, in_axes):
+        self._prog()
+        return A.Inputs(args, self._names, self._shapes, in_axes, self._fn_name)
+
+    def _run(self, inp, **kw):
+        return self._program.run(inp.shared, inp.shared_nodes, inp.batch, inp.batch_nodes,
+                                 inp.B, **kw)
+
+    def _outputs(self, inp, flat):
+        return A.unflatten(flat if inp.batched else flat[0], self._out_spec, inp.batched)
+
+    def __call__(self, *args, in_axes=None):
+        """The outputs at args (forward sweep only)."""
+        inp = self._inputs(args, in_axes)
+        out, _, _, _ = self._run(inp)
+        return self._outputs(inp, out)
+
+    def _scalar_output(self, what):
+        if self._out_spec != "s":
+            raise ArgumentTypeError(f"{what} needs a scalar output, but {self._fn_name} returns "
+                                    f"{_describe(self._out_spec)}; use jacobian or vjp")
+
+    def value_and_grad(self, *args, wrt=0, in_axes=None):
+        """(value, gradient) of a scalar output; wrt an int or a tuple of ints.
+        Batched: values (B,), a shared argument's gradient summed over lanes."""
+        self._scalar_output("value_and_grad")
+        idx, single = A.normalize_wrt(wrt, len(self._shapes))
+        inp = self._inputs(args, in_axes)
+        out, gs, gb, _ = self._run(inp, seed=np.ones((inp.B, 1)))
+        grads = tuple(inp.per_arg(gs, gb, k, self._shapes[k]) for k in idx)
+        return self._outputs(inp, out), (grads[0] if single else grads)
+
+    def grad(self, *args, wrt=0, in_axes=None):
+        """Gradient of a scalar output with respect to argument(s) wrt."""
+        return self.value_and_grad(*args, wrt=wrt, in_axes=in_axes)[1]
+
+    def vjp(self, args, cotangent, in_axes=None):
+        """Cotangents of every argument for an output cotangent (reverse mode)."""
+        inp = self._inputs(tuple(args), in_axes)
+        seed = A.flatten_like(cotangent, self._out_spec, inp.B if inp.batched else None,
+                              "cotangent")
+        _, gs, gb, _ = self._run(inp, seed=seed)
+        return tuple(inp.per_arg(gs, gb, k, s) for k, s in enumerate(self._shapes))
+
+    def jvp(self, args, tangents, in_axes=None):
+        """(outputs, output tangents) for argument tangents (forward mode)."""
+        inp = self._inputs(tuple(args), in_axes)
+        st, bt = inp.split(tuple(tangents), self._names, self._shapes, "tangent")
+        out, _, _, tout = self._run(inp, shared_tangent=st, batch_tangent=bt)
+        return self._outputs(inp, out), self._outputs(inp, tout)
+
+    def jacobian(self, *args, wrt=0, in_axes=None):
+        """d outputs / d argument(s): shape output.shape + arg.shape (a leading
+        batch axis when batched; per sample for every argument)."""
+        idx, single = A.normalize_wrt(wrt, len(self._shapes))
+        inp = self._inputs(args, in_axes)
+        n_out, B = self._program.n_outputs, inp.B
+        # One lane per (sample, output row), each seeded with a unit cotangent.
+        lanes = np.concatenate([np.repeat(a.reshape(B, -1) if ax == 0 else
+                                          np.broadcast_to(a.reshape(1, -1), (B, a.size)),
+                                          n_out, axis=0)
+                                for a, ax in zip(inp.arrays, inp.axes)], axis=1)
+        nodes = np.arange(self._program.n_inputs, dtype=np.int32)
+        seed = np.tile(np.eye(n_out), (B, 1))
+        _, _, gb, _ = self._program.run(np.zeros(0), np.zeros(0, np.int32), lanes, nodes,
+                                        B * n_out, seed=seed)
+        gb = gb.reshape(B, n_out, -1)
+        jacs = tuple(self._jac_block(gb, k, inp) for k in idx)
+        return jacs[0] if single else jacs
+
+    def _jac_block(self, gb, k, inp):
+        shape = self._shapes[k]
+        block = gb[:, :, inp.offsets[k]:inp.offsets[k + 1]]
+        rows = _leaf_shapes(self._out_spec)
+        parts, pos = [], 0
+        for rshape in rows:
+            size = int(np.prod(rshape))
+            part = block[:, pos:pos + size].reshape((inp.B,) + rshape + shape)
+            parts.append(part if inp.batched else part[0])
+            pos += size
+        if self._out_spec == "s" or self._out_spec[0] == "a":
+            only = parts[0]
+            return float(only) if np.ndim(only) == 0 else only
+        return _rebuild(self._out_spec, iter(parts))
+
+
+def _leaf_shapes(spec):
+    if spec == "s":
+        return [()]
+    if spec[0] == "a":
+        return [tuple(spec[1])]
+    return [s for child in spec[1] for s in _leaf_shapes(child)]
+
+
+def _rebuild(spec, parts):
+    if spec == "s" or spec[0] == "a":
+        part = next(parts)
+        return float(part) if np.ndim(part) == 0 else part
+    items = [_rebuild(child, parts) for child in spec[1]]
+    return tuple(items) if spec[0] == "t" else items
+
+
+def _describe(spec):
+    if spec == "s":
+        return "a scalar"
+    if spec[0] == "a":
+        return f"an array of shape {tuple(spec[1])}"
+    return f"a {'tuple' if spec[0] == 't' else 'list'} of {len(spec[1])}"
+
+
+# ------------------------------------------------------------------ tracing
+
+def param_names(fn, n):
+    """fn's parameter names for n positional arguments (a0, a1 ... where unknown)."""
+    names = []
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        elif p.kind == p.VAR_POSITIONAL:
+            names += [f"{p.name}{k}" for k in range(n - len(names))]
+    names = names[:n]
+    return names + [f"a{k}" for k in range(len(names), n)]
+
+
+def trace(fn, *args):
+    """Record fn once at example arguments (floats or float arrays) and return
+    the frozen, replayable Tape. Inside fn an array argument is an ndarray of
+    Var of its shape."""
+    names = param_names(fn, len(args))
+    arrays = [A.as_float(a, A.label(names, k)) for k, a in enumerate(args)]
+    rec = kernel.Recorder()
+    push_recorder(rec)
+    try:
+        inputs, fn_args = [], []
+        for arr in arrays:
+            flat = [Var(x) for x in arr.ravel().tolist()]
+            inputs += flat
+            if arr.ndim == 0:
+                fn_args.append(flat[0])
+            else:
+                obj = np.empty(len(flat), dtype=object)
+                obj[:] = flat
+                fn_args.append(obj.reshape(arr.shape))
+        out = fn(*fn_args)
+
+        def leaf(x):
+            if isinstance(x, Var):
+                if x._rec is not rec:
+                    raise TapeError(f"{getattr(fn, '__name__', 'fn')} returned a Var from "
+                                    f"another tape; pass it in as an argument instead")
+                return x._h
+            return rec.const(float(x))
+
+        flat_out, spec = A.flatten_output(out, leaf)
+    finally:
+        pop_recorder(rec)
+    program = rec.freeze([v._h for v in inputs], flat_out)
+    return Tape._traced(program, names, [a.shape for a in arrays], spec,
+                        getattr(fn, "__name__", "fn"))

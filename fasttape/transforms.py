@@ -1,0 +1,59 @@
+"""ft.grad, ft.value_and_grad, ft.jacobian: function transforms over tapes.
+
+The function is traced on its first call for each set of argument shapes
+(per sample, when batched) and the tape cached; later calls only replay.
+"""
+
+import functools
+
+import numpy as np
+
+from . import args as A
+from .errors import ArgumentError
+from .tape import param_names, trace
+
+
+class _Transformed:
+    """fn transformed into `method` of its tape (grad, value_and_grad ...)."""
+
+    def __init__(self, fn, method, argnums, in_axes):
+        self.fn, self.method, self.argnums, self.in_axes = fn, method, argnums, in_axes
+        self.tapes = {}
+        functools.update_wrapper(self, fn)
+
+    def _tape(self, args):
+        names = param_names(self.fn, len(args))
+        axes = A.normalize_axes(self.in_axes, len(args))
+        examples = []
+        for k, (arg, ax) in enumerate(zip(args, axes)):
+            arr = A.as_float(arg, A.label(names, k))
+            if ax == 0:
+                if arr.ndim == 0:
+                    raise ArgumentError(f"{A.label(names, k)} is batched (in_axes 0) but is "
+                                        f"a scalar; expected shape (B, ...)")
+                arr = arr[0] if len(arr) else np.zeros(arr.shape[1:])
+            examples.append(arr if arr.ndim else float(arr))
+        key = tuple(np.shape(e) for e in examples)
+        tape = self.tapes.get(key)
+        if tape is None:
+            tape = self.tapes[key] = trace(self.fn, *examples)
+        return tape
+
+    def __call__(self, *args):
+        tape = self._tape(args)
+        return getattr(tape, self.method)(*args, wrt=self.argnums, in_axes=self.in_axes)
+
+
+def grad(fn, argnums=0, in_axes=None):
+    """A function returning the gradient of scalar fn with respect to argnums."""
+    return _Transformed(fn, "grad", argnums, in_axes)
+
+
+def value_and_grad(fn, argnums=0, in_axes=None):
+    """A function returning (fn's value, its gradient)."""
+    return _Transformed(fn, "value_and_grad", argnums, in_axes)
+
+
+def jacobian(fn, argnums=0, in_axes=None):
+    """A function returning d fn / d argument(s): output.shape + arg.shape."""
+    return _Transformed(fn, "jacobian", argnums, in_axes)

@@ -1,0 +1,26 @@
+"""Builds fasttape's kernel, fasttape._core, from fasttape/_core.pyx.
+
+The kernel's per-op cases are generated from the op table first
+(fasttape/_codegen.py), so the two cannot drift apart.
+"""
+
+import os
+import runpy
+
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    codegen = runpy.run_path(os.path.join(HERE, "fasttape", "_codegen.py"))
+    codegen["write"](os.path.join(HERE, "fasttape", "_ops.pxi"))
+    # Portable by default; FASTTAPE_NATIVE=1 opts in to this CPU's instructions.
+    flags = ["-O3"] + (["-march=native"] if os.environ.get("FASTTAPE_NATIVE") == "1" else [])
+    ext = Extension("fasttape._core", ["fasttape/_core.pyx"], extra_compile_args=flags)
+    return cythonize([ext], compiler_directives={"language_level": 3})
+
+
+setup(ext_modules=extensions())
