@@ -92,7 +92,8 @@ class Inputs:
         self.batch_nodes = self._nodes(bt)
         self.shared = (np.concatenate([self.arrays[k].ravel() for k in sh]) if sh
                        else np.zeros(0))
-        self.batch = (np.concatenate([self.arrays[k].reshape(self.B, -1) for k in bt], axis=1)
+        self.batch = (np.concatenate([self.arrays[k].reshape(self.B, int(np.prod(shapes[k])))
+                                      for k in bt], axis=1)
                       if bt else np.zeros((self.B, 0)))
 
     def _nodes(self, ks):
@@ -111,7 +112,10 @@ class Inputs:
             if arr.shape != want:
                 raise ArgumentError(f"{what} of {label(names, k)}: expected shape {want}, "
                                     f"got {arr.shape}")
-            (shared.append(arr.ravel()) if ax is None else batch.append(arr.reshape(self.B, -1)))
+            if ax is None:
+                shared.append(arr.ravel())
+            else:
+                batch.append(arr.reshape(self.B, int(np.prod(shape))))
         return (np.concatenate(shared) if shared else np.zeros(0),
                 np.concatenate(batch, axis=1) if batch else np.zeros((self.B, 0)))
 
@@ -187,7 +191,7 @@ def flatten_like(value, spec, B, what):
         arr = as_float(value, what)
         if arr.shape != want:
             raise ArgumentError(f"{what}: expected shape {want}, got {arr.shape}")
-        return arr.reshape(1 if B is None else B, -1)
+        return arr.reshape(1 if B is None else B, int(np.prod(shape)))
     if not isinstance(value, (tuple, list)) or len(value) != len(spec[1]):
         raise ArgumentError(f"{what} must match the output's structure "
                             f"({len(spec[1])} items)")

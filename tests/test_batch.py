@@ -1,0 +1,113 @@
+"""Batched replay: one tape, many samples, in one call.
+
+Results must equal the per-sample loop; a shared argument's gradient must
+equal the sum of the per-sample gradients. Batches larger than one chunk of
+lanes, and tapes whose nodes fuse into runs, are checked against the plain
+path (the twin sweeps node by node, one whole batch at a time).
+"""
+
+import numpy as np
+import pytest
+
+import fasttape as ft
+from fasttape import twin
+
+rng = np.random.default_rng(2)
+
+
+def model(params, x, y):
+    """A small per-sample loss with array arguments: linear + tanh + square."""
+    h = np.tanh(ft.dot(params[:6].reshape(2, 3), x) + params[6:8])
+    return (ft.dot(params[8:10], h) - y) ** 2
+
+
+def per_sample_loop(tape, params, X, Y):
+    values, gp, gx = [], np.zeros_like(params), []
+    for x, y in zip(X, Y):
+        v, (g_p, g_x) = tape.value_and_grad(params, x, y, wrt=(0, 1))
+        values.append(v)
+        gp += g_p
+        gx.append(g_x)
+    return np.array(values), gp, np.array(gx)
+
+
+@pytest.mark.parametrize("B", [1, 7, 300, 5000])
+def test_batch_equals_loop_and_shared_grad_is_the_sum(B):
+    params = rng.normal(size=10)
+    X, Y = rng.normal(size=(B, 3)), rng.normal(size=B)
+    tape = ft.trace(model, params, X[0], Y[0])
+    values, (gp, gx) = tape.value_and_grad(params, X, Y, wrt=(0, 1), in_axes=(None, 0, 0))
+    n = min(B, 400)  # the loop is slow on the twin; its first rows suffice
+    lv, lgp, lgx = per_sample_loop(tape, params, X[:n], Y[:n])
+    np.testing.assert_allclose(values[:n], lv, rtol=1e-14)
+    np.testing.assert_allclose(gx[:n], lgx, rtol=1e-13, atol=1e-15)
+    if n == B:
+        np.testing.assert_allclose(gp, lgp, rtol=1e-12)
+    else:  # the sum over lanes, computed from the batched per-sample rows
+        full = ft.jacobian(model, argnums=0, in_axes=(None, 0, 0))(params, X, Y)
+        np.testing.assert_allclose(gp, full.sum(axis=0), rtol=1e-12)
+    assert values.shape == (B,) and gp.shape == (10,) and gx.shape == (B, 3)
+
+
+def test_forward_vjp_jvp_batched():
+    params, X, Y = rng.normal(size=10), rng.normal(size=(9, 3)), rng.normal(size=9)
+    tape = ft.trace(model, params, X[0], Y[0])
+    axes = (None, 0, 0)
+    out = tape(params, X, Y, in_axes=axes)
+    np.testing.assert_allclose(out, [tape(params, x, y) for x, y in zip(X, Y)], rtol=1e-15)
+    ct = rng.normal(size=9)
+    cp, cx, cy = tape.vjp((params, X, Y), ct, in_axes=axes)
+    rows = [tape.vjp((params, x, y), c) for x, y, c in zip(X, Y, ct)]
+    np.testing.assert_allclose(cp, sum(r[0] for r in rows), rtol=1e-12)
+    np.testing.assert_allclose(cx, [r[1] for r in rows], rtol=1e-13)
+    np.testing.assert_allclose(cy, [r[2] for r in rows], rtol=1e-13)
+    tp, tx, ty = rng.normal(size=10), rng.normal(size=(9, 3)), rng.normal(size=9)
+    o, t = tape.jvp((params, X, Y), (tp, tx, ty), in_axes=axes)
+    singles = [tape.jvp((params, x, y), (tp, a, b)) for x, y, a, b in zip(X, Y, tx, ty)]
+    np.testing.assert_allclose(t, [s[1] for s in singles], rtol=1e-13)
+
+
+def test_in_axes_zero_batches_everything():
+    tape = ft.trace(lambda a, b: a * b.exp(), 1.0, 1.0)
+    A, B = rng.normal(size=5), rng.normal(size=5)
+    v, g = tape.value_and_grad(A, B, wrt=(0, 1), in_axes=0)
+    np.testing.assert_allclose(v, A * np.exp(B), rtol=1e-15)
+    np.testing.assert_allclose(g[0], np.exp(B), rtol=1e-15)
+    np.testing.assert_allclose(g[1], A * np.exp(B), rtol=1e-15)
+
+
+def test_empty_batch():
+    tape = ft.trace(lambda a, b: a * b, 1.0, 1.0)
+    v, g = tape.value_and_grad(2.0, np.zeros(0), in_axes=(None, 0))
+    assert v.shape == (0,) and g == 0.0
+
+
+def rosenbrock(x):
+    return ft.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def test_runs_fuse_and_match_the_node_by_node_twin():
+    """Array code records runs of like nodes; the kernel sweeps each run as
+    one loop. Same numbers as the twin, which never fuses."""
+    core = pytest.importorskip("fasttape._core")
+    x = rng.normal(size=50)
+    p = ft.trace(rosenbrock, x)._program
+    arrays = (p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
+    fused, plain = core.Program(*arrays), twin.Program(*arrays)
+    assert fused.n_runs < 10 < fused.n - fused.n_inputs  # 7 runs of 49 nodes, and the sum
+    X = rng.normal(size=(13, 50))
+    nodes = np.arange(50, dtype=np.int32)
+    kw = dict(seed=np.ones((13, 1)), shared_tangent=np.zeros(0), batch_tangent=X[::-1].copy())
+    a = fused.run(np.zeros(0), np.zeros(0, np.int32), X, nodes, 13, **kw)
+    b = plain.run(np.zeros(0), np.zeros(0, np.int32), X, nodes, 13, **kw)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-14, atol=1e-300)
+
+
+def test_rosenbrock_gradient_closed_form():
+    x = rng.normal(size=30)
+    g = ft.grad(rosenbrock)(x)
+    want = np.zeros_like(x)
+    want[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+    want[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    np.testing.assert_allclose(g, want, rtol=1e-13)
