@@ -226,6 +226,10 @@ cdef object find_runs(const Prog* p, Py_ssize_t start, Py_ssize_t n):
 
 # --------------------------------------------------------------- programs
 
+cdef Py_ssize_t SMALL_TAPE = 1024  # node-lanes below which releasing the GIL costs more
+cdef Py_ssize_t WORKSPACE_KEEP = 1 << 23  # doubles a program keeps between calls
+
+
 cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n):
     """Lanes per chunk: keep values and adjoints near cache size."""
     cdef Py_ssize_t C = 32768 // max(n, 1)
@@ -248,6 +252,9 @@ cdef class Program:
     cdef const int32_t[::1] _bv
     cdef const double[::1] _poolv
     cdef const int32_t[::1] _argsv
+    cdef double* _ws
+    cdef Py_ssize_t _ws_size
+    cdef bint _ws_busy
 
     def __init__(self, op, a, b, pool, args, n_inputs, outputs):
         (self.op, self.a, self.b, self.pool, self.args, self.n_inputs,
@@ -272,7 +279,7 @@ cdef class Program:
 
     @property
     def n_runs(self):
-        return len(self.starts) - 1
+        return self._starts.shape[0] - 1
 
     def run(self, shared, shared_nodes, batch, batch_nodes, Py_ssize_t B,
             seed=None, shared_tangent=None, batch_tangent=None):
@@ -306,85 +313,163 @@ cdef class Program:
             raise ValueError(f"shared_tangent has {stv.shape[0]} values for {ns} inputs")
         if B == 0:
             return out, gs, gb, tout
-        cdef Py_ssize_t C = chunk_lanes(B, self.n), b0, c, l, k, o, nn = self.n
-        cdef double* V = <double*> malloc(nn * C * sizeof(double) + 8)
-        cdef double* G = <double*> malloc(nn * C * sizeof(double) + 8) if want_grad else NULL
-        cdef double* T = <double*> malloc(nn * C * sizeof(double) + 8) if want_tan else NULL
-        cdef double* row
-        cdef double acc
-        cdef Py_ssize_t nruns = self.n_runs
-        if V == NULL or (want_grad and G == NULL) or (want_tan and T == NULL):
-            free(V); free(G); free(T)
-            raise MemoryError("fasttape: cannot allocate the sweep workspace")
+        cdef Py_ssize_t C = chunk_lanes(B, self.n), nn = self.n
+        cdef Py_ssize_t block = nn * C
+        cdef double* V = self._workspace(block * (1 + want_grad + want_tan))
+        cdef double* G = V + block if want_grad else NULL
+        cdef double* T = V + block * (1 + want_grad) if want_tan else NULL
         try:
-            with nogil:
-                b0 = 0
-                while b0 < B:
-                    c = min(C, B - b0)
-                    for k in range(ns):
-                        row = V + sn[k] * c
-                        for l in range(c):
-                            row[l] = sv[k]
-                    for k in range(nb):
-                        row = V + bn[k] * c
-                        for l in range(c):
-                            row[l] = bv[b0 + l, k]
-                    sweep_forward(&self.p, &self._starts[0], nruns, V, c)
-                    for o in range(n_out):
-                        row = V + self._out[o] * c
-                        for l in range(c):
-                            ov[b0 + l, o] = row[l]
-                    if want_grad:
-                        memset(G, 0, nn * c * sizeof(double))
-                        for o in range(n_out):
-                            row = G + self._out[o] * c
-                            for l in range(c):
-                                row[l] += seedv[b0 + l, o]
-                        sweep_reverse(&self.p, &self._starts[0], nruns, V, G, c)
-                        for k in range(ns):
-                            row = G + sn[k] * c
-                            acc = 0.0
-                            for l in range(c):
-                                acc += row[l]
-                            gsv[k] += acc
-                        for k in range(nb):
-                            row = G + bn[k] * c
-                            for l in range(c):
-                                gbv[b0 + l, k] = row[l]
-                    if want_tan:
-                        for k in range(ns):
-                            row = T + sn[k] * c
-                            for l in range(c):
-                                row[l] = stv[k]
-                        for k in range(nb):
-                            row = T + bn[k] * c
-                            for l in range(c):
-                                row[l] = btv[b0 + l, k]
-                        sweep_tangent(&self.p, &self._starts[0], nruns, V, T, c)
-                        for o in range(n_out):
-                            row = T + self._out[o] * c
-                            for l in range(c):
-                                tov[b0 + l, o] = row[l]
-                    b0 += c
+            if nn * B > SMALL_TAPE:
+                with nogil:
+                    self._chunks(sv, sn, bv, bn, B, C, V, G, T, seedv, gsv, gbv, stv, btv, ov, tov)
+            else:
+                self._chunks(sv, sn, bv, bn, B, C, V, G, T, seedv, gsv, gbv, stv, btv, ov, tov)
         finally:
-            free(V); free(G); free(T)
+            self._release(V)
         return out, gs, gb, tout
 
-    cdef _check_inputs(self, const double[::1] sv, const int32_t[::1] sn,
-                       const double[:, ::1] bv, const int32_t[::1] bn, Py_ssize_t B):
+    cdef void _chunks(self, const double[::1] sv, const int32_t[::1] sn,
+                      const double[:, ::1] bv, const int32_t[::1] bn, Py_ssize_t B,
+                      Py_ssize_t C, double* V, double* G, double* T,
+                      const double[:, ::1] seedv, double[::1] gsv, double[:, ::1] gbv,
+                      const double[::1] stv, const double[:, ::1] btv,
+                      double[:, ::1] ov, double[:, ::1] tov) noexcept nogil:
+        """The sweeps of run(), chunk by chunk of lanes."""
+        cdef Py_ssize_t b0, c, l, k, o, nn = self.n, n_out = self.n_outputs
+        cdef Py_ssize_t ns = sn.shape[0], nb = bn.shape[0], nruns = self._starts.shape[0] - 1
+        cdef bint want_grad = G != NULL, want_tan = T != NULL
+        cdef double* row
+        cdef double acc
+        b0 = 0
+        while b0 < B:
+            c = min(C, B - b0)
+            for k in range(ns):
+                row = V + sn[k] * c
+                for l in range(c):
+                    row[l] = sv[k]
+            for k in range(nb):
+                row = V + bn[k] * c
+                for l in range(c):
+                    row[l] = bv[b0 + l, k]
+            sweep_forward(&self.p, &self._starts[0], nruns, V, c)
+            for o in range(n_out):
+                row = V + self._out[o] * c
+                for l in range(c):
+                    ov[b0 + l, o] = row[l]
+            if want_grad:
+                memset(G, 0, nn * c * sizeof(double))
+                for o in range(n_out):
+                    row = G + self._out[o] * c
+                    for l in range(c):
+                        row[l] += seedv[b0 + l, o]
+                sweep_reverse(&self.p, &self._starts[0], nruns, V, G, c)
+                for k in range(ns):
+                    row = G + sn[k] * c
+                    acc = 0.0
+                    for l in range(c):
+                        acc += row[l]
+                    gsv[k] += acc
+                for k in range(nb):
+                    row = G + bn[k] * c
+                    for l in range(c):
+                        gbv[b0 + l, k] = row[l]
+            if want_tan:
+                for k in range(ns):
+                    row = T + sn[k] * c
+                    for l in range(c):
+                        row[l] = stv[k]
+                for k in range(nb):
+                    row = T + bn[k] * c
+                    for l in range(c):
+                        row[l] = btv[b0 + l, k]
+                sweep_tangent(&self.p, &self._starts[0], nruns, V, T, c)
+                for o in range(n_out):
+                    row = T + self._out[o] * c
+                    for l in range(c):
+                        tov[b0 + l, o] = row[l]
+            b0 += c
+
+    def call1(self, tuple args, bint grad):
+        """Replay of one sample when every input is a plain Python number:
+        (output values, adjoints of all inputs of output 0 or None). Returns
+        None when some argument is anything else, for the general path."""
+        cdef Py_ssize_t k, nn = self.n, n_in = self.n_inputs
+        if len(args) != n_in or (grad and self.n_outputs < 1):
+            return None
+        for x in args:
+            if type(x) is not float and type(x) is not int:
+                return None
+        cdef double* V = self._workspace(nn * (1 + grad))
+        cdef double* G = V + nn
+        try:
+            for k in range(n_in):
+                V[k] = args[k]
+            if nn > SMALL_TAPE:
+                with nogil:
+                    self._sweep1(V, G if grad else NULL)
+            else:
+                self._sweep1(V, G if grad else NULL)
+            values = [V[self._out[k]] for k in range(self.n_outputs)]
+            return values, ([G[k] for k in range(n_in)] if grad else None)
+        finally:
+            self._release(V)
+
+    cdef void _sweep1(self, double* V, double* G) noexcept nogil:
+        """One lane: values, then adjoints of output 0 when G is given."""
+        cdef Py_ssize_t nruns = self._starts.shape[0] - 1
+        sweep_forward(&self.p, &self._starts[0], nruns, V, 1)
+        if G != NULL:
+            memset(G, 0, self.n * sizeof(double))
+            G[self._out[0]] = 1.0
+            sweep_reverse(&self.p, &self._starts[0], nruns, V, G, 1)
+
+    cdef double* _workspace(self, Py_ssize_t size) except NULL:
+        """The program's own workspace when free (called with the GIL held, so
+        the flag is safe), else a fresh one: replays from many threads work."""
+        cdef double* ws
+        if self._ws_busy or size > WORKSPACE_KEEP:
+            ws = <double*> malloc(size * sizeof(double) + 8)
+        else:
+            if size > self._ws_size:
+                ws = <double*> realloc(self._ws, size * sizeof(double) + 8)
+                if ws == NULL:
+                    raise MemoryError("fasttape: cannot allocate the sweep workspace")
+                self._ws, self._ws_size = ws, size
+            self._ws_busy = True
+            ws = self._ws
+        if ws == NULL:
+            raise MemoryError("fasttape: cannot allocate the sweep workspace")
+        return ws
+
+    cdef void _release(self, double* ws):
+        if ws == self._ws:
+            self._ws_busy = False
+        else:
+            free(ws)
+
+    def __dealloc__(self):
+        free(self._ws)
+
+    cdef int _check_inputs(self, const double[::1] sv, const int32_t[::1] sn,
+                           const double[:, ::1] bv, const int32_t[::1] bn,
+                           Py_ssize_t B) except -1:
         """Every input node given exactly once, as shared or batched."""
-        if sv.shape[0] != sn.shape[0]:
-            raise ValueError(f"{sv.shape[0]} shared values for {sn.shape[0]} shared inputs")
-        if bv.shape[0] != B or bv.shape[1] != bn.shape[0]:
+        cdef Py_ssize_t k, v, ns = sn.shape[0], nb = bn.shape[0]
+        if sv.shape[0] != ns:
+            raise ValueError(f"{sv.shape[0]} shared values for {ns} shared inputs")
+        if bv.shape[0] != B or bv.shape[1] != nb:
             raise ValueError(f"batch has shape ({bv.shape[0]}, {bv.shape[1]}), "
-                             f"expected ({B}, {bn.shape[0]})")
-        seen = np.zeros(self.n_inputs, dtype=np.int32)
-        nodes = np.concatenate([np.asarray(sn), np.asarray(bn)])
-        if len(nodes) != self.n_inputs or ((nodes < 0) | (nodes >= self.n_inputs)).any():
+                             f"expected ({B}, {nb})")
+        if ns + nb != self.n_inputs:
             raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
-        np.add.at(seen, nodes, 1)
-        if (seen != 1).any():
-            raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
+        seen = np.zeros(self.n_inputs + 1, dtype=np.uint8)
+        cdef uint8_t[::1] sv_seen = seen
+        for k in range(ns + nb):
+            v = sn[k] if k < ns else bn[k - ns]
+            if v < 0 or v >= self.n_inputs or sv_seen[v]:
+                raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
+            sv_seen[v] = 1
+        return 0
 
     cdef _lanes(self, arr, Py_ssize_t B, Py_ssize_t width, name):
         arr = np.ascontiguousarray(arr, dtype=np.float64)

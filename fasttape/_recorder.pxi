@@ -30,6 +30,7 @@ cdef class Recorder:
     cdef int32_t* b
     cdef double* val
     cdef double* adj
+    cdef uint8_t* live         # node -> has a live handle
     cdef double* pool
     cdef int32_t* args
     cdef int32_t* node_of      # handle -> node, -1 once released
@@ -50,7 +51,7 @@ cdef class Recorder:
         self._reserve(64)
 
     def __dealloc__(self):
-        free(self.op); free(self.a); free(self.b); free(self.val); free(self.adj)
+        free(self.op); free(self.a); free(self.b); free(self.val); free(self.adj); free(self.live)
         free(self.pool); free(self.args); free(self.node_of); free(self.free_handles)
 
     def __len__(self):
@@ -62,6 +63,7 @@ cdef class Recorder:
         self.b = <int32_t*> grow(self.b, cap, sizeof(int32_t))
         self.val = <double*> grow(self.val, cap, sizeof(double))
         self.adj = <double*> grow(self.adj, cap, sizeof(double))
+        self.live = <uint8_t*> grow(self.live, cap, sizeof(uint8_t))
         self.cap = cap
         self.p.op, self.p.a, self.p.b = self.op, self.a, self.b
         return 0
@@ -106,6 +108,7 @@ cdef class Recorder:
             h = self.n_handles
             self.n_handles += 1
         self.node_of[h] = node
+        self.live[node] = 1
         return h
 
     cdef Py_ssize_t _constant(self, double c) except -1:
@@ -204,10 +207,20 @@ cdef class Recorder:
         return self.adj[i] if i <= self.root else 0.0
 
     def release(self, Py_ssize_t h):
+        """A Var is gone. Dead nodes on top of the tape go at once: nothing
+        below can refer to them, as operands only point backwards."""
+        cdef Py_ssize_t i
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
+            self.live[self.node_of[h]] = 0
             self.node_of[h] = -1
             self.free_handles[self.n_free] = h
             self.n_free += 1
+            while self.n and not self.live[self.n - 1]:
+                i = self.n - 1
+                if KIND_OF[self.op[i]] >= K_SUM:  # its operand list is the last one
+                    self.n_args = self.a[i]
+                self.n -= 1
+            self.root = min(self.root, self.n - 1)
 
     def backward(self, Py_ssize_t h):
         """Adjoints of every node up to h's, of h's value."""
@@ -273,6 +286,7 @@ cdef class Recorder:
         for h in range(self.n_handles):
             if self.node_of[h] >= 0:
                 self.node_of[h] = remap[self.node_of[h]]
+                self.live[self.node_of[h]] = 1
         kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
         self.root = remap[kept_below[-1]] if len(kept_below) else -1
         self.reclaim_at = max(RECLAIM_MIN, 2 * self.n)
@@ -287,6 +301,7 @@ cdef class Recorder:
             np.asarray(<int32_t[:n]> self.b)[:] = b
             np.asarray(<double[:n]> self.val)[:] = val
             np.asarray(<double[:n]> self.adj)[:] = adj
+            memset(self.live, 0, n)
         self.n_pool = self.cap_pool = len(pool)
         self.pool = <double*> grow(self.pool, len(pool), sizeof(double))
         if len(pool):

@@ -35,8 +35,8 @@ def build_parser():
                           "values and adjoints of L(w,x,y) = (w*x - y)**2 + w**2 at "
                           "(1, 2, 3), then train the lecture's 2-10-1 tanh classifier "
                           "on the two-moons data.")
-    demo.add_argument("--epochs", type=_positive_int, default=30,
-                      help="training epochs (default 30)")
+    demo.add_argument("--epochs", type=_positive_int, default=40,
+                      help="training epochs (default 40)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--plot", metavar="FILE", default="fasttape_moons.png",
                       help="decision-boundary picture, written where matplotlib is "
@@ -322,11 +322,7 @@ def _fit_with_progress(clf, X, y, epochs, quiet, classes=None):
 
 
 def _have_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _importable("matplotlib")
 
 
 def _plot_boundary(clf, X, y, path, title):
@@ -349,7 +345,7 @@ def _plot_boundary(clf, X, y, path, title):
         ax.contourf(gx, gy, proba.argmax(axis=1).reshape(gx.shape),
                     levels=np.arange(len(classes) + 1) - 0.5, cmap="tab10", alpha=0.35)
     ax.scatter(X[:, 0], X[:, 1], c=codes, cmap="RdBu_r" if len(classes) == 2 else "tab10",
-               s=10, edgecolors="k", linewidths=0.3)
+               s=12, edgecolors="white", linewidths=0.4)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -490,7 +486,7 @@ def cmd_bench(args):
             candidates.append((name, lambda fn=fn: fn(args.batch, args.hidden,
                                                       args.seconds)))
         else:
-            rows.append((name, None, f"not installed"))
+            rows.append((name, None, "not installed"))
     reference = None
     measured = []
     for name, run in candidates:

@@ -9,10 +9,12 @@ import csv
 
 import numpy as np
 
+from .errors import FasttapeError
+
 __all__ = ["make_moons", "make_spirals", "load_digits", "load_csv", "CSVError"]
 
 
-class CSVError(ValueError):
+class CSVError(FasttapeError, ValueError):
     """A CSV file that cannot be read as numeric features plus a label."""
 
 

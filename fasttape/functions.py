@@ -8,7 +8,7 @@ element.
 import numpy as np
 
 from . import ops
-from .var import Var, _is_number
+from .var import Var, _is_number, _new
 
 __all__ = ["maximum", "minimum", "sum", "dot"]
 
@@ -46,7 +46,7 @@ def _extremum(name):
 
     def fn(a, b):
         if isinstance(a, Var) and isinstance(b, Var):
-            return Var._wrap(a._rec, a._rec.binary(code, a._h, a._same_tape(b)))
+            return _new(a._rec, a._rec.binary(code, a._h, a._same_tape(b)))
         if isinstance(a, Var) and _is_number(b):
             return a._with_const(code_c, b)
         if _is_number(a) and isinstance(b, Var):
@@ -80,7 +80,7 @@ def sum(iterable):
     numbers_ = [float(x) for x in items if not isinstance(x, Var)]
     if rec is None:
         return float(np.sum(numbers_))
-    out = Var._wrap(rec, rec.nary(ops.CODE["sum"], _handles(rec, [x for x in items if isinstance(x, Var)])))
+    out = _new(rec, rec.nary(ops.CODE["sum"], _handles(rec, [x for x in items if isinstance(x, Var)])))
     extra = float(np.sum(numbers_)) if numbers_ else 0.0
     return out + extra if extra != 0.0 else out
 
@@ -113,10 +113,10 @@ def _dot1(a, b):
     terms = []
     if pairs[0]:
         h = rec.nary(ops.CODE["dot"], _handles(rec, pairs[0]), _handles(rec, pairs[1]))
-        terms.append(Var._wrap(rec, h))
+        terms.append(_new(rec, h))
     if scaled[0]:
         h = rec.nary(ops.CODE["dotc"], _handles(rec, scaled[0]), scaled[1])
-        terms.append(Var._wrap(rec, h))
+        terms.append(_new(rec, h))
     out = terms[0] if len(terms) == 1 else terms[0] + terms[1]
     return out + const if const != 0.0 else out
 

@@ -8,7 +8,10 @@ per-sample loss once and replays it over whole mini-batches (``in_axes``), so
 the per-sample Python work happens once, not once per sample and step.
 """
 
+import inspect
+import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -224,6 +227,18 @@ class MLPClassifier:
     batch one batched replay of the traced per-sample loss.  Training stops
     after ``max_iter`` epochs, or earlier once the epoch loss has not improved
     by ``tol`` for ``n_iter_no_change`` epochs (as scikit-learn's does).
+
+    Parameters: ``hidden_layer_sizes`` (tuple of ints), ``activation`` ("tanh",
+    "relu", "sigmoid"), ``solver`` ("adam" or "sgd"), ``learning_rate_init``
+    (0.01: larger than scikit-learn's 0.001 because batches are smaller and the
+    nets tiny; it reaches the two-moons target in ~25 epochs), ``batch_size``,
+    ``max_iter`` (epochs), ``random_state`` (seed of the initial weights and the
+    shuffling), ``verbose`` (a line per epoch), ``momentum`` (SGD only),
+    ``tol`` and ``n_iter_no_change`` (early stopping on the training loss).
+
+    Fitted attributes: ``classes_``, ``n_features_in_``, ``model_`` (the
+    :class:`MLP`), ``coef_flat_`` (its parameter vector), ``loss_curve_`` (mean
+    per-sample loss of each epoch), ``n_iter_`` (epochs run), ``t_`` (samples seen).
     """
 
     def __init__(self, hidden_layer_sizes=(10,), activation="tanh", solver="adam",
@@ -243,9 +258,7 @@ class MLPClassifier:
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
 
-    _PARAM_NAMES = ("hidden_layer_sizes", "activation", "solver", "learning_rate_init",
-                    "batch_size", "max_iter", "random_state", "verbose", "momentum",
-                    "tol", "n_iter_no_change")
+    _PARAM_NAMES = tuple(inspect.signature(__init__).parameters)[1:]   # all but self
 
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in self._PARAM_NAMES}
@@ -276,21 +289,18 @@ class MLPClassifier:
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
             raise TypeError("X: sparse input is not supported; pass a dense array")
         X = np.asarray(X)
-        if X.dtype == object or X.dtype.kind in "USV":
-            try:
-                X = X.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"X: could not convert to float: {exc}") from None
         if X.dtype.kind == "c":
             raise ValueError("X: Complex data not supported")
-        X = X.astype(np.float64, copy=False)
+        # Messages follow scikit-learn's check_array, which its checks look for.
+        X = X.astype(np.float64, copy=False)     # TypeError/ValueError if not numeric
         if X.ndim != 2:
             raise ValueError(f"X: expected a 2-d array (n_samples, n_features), "
-                             f"got shape {X.shape}; reshape 1-d data with "
+                             f"got shape {X.shape}. Reshape your data with "
                              "X.reshape(-1, 1) or X.reshape(1, -1)")
-        if X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(f"X: found array with shape {X.shape}; at least 1 sample "
-                             "and 1 feature are required")
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] < 1:
+                raise ValueError(f"X: found array with 0 {what}(s) (shape={X.shape}) "
+                                 "while a minimum of 1 is required.")
         if not np.all(np.isfinite(X)):
             raise ValueError("X: input contains NaN or infinity")
         if n_features is not None and X.shape[1] != n_features:
@@ -323,8 +333,14 @@ class MLPClassifier:
 
     def _setup(self, X, y, classes=None):
         hidden = self._check_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, "
+                             "but the target y is None")
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                          "Please change the shape of y to (n_samples, ), for example "
+                          "using ravel().", _data_conversion_warning(), stacklevel=3)
             y = y.ravel()
         if y.ndim != 1:
             raise ValueError(f"y: expected a 1-d array of labels, got shape {y.shape}")
@@ -347,7 +363,7 @@ class MLPClassifier:
         self.coef_flat_ = self.model_.init(self._rng)
         self._optimizer = (Adam(self.learning_rate_init) if self.solver == "adam"
                            else SGD(self.learning_rate_init, self.momentum))
-        self.__dict__.pop("_step", None)      # traced afresh for the new shapes
+        self._step = self._make_step()
         self.loss_curve_ = []
         self.n_iter_ = 0
         self.t_ = 0
@@ -362,15 +378,22 @@ class MLPClassifier:
                 return softmax_cross_entropy(model(params, x), t)
         return per_sample_loss
 
+    def _make_step(self):
+        """The training step: per-sample loss traced once, replayed per batch;
+        returns (per-sample losses, gradient summed over the batch)."""
+        return ft.value_and_grad(self._loss_fn(), argnums=0, in_axes=(None, 0, 0))
+
     def __getstate__(self):
-        # The traced step is a closure: rebuilt on demand rather than pickled.
+        # The traced step is a closure: rebuilt after unpickling, not pickled.
         return {k: v for k, v in self.__dict__.items() if k != "_step"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "model_" in state:
+            self._step = self._make_step()
 
     def _epoch(self, X, T):
         """One shuffled pass over the data; returns the mean per-sample loss."""
-        if not hasattr(self, "_step"):
-            self._step = ft.value_and_grad(self._loss_fn(), argnums=0,
-                                           in_axes=(None, 0, 0))
         n = len(X)
         batch = max(1, min(int(self.batch_size), n))
         order = self._rng.permutation(n)
@@ -450,7 +473,8 @@ class MLPClassifier:
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``."""
@@ -461,6 +485,12 @@ class MLPClassifier:
 class NotFittedError(ValueError, AttributeError):
     """Raised when a classifier is used before ``fit``; the same bases as
     scikit-learn's ``NotFittedError``, which is raised instead where installed."""
+
+
+def _data_conversion_warning():
+    # scikit-learn's class where it is loaded already (its checks expect it).
+    module = sys.modules.get("sklearn.exceptions")
+    return getattr(module, "DataConversionWarning", UserWarning)
 
 
 def _not_fitted_error():

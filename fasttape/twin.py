@@ -167,6 +167,17 @@ class Program:
                 tout = T[self.outputs].T.copy()
         return out, gs, gb, tout
 
+    def call1(self, args, grad):
+        """Same contract as the kernel's Program.call1."""
+        if len(args) != self.n_inputs or (grad and self.n_outputs < 1):
+            return None
+        if any(type(x) not in (float, int) for x in args):
+            return None
+        seed = np.eye(1, self.n_outputs) if grad else None
+        out, gs, _, _ = self.run(np.array(args, dtype=float), np.arange(self.n_inputs),
+                                 np.zeros((1, 0)), np.zeros(0, np.int64), 1, seed=seed)
+        return out[0].tolist(), (gs.tolist() if grad else None)
+
     def _check_inputs(self, shared, sn, batch, bn, B):
         if shared.shape != sn.shape:
             raise ValueError(f"{shared.shape} shared values for {sn.shape} shared inputs")
@@ -192,6 +203,7 @@ class Recorder:
     def __init__(self, reclaim=True):
         self.reclaim = reclaim
         self.op, self.a, self.b, self.val, self.adj = [], [], [], [], []
+        self.live = []  # node -> has a live handle
         self.pool, self.args, self.pool_index = [], [], {}
         self.node_of, self.free_handles = [], []
         self.root, self.reclaim_at = -1, self.RECLAIM_MIN
@@ -220,6 +232,7 @@ class Recorder:
         self.b.append(b)
         self.val.append(0.0)
         self.adj.append(0.0)
+        self.live.append(True)
         with np.errstate(all="ignore"):
             forward_node(self, i, self.val)
         self.val[i] = float(self.val[i])
@@ -298,9 +311,18 @@ class Recorder:
         return self.adj[i] if i <= self.root else 0.0
 
     def release(self, h):
+        """A Var is gone. Dead nodes on top of the tape go at once: nothing
+        below can refer to them, as operands only point backwards."""
         if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
+            self.live[self.node_of[h]] = False
             self.node_of[h] = -1
             self.free_handles.append(h)
+            while self.op and not self.live[-1]:
+                if _KIND[self.op[-1]] in ops.NARY:  # its operand list is the last one
+                    del self.args[self.a[-1]:]
+                for column in (self.op, self.a, self.b, self.val, self.adj, self.live):
+                    column.pop()
+            self.root = min(self.root, len(self.op) - 1)
 
     def backward(self, h):
         """Adjoints of every node up to h's, of h's value."""
@@ -341,6 +363,10 @@ class Recorder:
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
+        self.live = [False] * len(self.op)
+        for i in self.node_of:
+            if i >= 0:
+                self.live[i] = True
         kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
         self.root = int(remap[kept_below[-1]]) if len(kept_below) else -1
         self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))

@@ -51,18 +51,14 @@ class Var:
     __slots__ = ("_rec", "_h")
 
     def __init__(self, value):
-        if not _is_number(value):
+        if value.__class__ not in _PLAIN and not _is_number(value):
             raise TypeError(f"ft.Var takes a real number, got {type(value).__name__}")
-        rec = current_recorder()
+        try:
+            rec = _state.stack[-1]
+        except AttributeError:
+            rec = current_recorder()
         self._rec = rec
-        self._h = rec.input(float(value))
-
-    @staticmethod
-    def _wrap(rec, h):
-        v = object.__new__(Var)
-        v._rec = rec
-        v._h = h
-        return v
+        self._h = rec.input(value)
 
     def __del__(self):
         try:
@@ -88,55 +84,83 @@ class Var:
         return f"Var({self.value!r})"
 
     # ------------------------------------------------------------ recording
+    # The operators are made by the factories below: this is the hot path of
+    # eager use, so each is one flat function with its opcodes bound.
 
     def _unary(self, op):
-        return Var._wrap(self._rec, self._rec.unary(op, self._h))
+        return _new(self._rec, self._rec.unary(op, self._h))
 
     def _with_const(self, op, c):
-        return Var._wrap(self._rec, self._rec.unary_c(op, self._h, float(c)))
+        return _new(self._rec, self._rec.unary_c(op, self._h, float(c)))
 
     def _same_tape(self, other):
         if other._rec is not self._rec:
             raise ValueError("fasttape: these Vars live on different tapes")
         return other._h
 
-    def _binop(self, other, op, op_c, c_of=float):
-        """self op other; a number becomes a constant of a fused node."""
-        if isinstance(other, Var):
-            h = self._rec.binary(op, self._h, self._same_tape(other))
-            return Var._wrap(self._rec, h)
-        if _is_number(other):
-            return self._with_const(op_c, c_of(other))
-        return NotImplemented
+    def __pos__(self):
+        return self
 
-    def _rbinop(self, other, op_c):
-        """number op self."""
-        if _is_number(other):
-            return self._with_const(op_c, other)
-        return NotImplemented
 
-    def __add__(self, o): return self._binop(o, CODE["add"], CODE["add_c"])
-    def __radd__(self, o): return self._rbinop(o, CODE["add_c"])
-    def __sub__(self, o): return self._binop(o, CODE["sub"], CODE["add_c"], lambda c: -float(c))
-    def __rsub__(self, o): return self._rbinop(o, CODE["rsub_c"])
-    def __mul__(self, o): return self._binop(o, CODE["mul"], CODE["mul_c"])
-    def __rmul__(self, o): return self._rbinop(o, CODE["mul_c"])
-    def __truediv__(self, o): return self._binop(o, CODE["div"], CODE["div_c"])
-    def __rtruediv__(self, o): return self._rbinop(o, CODE["rdiv_c"])
-    def __pow__(self, o): return self._binop(o, CODE["pow"], CODE["pow_c"])
-    def __rpow__(self, o): return self._rbinop(o, CODE["rpow_c"])
-    def __neg__(self): return self._unary(CODE["neg"])
-    def __pos__(self): return self
-    def __abs__(self): return self._unary(CODE["abs"])
+_object_new = object.__new__
+_PLAIN = (float, int)
+
+
+def _new(rec, h):
+    v = _object_new(Var)
+    v._rec = rec
+    v._h = h
+    return v
+
+
+def _binary_operator(name, op, op_c, negate=False):
+    """self op other: a Var records `op`, a number a fused `op_c` node."""
+    def method(self, other):
+        rec = self._rec
+        if other.__class__ is Var:
+            if other._rec is not rec:
+                raise ValueError("fasttape: these Vars live on different tapes")
+            return _new(rec, rec.binary(op, self._h, other._h))
+        if other.__class__ in _PLAIN or _is_number(other):
+            return _new(rec, rec.unary_c(op_c, self._h, -other if negate else other))
+        return NotImplemented
+    method.__name__ = name
+    return method
+
+
+def _reflected_operator(name, op_c):
+    """number op self, as a fused node."""
+    def method(self, other):
+        if other.__class__ in _PLAIN or _is_number(other):
+            return _new(self._rec, self._rec.unary_c(op_c, self._h, other))
+        return NotImplemented
+    method.__name__ = name
+    return method
+
+
+def _unary_operator(name, op):
+    def method(self):
+        return _new(self._rec, self._rec.unary(op, self._h))
+    method.__name__ = name
+    return method
+
+
+for _name, _op, _op_c, _negate in [("add", "add", "add_c", False), ("sub", "sub", "add_c", True),
+                                   ("mul", "mul", "mul_c", False), ("truediv", "div", "div_c", False),
+                                   ("pow", "pow", "pow_c", False)]:
+    setattr(Var, f"__{_name}__", _binary_operator(f"__{_name}__", CODE[_op], CODE[_op_c], _negate))
+for _name, _op_c in [("add", "add_c"), ("sub", "rsub_c"), ("mul", "mul_c"),
+                     ("truediv", "rdiv_c"), ("pow", "rpow_c")]:
+    setattr(Var, f"__r{_name}__", _reflected_operator(f"__r{_name}__", CODE[_op_c]))
+Var.__neg__ = _unary_operator("__neg__", CODE["neg"])
+Var.__abs__ = _unary_operator("__abs__", CODE["abs"])
 
 
 def _add_unary_methods():
     """x.exp(), x.tanh() ...: one method per unary row of the op table."""
     for op in ops.OPS:
         if op.kind == ops.UNARY and not hasattr(Var, op.name):
-            def method(self, _code=op.code):
-                return self._unary(_code)
-            method.__name__ = op.name
+            method = _unary_operator(op.name, op.code)
             method.__doc__ = f"{op.doc} (records a {op.name!r} node)"
             setattr(Var, op.name, method)
 

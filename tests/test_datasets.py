@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import fasttape as ft
 from fasttape import datasets
 
 
@@ -128,6 +129,7 @@ def test_load_csv_rejects_bad_files(tmp_path, text, message):
     with pytest.raises(datasets.CSVError, match=message) as info:
         datasets.load_csv(write(tmp_path, text))
     assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ft.FasttapeError)
 
 
 def test_load_csv_rejects_binary_files(tmp_path):

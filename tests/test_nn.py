@@ -463,6 +463,7 @@ def test_works_without_scikit_learn():
 EXPECTED_FAILED_CHECKS = {}
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")   # "does not inherit BaseEstimator", skips
 def test_scikit_learn_estimator_checks():
     sklearn = pytest.importorskip("sklearn")
     import inspect
