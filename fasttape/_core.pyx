@@ -34,6 +34,49 @@ cdef struct Prog:
 
 # --------------------------------------------------------------- the sweeps
 
+cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) noexcept nogil:
+    """An n-ary node's value in one lane, summed in a register."""
+    cdef int kind = KIND_OF[p.op[i]]
+    cdef Py_ssize_t j, s = p.a[i], n = p.b[i]
+    cdef const int32_t* first = p.args + s
+    cdef const int32_t* second = p.args + s + n
+    cdef const double* coef
+    cdef double acc = 0.0
+    if kind == K_SUM:
+        for j in range(n):
+            acc += V[first[j]]
+    elif kind == K_DOT:
+        for j in range(n):
+            acc += V[first[j]] * V[second[j]]
+    else:
+        coef = p.pool + second[0]
+        for j in range(n):
+            acc += coef[j] * V[first[j]]
+    return acc
+
+
+cdef inline void nary_reverse_one_lane(const Prog* p, Py_ssize_t i, const double* V,
+                                       double* G) noexcept nogil:
+    """An n-ary node's adjoint into its operands', in one lane."""
+    cdef int kind = KIND_OF[p.op[i]]
+    cdef Py_ssize_t j, s = p.a[i], n = p.b[i]
+    cdef const int32_t* first = p.args + s
+    cdef const int32_t* second = p.args + s + n
+    cdef const double* coef
+    cdef double g = G[i]
+    if kind == K_SUM:
+        for j in range(n):
+            G[first[j]] += g
+    elif kind == K_DOT:
+        for j in range(n):
+            G[first[j]] += V[second[j]] * g
+            G[second[j]] += V[first[j]] * g
+    else:
+        coef = p.pool + second[0]
+        for j in range(n):
+            G[first[j]] += coef[j] * g
+
+
 cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
                               double* V, Py_ssize_t C) noexcept nogil:
     """Values of nodes i .. i+k-1 (one node unless a run), C lanes each."""
@@ -54,6 +97,8 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
         forward_elem(o, k * C, p.pool[p.b[i]], out, V + p.a[i] * C, NULL)
     elif kind == K_BINARY:
         forward_elem(o, k * C, 0.0, out, V + p.a[i] * C, V + p.b[i] * C)
+    elif C == 1:
+        out[0] = nary_one_lane(p, i, V)
     else:
         s = p.a[i]
         n = p.b[i]
@@ -96,6 +141,8 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     elif kind == K_BINARY:
         reverse_elem(o, k * C, 0.0, out, V + p.a[i] * C, V + p.b[i] * C,
                      gi, G + p.a[i] * C, G + p.b[i] * C)
+    elif C == 1:
+        nary_reverse_one_lane(p, i, V, G)
     else:
         s = p.a[i]
         n = p.b[i]
@@ -343,10 +390,14 @@ cdef class Program:
         b0 = 0
         while b0 < B:
             c = min(C, B - b0)
-            for k in range(ns):
-                row = V + sn[k] * c
-                for l in range(c):
-                    row[l] = sv[k]
+            if c == 1:
+                for k in range(ns):
+                    V[sn[k]] = sv[k]
+            else:
+                for k in range(ns):
+                    row = V + sn[k] * c
+                    for l in range(c):
+                        row[l] = sv[k]
             for k in range(nb):
                 row = V + bn[k] * c
                 for l in range(c):
@@ -363,12 +414,16 @@ cdef class Program:
                     for l in range(c):
                         row[l] += seedv[b0 + l, o]
                 sweep_reverse(&self.p, &self._starts[0], nruns, V, G, c)
-                for k in range(ns):
-                    row = G + sn[k] * c
-                    acc = 0.0
-                    for l in range(c):
-                        acc += row[l]
-                    gsv[k] += acc
+                if c == 1:
+                    for k in range(ns):
+                        gsv[k] += G[sn[k]]
+                else:
+                    for k in range(ns):
+                        row = G + sn[k] * c
+                        acc = 0.0
+                        for l in range(c):
+                            acc += row[l]
+                        gsv[k] += acc
                 for k in range(nb):
                     row = G + bn[k] * c
                     for l in range(c):
@@ -413,6 +468,37 @@ cdef class Program:
             return values, ([G[k] for k in range(n_in)] if grad else None)
         finally:
             self._release(V)
+
+    def call_flat(self, const double[::1] x, bint grad):
+        """Replay of one sample given all inputs as one flat vector: (output
+        values, adjoints of all inputs of output 0, or None)."""
+        cdef Py_ssize_t k, nn = self.n, n_in = self.n_inputs
+        if x.shape[0] != n_in:
+            raise ValueError(f"expected {n_in} input values, got {x.shape[0]}")
+        if grad and self.n_outputs < 1:
+            raise ValueError("a gradient needs an output")
+        values = np.empty(self.n_outputs)
+        grads = np.empty(n_in) if grad else None
+        cdef double[::1] vv = values
+        cdef double[::1] gv = grads if grad else None
+        cdef double* V = self._workspace(nn * (1 + grad))
+        cdef double* G = V + nn
+        try:
+            for k in range(n_in):
+                V[k] = x[k]
+            if nn > SMALL_TAPE:
+                with nogil:
+                    self._sweep1(V, G if grad else NULL)
+            else:
+                self._sweep1(V, G if grad else NULL)
+            for k in range(self.n_outputs):
+                vv[k] = V[self._out[k]]
+            if grad:
+                for k in range(n_in):
+                    gv[k] = G[k]
+        finally:
+            self._release(V)
+        return values, grads
 
     cdef void _sweep1(self, double* V, double* G) noexcept nogil:
         """One lane: values, then adjoints of output 0 when G is given."""

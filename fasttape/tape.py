@@ -19,6 +19,8 @@ from .var import Var, pop_recorder, push_recorder
 class Tape:
     """A Wengert list: recording (in a `with` block) or traced and frozen."""
 
+    _scalars = _fast_grad = False  # fast paths, for traced tapes only
+
     def __init__(self):
         self._rec = kernel.Recorder()
         self._program = None
@@ -43,6 +45,8 @@ class Tape:
         tape._scalars = all(s == () for s in tape._shapes)
         tape._fast_grad = tape._scalars and out_spec == "s"
         tape._call1 = program.call1
+        sizes = [int(np.prod(s)) for s in tape._shapes]
+        tape._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
         return tape
 
     # ------------------------------------------------------------ as data
@@ -98,11 +102,39 @@ class Tape:
             fast = self._program.call1(args, False)
             if fast is not None:
                 return A.unflatten(np.array(fast[0]), self._out_spec, False)
+        flat = self._flat(args) if in_axes is None else None
+        if flat is not None:
+            return A.unflatten(self._program.call_flat(flat, False)[0], self._out_spec, False)
         inp = self._inputs(args, in_axes)
         out, _, _, _ = self._run(inp)
         return self._outputs(inp, out)
 
+    def _flat(self, args):
+        """All arguments as one float vector, for an unbatched call whose
+        arguments are already numbers and arrays of the traced shapes; None
+        sends anything else down the checked general path."""
+        if self._program is None or len(args) != len(self._shapes):
+            return None
+        parts = []
+        for arg, shape in zip(args, self._shapes):
+            if type(arg) is np.ndarray:
+                if arg.shape != shape or arg.dtype.kind not in "biuf":
+                    return None
+                parts.append(arg.ravel())
+            elif type(arg) in (float, int) and shape == ():
+                parts.append((arg,))
+            else:
+                return None
+        flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return np.ascontiguousarray(flat, dtype=np.float64)
+
+    def _unflat(self, g, k):
+        lo, hi = self._offsets[k], self._offsets[k + 1]
+        shape = self._shapes[k]
+        return float(g[lo]) if shape == () else g[lo:hi].reshape(shape)
+
     def _scalar_output(self, what):
+        self._prog()
         if self._out_spec != "s":
             raise ArgumentTypeError(f"{what} needs a scalar output, but {self._fn_name} returns "
                                     f"{_describe(self._out_spec)}; use jacobian or vjp")
@@ -121,6 +153,11 @@ class Tape:
             if fast is not None:
                 grads = tuple(fast[1][k] for k in idx)
                 return fast[0][0], (grads[0] if single else grads)
+        flat = self._flat(args) if in_axes is None else None
+        if flat is not None:
+            values, g = self._program.call_flat(flat, True)
+            grads = tuple(self._unflat(g, k) for k in idx)
+            return float(values[0]), (grads[0] if single else grads)
         inp = self._inputs(args, in_axes)
         out, gs, gb, _ = self._run(inp, seed=np.ones((inp.B, 1)))
         grads = tuple(inp.per_arg(gs, gb, k, self._shapes[k]) for k in idx)

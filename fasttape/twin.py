@@ -178,6 +178,18 @@ class Program:
                                  np.zeros((1, 0)), np.zeros(0, np.int64), 1, seed=seed)
         return out[0].tolist(), (gs.tolist() if grad else None)
 
+    def call_flat(self, x, grad):
+        """Same contract as the kernel's Program.call_flat."""
+        x = np.asarray(x, dtype=float)
+        if x.shape != (self.n_inputs,):
+            raise ValueError(f"expected {self.n_inputs} input values, got {x.shape[0]}")
+        if grad and self.n_outputs < 1:
+            raise ValueError("a gradient needs an output")
+        seed = np.eye(1, self.n_outputs) if grad else None
+        out, gs, _, _ = self.run(x, np.arange(self.n_inputs), np.zeros((1, 0)),
+                                 np.zeros(0, np.int64), 1, seed=seed)
+        return out[0], gs
+
     def _check_inputs(self, shared, sn, batch, bn, B):
         if shared.shape != sn.shape:
             raise ValueError(f"{shared.shape} shared values for {sn.shape} shared inputs")
