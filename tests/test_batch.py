@@ -111,3 +111,28 @@ def test_rosenbrock_gradient_closed_form():
     want[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
     want[1:] += 200 * (x[1:] - x[:-1] ** 2)
     np.testing.assert_allclose(g, want, rtol=1e-13)
+
+
+def test_replays_from_many_threads_at_once():
+    """A frozen tape has no mutable state: threads replaying it concurrently
+    (the kernel releases the GIL on large sweeps) get the single-thread results."""
+    import threading
+
+    x0 = rng.normal(size=2000)
+    tape = ft.trace(rosenbrock, x0)
+    points = [rng.normal(size=2000) for _ in range(8)]
+    expected = [tape.value_and_grad(p) for p in points]
+    results = [None] * len(points)
+
+    def work(k):
+        for _ in range(5):
+            results[k] = tape.value_and_grad(points[k])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(points))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (v, g), (ev, eg) in zip(results, expected):
+        assert v == ev
+        np.testing.assert_array_equal(g, eg)

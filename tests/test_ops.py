@@ -150,3 +150,25 @@ def test_nan_propagates_through_maximum_like_numpy():
     f = ft.trace(lambda x, y: ft.maximum(x, y), 0.0, 0.0)
     assert np.isnan(f(np.nan, 1.0)) and np.isnan(f(1.0, np.nan))
     assert np.isnan(ft.trace(lambda x: x.relu(), 1.0)(np.nan))
+
+
+def test_kernel_is_built_from_this_table():
+    """The kernel's cases are generated from ops.py at build time; a stale
+    build would disagree here (and the backend refuses to load it)."""
+    core = pytest.importorskip("fasttape._core")
+    assert tuple(core.OP_TABLE) == tuple((op.code, op.name, op.kind) for op in ops.OPS)
+    from fasttape import _codegen
+    text = _codegen.generate()
+    for op in ops.OPS:
+        if op.fwd and op.kind != ops.INPUT:
+            assert f"# {op.name}\n" in text and op.fwd in text
+
+
+def test_every_formula_uses_known_names():
+    import ast
+    known = set(ops.NUMPY_NAMES) | {"x", "y", "c", "f"}
+    for op in ops.OPS:
+        for expr in (op.fwd, op.d0, op.d1):
+            if expr:
+                names = {n.id for n in ast.walk(ast.parse(expr)) if isinstance(n, ast.Name)}
+                assert names <= known, (op.name, names - known)
