@@ -13,9 +13,10 @@ from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, su
 from .functions import __all__ as _function_names
 from .tape import Tape, trace
 from .transforms import grad, jacobian, value_and_grad
+from .io import load
 
 __version__ = "0.1.0"
 
-__all__ = ["backend", "Var", "Tape", "trace", "grad", "value_and_grad", "jacobian",
+__all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
            "ArgumentTypeError", *_function_names]

@@ -77,6 +77,20 @@ class Tape:
     def __str__(self):
         return listing.wengert(self._prog(), self._names, self._shapes, self._out_spec)
 
+    def to_dot(self):
+        """Graphviz DOT text of the tape's graph."""
+        from .graphviz import to_dot
+        return to_dot(self._prog(), self._names, self._shapes, self._out_spec)
+
+    def save(self, path):
+        """Write the tape to a file that ft.load reads (see fasttape/io.py)."""
+        from .io import save
+        save(self, path)
+
+    def __reduce__(self):
+        from .io import from_state, to_state
+        return from_state, (to_state(self),)
+
     def __repr__(self):
         if self._program is None:
             return f"<ft.Tape recording, {len(self)} nodes>"
