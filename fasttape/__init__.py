@@ -20,3 +20,4 @@ __version__ = "0.1.0"
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
            "ArgumentTypeError", *_function_names]
+from . import datasets, nn  # noqa: E402  ft.nn, ft.datasets
