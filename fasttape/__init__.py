@@ -12,12 +12,14 @@ from .var import Var
 from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, sum, dot
 from .functions import __all__ as _function_names
 from .tape import Tape, trace
-from .transforms import grad, jacobian, value_and_grad
+from .transforms import grad, hessian, jacobian, value_and_grad
+from .finite import check_finite
 from .io import load
 
 __version__ = "0.1.0"
 
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
+           "hessian", "check_finite",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
            "ArgumentTypeError", *_function_names]
 from . import datasets, nn  # noqa: E402  ft.nn, ft.datasets

@@ -47,50 +47,57 @@ def _cases(ops, lines_for):
     return "".join(parts)
 
 
-def _elementwise(ops):
-    return [op for op in ops.OPS if op.kind in (ops.CONST, ops.UNARY, ops.CONSTANT, ops.BINARY)]
-
-
 def generate():
     ops = _load_ops()
-    elem = {op.code for op in _elementwise(ops)}
+    elem = {op.code for op in ops.OPS if op.kind in ops.ELEMENTWISE}
+    swept = {op.code for op in ops.OPS if op.kind in (ops.UNARY, ops.CONSTANT, ops.BINARY)}
     binary = lambda op: op.kind == ops.BINARY
+
+    def operands(op):
+        return ["x = xa[l]", "f = out[l]"] + (["y = xb[l]"] if binary(op) else [])
 
     def fwd(op):
         if op.code not in elem:
             return None
         pre = ["x = xa[l]"] if op.kind != ops.CONST else []
-        if binary(op):
-            pre.append("y = xb[l]")
-        return pre + [f"out[l] = {op.fwd}"]
+        return pre + (["y = xb[l]"] if binary(op) else []) + [f"out[l] = {op.fwd}"]
 
+    # A zero adjoint contributes nothing (zmul), so an infinite or NaN partial
+    # in a branch not taken (ft.where) does not poison the gradient.
     def rev(op):
-        if op.code not in elem or op.kind == ops.CONST:
+        if op.code not in swept:
             return None
-        lines = ["g = gi[l]", "x = xa[l]", "f = out[l]"]
-        if binary(op):
-            lines += ["y = xb[l]", f"ga[l] += ({op.d0}) * g", f"gb[l] += ({op.d1}) * g"]
-        else:
-            lines.append(f"ga[l] += ({op.d0}) * g")
-        return lines
+        lines = ["g = gi[l]"] + operands(op) + [f"ga[l] += zmul({op.d0}, g)"]
+        return lines + ([f"gb[l] += zmul({op.d1}, g)"] if binary(op) else [])
 
     def tan(op):
         if op.code not in elem:
             return None
-        if op.kind == ops.CONST:
+        if op.code not in swept:
             return ["ti[l] = 0.0"]
-        lines = ["x = xa[l]", "f = out[l]"]
-        if binary(op):
-            lines += ["y = xb[l]", f"ti[l] = ({op.d0}) * ta[l] + ({op.d1}) * tb[l]"]
-        else:
-            lines.append(f"ti[l] = ({op.d0}) * ta[l]")
-        return lines
+        second = f" + ({op.d1}) * tb[l]" if binary(op) else ""
+        return operands(op) + [f"ti[l] = ({op.d0}) * ta[l]{second}"]
+
+    # Forward over reverse: the tangent (h) of the adjoint sweep.
+    def hvp(op):
+        if op.code not in swept:
+            return None
+        lines = ["g = gi[l]", "h = hi[l]"] + operands(op) + ["s = ta[l]"]
+        if not binary(op):
+            return lines + [f"ga[l] += zmul({op.d0}, g)",
+                            f"ha[l] += zmul({op.d0}, h) + zmul(({op.d00}) * s, g)"]
+        return lines + ["t = tb[l]",
+                        f"ga[l] += zmul({op.d0}, g)", f"gb[l] += zmul({op.d1}, g)",
+                        f"ha[l] += zmul({op.d0}, h) + zmul(({op.d00}) * s + ({op.d01}) * t, g)",
+                        f"hb[l] += zmul({op.d1}, h) + zmul(({op.d01}) * s + ({op.d11}) * t, g)"]
 
     sig = "int o, Py_ssize_t m, double c, "
-    decl = "    cdef Py_ssize_t l\n    cdef double x = 0.0, y = 0.0, f = 0.0, g = 0.0\n"
+    decl = ("    cdef Py_ssize_t l\n"
+            "    cdef double x = 0.0, y = 0.0, f = 0.0, g = 0.0, h = 0.0, s = 0.0, t = 0.0\n")
     kinds = "\n".join(f"cdef enum: K_{k.upper()} = {i}" for i, k in enumerate(ops.KINDS))
     kind_of = ", ".join(str(ops.KINDS.index(op.kind)) for op in ops.OPS)
     table = ", ".join(f"({op.code}, {op.name!r}, {op.kind!r})" for op in ops.OPS)
+    vals = "const double* out, const double* xa, const double* xb"
     return (
         HEADER
         + f"from libc.math cimport {', '.join(ops.LIBM_NAMES)}\n\n"
@@ -98,14 +105,20 @@ def generate():
         + f"cdef unsigned char KIND_OF[{ops.N_OPS}]\nKIND_OF[:] = [{kind_of}]\n"
         + f"OP_TABLE = ({table},)\n\n"
         + _helpers(ops)
+        + "\ncdef inline double zmul(double d, double g) noexcept nogil:\n"
+        + "    return d * g if g != 0.0 else 0.0\n"
         + f"\ncdef inline void forward_elem({sig}double* out, const double* xa, const double* xb) noexcept nogil:\n"
         + decl + _cases(ops, fwd)
-        + f"\ncdef inline void reverse_elem({sig}const double* out, const double* xa, const double* xb,\n"
+        + f"\ncdef inline void reverse_elem({sig}{vals},\n"
         + "                               const double* gi, double* ga, double* gb) noexcept nogil:\n"
         + decl + _cases(ops, rev)
-        + f"\ncdef inline void tangent_elem({sig}const double* out, const double* xa, const double* xb,\n"
+        + f"\ncdef inline void tangent_elem({sig}{vals},\n"
         + "                               const double* ta, const double* tb, double* ti) noexcept nogil:\n"
         + decl + _cases(ops, tan)
+        + f"\ncdef inline void hvp_elem({sig}{vals}, const double* ta, const double* tb,\n"
+        + "                           const double* gi, double* ga, double* gb,\n"
+        + "                           const double* hi, double* ha, double* hb) noexcept nogil:\n"
+        + decl + _cases(ops, hvp)
     )
 
 

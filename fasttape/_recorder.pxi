@@ -92,7 +92,18 @@ cdef class Recorder:
         self.b[i] = b
         self.n += 1
         forward_node(&self.p, i, 1, self.val, 1)
+        if CHECK_FINITE and not isfinite(self.val[i]):
+            self._pop()
+            raise NonFiniteError(f"{OP_TABLE[op][1]} produced {self.val[i]} (node {i} of "
+                                 f"this tape)", node=i)
         return self._new_handle(i)
+
+    cdef void _pop(self):
+        """Drop the top node (its operand list is the last one)."""
+        cdef Py_ssize_t i = self.n - 1
+        if KIND_OF[self.op[i]] >= K_SUM:
+            self.n_args = self.a[i]
+        self.n -= 1
 
     cdef Py_ssize_t _new_handle(self, Py_ssize_t node) except -1:
         cdef Py_ssize_t h
@@ -135,7 +146,8 @@ cdef class Recorder:
         return 0
 
     cdef int _kind(self, int op, int kind) except -1:
-        if op < 0 or op >= N_OPS or KIND_OF[op] != kind:
+        if op < 0 or op >= N_OPS or not (KIND_OF[op] == kind or
+                                          kind == K_UNARY_C and KIND_OF[op] == K_GUARD):
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
         return 0
 
@@ -166,10 +178,12 @@ cdef class Recorder:
 
     def nary(self, int op, handles, coefs=None):
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
-        (dotc)."""
+        (dotc); where(cond, then, else) with handles (cond, then, else)."""
         cdef int kind = KIND_OF[op] if 0 <= op < N_OPS else -1
-        if kind not in (K_SUM, K_DOT, K_DOTC):
-            raise ValueError(f"fasttape: opcode {op} is not n-ary")
+        if kind < K_SUM:
+            raise ValueError(f"fasttape: opcode {op} has no operand list")
+        if kind == K_SELECT and len(handles) != 3:
+            raise ValueError("fasttape: where takes a condition and two values")
         self._maybe_reclaim()
         nodes = [self._node(h) for h in handles]
         other = [self._node(h) for h in coefs] if kind == K_DOT else None
@@ -216,10 +230,7 @@ cdef class Recorder:
             self.free_handles[self.n_free] = h
             self.n_free += 1
             while self.n and not self.live[self.n - 1]:
-                i = self.n - 1
-                if KIND_OF[self.op[i]] >= K_SUM:  # its operand list is the last one
-                    self.n_args = self.a[i]
-                self.n -= 1
+                self._pop()
             self.root = min(self.root, self.n - 1)
 
     def backward(self, Py_ssize_t h):
@@ -264,11 +275,11 @@ cdef class Recorder:
                 if not k[i]:
                     continue
                 kind = KIND_OF[self.op[i]]
-                if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
+                if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY or kind == K_GUARD:
                     k[self.a[i]] = 1
                 if kind == K_BINARY:
                     k[self.b[i]] = 1
-                if kind == K_SUM or kind == K_DOT or kind == K_DOTC:
+                if kind >= K_SUM:  # kinds with an operand list
                     s = self.a[i]
                     cnt = self.b[i] * (2 if kind == K_DOT else 1)
                     for j in range(cnt):
@@ -318,6 +329,6 @@ cdef class Recorder:
     cdef _index_constant(self, double c, Py_ssize_t slot):
         self.pool_index.setdefault(bits(c), slot)
 
-    def freeze(self, inputs, outputs):
-        """A Program of what the outputs need (see compact.frozen)."""
-        return Program(*frozen(self, inputs, outputs))
+    def freeze(self, inputs, outputs, guards=()):
+        """A Program of what the outputs and guards need (see compact.frozen)."""
+        return Program(*frozen(self, inputs, outputs, guards))

@@ -10,8 +10,8 @@ import numpy as np
 from . import ops
 from .validate import _KIND_CODE, _K, _ragged_positions
 
-_NODE_A = [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY]]
-_POOL_B = [_K[ops.CONST], _K[ops.CONSTANT]]
+_NODE_A = [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY], _K[ops.GUARD]]
+_POOL_B = [_K[ops.CONST], _K[ops.CONSTANT], _K[ops.GUARD]]
 
 
 def compact(op, a, b, pool, args, keep):
@@ -59,8 +59,8 @@ def compact(op, a, b, pool, args, keep):
     return op, a.astype(np.int32), b.astype(np.int32), pool, args, remap
 
 
-def frozen(rec, inputs, outputs):
-    """Arguments of Program(...) for what a recorder's outputs need.
+def frozen(rec, inputs, outputs, guards=()):
+    """Arguments of Program(...) for what a recorder's outputs and guards need.
 
     The traced inputs become nodes 0.. in order (they were recorded first);
     any other input, a Var made inside the traced function, becomes a constant.
@@ -71,7 +71,7 @@ def frozen(rec, inputs, outputs):
     out_nodes = [rec.node(h) for h in outputs]
     if in_nodes != list(range(len(in_nodes))):
         raise TapeError("the traced inputs must be the tape's first nodes")
-    keep = rec.mark(out_nodes)
+    keep = rec.mark(out_nodes + [rec.node(h) for h in guards])
     keep[: len(in_nodes)] = True
     op, a, b, pool, args, val = rec.arrays()
     stray = np.flatnonzero(op == ops.CODE["input"])

@@ -10,7 +10,23 @@ class TapeError(FasttapeError, ValueError):
 
 
 class GuardError(FasttapeError, RuntimeError):
-    """A replay took a branch other than the one recorded."""
+    """A replay took a branch other than the one recorded.
+
+    node: the guard's node; lanes: the lanes that went the other way, out of
+    lanes_of in the call.
+    """
+
+    def __init__(self, message, node=None, lanes=None, lanes_of=None):
+        super().__init__(message)
+        self.node, self.lanes, self.lanes_of = node, lanes, lanes_of
+
+
+class NonFiniteError(FasttapeError, FloatingPointError):
+    """With check_finite on, a node produced a NaN or an infinity (node: its index)."""
+
+    def __init__(self, message, node=None):
+        super().__init__(message)
+        self.node = node
 
 
 class ArgumentError(FasttapeError, ValueError):

@@ -10,7 +10,7 @@ import numpy as np
 from . import ops
 from .var import Var, _is_number, _new
 
-__all__ = ["maximum", "minimum", "sum", "dot"]
+__all__ = ["maximum", "minimum", "sum", "dot", "where"]
 
 
 def _is_var_array(x):
@@ -142,3 +142,17 @@ def _fill(shape, entry):
     for idx in np.ndindex(*shape):
         out[idx] = entry(*idx)
     return out
+
+
+def where(cond, a, b):
+    """a where cond holds (is non-zero), else b: a branch-free select whose
+    gradient flows only into the branch taken. Elementwise over arrays."""
+    if any(isinstance(x, (np.ndarray, list, tuple)) for x in (cond, a, b)):
+        if any(_is_var_array(x) or isinstance(x, Var) for x in (cond, a, b)):
+            return np.frompyfunc(where, 3, 1)(cond, a, b)
+        return np.where(np.asarray(cond) != 0, a, b)
+    if not isinstance(cond, Var):
+        return a if cond else b  # a known condition picks a branch now
+    rec = cond._rec
+    branches = [x if isinstance(x, Var) else _new(rec, rec.const(float(x))) for x in (a, b)]
+    return _new(rec, rec.nary(ops.CODE["where"], _handles(rec, [cond] + branches)))

@@ -37,6 +37,8 @@ def expression(program, i, name):
     a, b = int(program.a[i]), int(program.b[i])
     if op.kind in ops.NARY:
         first = [name[j] for j in program.args[a:a + b]]
+        if op.kind == ops.SELECT:
+            return f"where({', '.join(first)})"
         if op.kind == ops.SUM:
             return f"sum({', '.join(first)})"
         if op.kind == ops.DOT:
@@ -45,9 +47,10 @@ def expression(program, i, name):
             off = int(program.args[a + b])
             second = [number(c) for c in program.pool[off:off + b]]
         return f"dot([{', '.join(first)}], [{', '.join(second)}])"
-    fields = {"x": name[a] if op.kind in (ops.UNARY, ops.CONSTANT, ops.BINARY) else "",
+    fields = {"x": name[a] if op.kind not in (ops.INPUT, ops.CONST) else "",
               "y": name[b] if op.kind == ops.BINARY else "",
-              "c": number(program.pool[b]) if op.kind in (ops.CONST, ops.CONSTANT) else ""}
+              "c": number(program.pool[b]) if op.kind in (ops.CONST, ops.CONSTANT, ops.GUARD)
+              else ""}
     text = op.sym.format(**fields)
     return text.replace("+ -", "- ")  # x - 3 is recorded as x + -3
 

@@ -22,59 +22,99 @@ from collections import namedtuple
 import numpy as np
 
 # Kinds say which fields a node uses; they, not op names, drive the sweeps.
-INPUT = "input"      # value supplied by the caller
-CONST = "const"      # c = pool[b]
-UNARY = "unary"      # f(x), x = node a
+INPUT = "input"       # value supplied by the caller
+CONST = "const"       # c = pool[b]
+UNARY = "unary"       # f(x), x = node a
 CONSTANT = "unary_c"  # f(x, c), x = node a, c = pool[b]
-BINARY = "binary"    # f(x, y), x = node a, y = node b
-SUM = "sum"          # args[a : a+b]                    -> sum
-DOT = "dot"          # args[a : a+b] . args[a+b : a+2b] -> dot of two node lists
-DOTC = "dotc"        # pool[args[a+b] + j] * args[a+j]  -> dot with constants
-NARY = (SUM, DOT, DOTC)
-KINDS = (INPUT, CONST, UNARY, CONSTANT, BINARY, SUM, DOT, DOTC)
+BINARY = "binary"     # f(x, y), x = node a, y = node b
+GUARD = "guard"       # like unary_c; f = 1 where a recorded branch goes another way
+SUM = "sum"           # args[a : a+b]                    -> sum
+DOT = "dot"           # args[a : a+b] . args[a+b : a+2b] -> dot of two node lists
+DOTC = "dotc"         # pool[args[a+b] + j] * args[a+j]  -> dot with constants
+SELECT = "select"     # args[a : a+3] = cond, t, e       -> t where cond != 0, else e
+NARY = (SUM, DOT, DOTC, SELECT)  # kinds whose operands are listed in args
+ELEMENTWISE = (CONST, UNARY, CONSTANT, BINARY, GUARD)  # kinds with formulas
+KINDS = (INPUT, CONST, UNARY, CONSTANT, BINARY, GUARD, SUM, DOT, DOTC, SELECT)
 
-Op = namedtuple("Op", "code name kind fwd d0 d1 sym doc")
-# sym: how str(tape) writes the node; {x} {y} {c} are operand names.
+Op = namedtuple("Op", "code name kind fwd d0 d1 d00 d01 d11 sym doc")
+# d0, d1: first partials by the first and second operand; d00, d01, d11: the
+# second partials (for Hessian-vector products). sym: how str(tape) writes
+# the node, with {x} {y} {c} the operands' names.
+
+
+def _row(name, kind, fwd="", d=("",), dd=("", "", ""), sym="", doc=""):
+    d0, d1 = (tuple(d) + ("",))[:2]
+    d00, d01, d11 = (tuple(dd) + ("", ""))[:3]
+    if kind in ELEMENTWISE and kind != CONST:  # unwritten partials are zero
+        d0, d00 = d0 or "0.0", d00 or "0.0"
+        if kind == BINARY:
+            d1, d01, d11 = d1 or "0.0", d01 or "0.0", d11 or "0.0"
+    return (name, kind, fwd, d0, d1, d00, d01, d11, sym, doc)
+
 
 _ROWS = [
-    # name       kind      forward            d/d first operand        d/d second     listing
-    ("input",    INPUT,    "",                "",                      "",            "",                "an input of the tape"),
-    ("const",    CONST,    "c",               "",                      "",            "{c}",             "a constant"),
-    ("add",      BINARY,   "x + y",           "1.0",                   "1.0",         "{x} + {y}",       "x + y"),
-    ("sub",      BINARY,   "x - y",           "1.0",                   "-1.0",        "{x} - {y}",       "x - y"),
-    ("mul",      BINARY,   "x * y",           "y",                     "x",           "{x} * {y}",       "x * y"),
-    ("div",      BINARY,   "x / y",           "1.0 / y",               "-f / y",      "{x} / {y}",       "x / y"),
-    ("pow",      BINARY,   "pow(x, y)",       "y * pow(x, y - 1.0)",   "powd1(x, f)", "{x} ** {y}",      "x ** y, both Vars"),
-    ("maximum",  BINARY,   "maxv(x, y)",      "maxd(x, y)",            "maxd(y, x)",  "maximum({x}, {y})", "larger of x, y (ties split the gradient)"),
-    ("minimum",  BINARY,   "minv(x, y)",      "maxd(y, x)",            "maxd(x, y)",  "minimum({x}, {y})", "smaller of x, y (ties split the gradient)"),
-    ("add_c",    CONSTANT, "x + c",           "1.0",                   "",            "{x} + {c}",       "x + number (x - c is x + (-c))"),
-    ("rsub_c",   CONSTANT, "c - x",           "-1.0",                  "",            "{c} - {x}",       "number - x"),
-    ("mul_c",    CONSTANT, "c * x",           "c",                     "",            "{c} * {x}",       "number * x"),
-    ("div_c",    CONSTANT, "x / c",           "1.0 / c",               "",            "{x} / {c}",       "x / number"),
-    ("rdiv_c",   CONSTANT, "c / x",           "-f / x",                "",            "{c} / {x}",       "number / x"),
-    ("pow_c",    CONSTANT, "powc(x, c)",      "c * powc(x, c - 1.0)",  "",            "{x} ** {c}",      "x ** number"),
-    ("rpow_c",   CONSTANT, "pow(c, x)",       "f * log(c)",            "",            "{c} ** {x}",      "number ** x"),
-    ("maximum_c", CONSTANT, "maxv(x, c)",     "maxd(x, c)",            "",            "maximum({x}, {c})", "larger of x and a number"),
-    ("minimum_c", CONSTANT, "minv(x, c)",     "maxd(c, x)",            "",            "minimum({x}, {c})", "smaller of x and a number"),
-    ("neg",      UNARY,    "-x",              "-1.0",                  "",            "-{x}",            "-x"),
-    ("exp",      UNARY,    "exp(x)",          "f",                     "",            "exp({x})",        "e ** x"),
-    ("log",      UNARY,    "log(x)",          "1.0 / x",               "",            "log({x})",        "natural logarithm"),
-    ("sqrt",     UNARY,    "sqrt(x)",         "0.5 / f",               "",            "sqrt({x})",       "square root"),
-    ("sin",      UNARY,    "sin(x)",          "cos(x)",                "",            "sin({x})",        "sine"),
-    ("cos",      UNARY,    "cos(x)",          "-sin(x)",               "",            "cos({x})",        "cosine"),
-    ("tan",      UNARY,    "tan(x)",          "1.0 + f * f",           "",            "tan({x})",        "tangent"),
-    ("tanh",     UNARY,    "tanh(x)",         "1.0 - f * f",           "",            "tanh({x})",       "hyperbolic tangent"),
-    ("sigmoid",  UNARY,    "sigmoid(x)",      "f * (1.0 - f)",         "",            "sigmoid({x})",    "1 / (1 + exp(-x))"),
-    ("relu",     UNARY,    "maxv(x, 0.0)",    "step(x)",               "",            "relu({x})",       "max(x, 0); gradient 0 at 0"),
-    ("abs",      UNARY,    "fabs(x)",         "sign(x)",               "",            "abs({x})",        "|x|; gradient 0 at 0"),
-    ("log1p",    UNARY,    "log1p(x)",        "1.0 / (1.0 + x)",       "",            "log1p({x})",      "log(1 + x), accurate near 0"),
-    ("expm1",    UNARY,    "expm1(x)",        "f + 1.0",               "",            "expm1({x})",      "exp(x) - 1, accurate near 0"),
-    ("sum",      SUM,      "",                "",                      "",            "sum({args})",     "sum of n operands, one node"),
-    ("dot",      DOT,      "",                "",                      "",            "dot({args})",     "sum of products of two operand lists"),
-    ("dotc",     DOTC,     "",                "",                      "",            "dot({args})",     "sum of constants times operands"),
+    _row("input", INPUT, doc="an input of the tape"),
+    _row("const", CONST, "c", sym="{c}", doc="a constant"),
+    _row("add", BINARY, "x + y", ("1.0", "1.0"), sym="{x} + {y}", doc="x + y"),
+    _row("sub", BINARY, "x - y", ("1.0", "-1.0"), sym="{x} - {y}", doc="x - y"),
+    _row("mul", BINARY, "x * y", ("y", "x"), ("0.0", "1.0", "0.0"), "{x} * {y}", "x * y"),
+    _row("div", BINARY, "x / y", ("1.0 / y", "-f / y"),
+         ("0.0", "-1.0 / (y * y)", "2.0 * f / (y * y)"), "{x} / {y}", "x / y"),
+    _row("pow", BINARY, "pow(x, y)", ("y * pow(x, y - 1.0)", "powd1(x, f)"),
+         ("y * (y - 1.0) * pow(x, y - 2.0)",
+          "pow(x, y - 1.0) + y * powd1(x, pow(x, y - 1.0))", "powd1(x, powd1(x, f))"),
+         "{x} ** {y}", "x ** y, both Vars"),
+    _row("maximum", BINARY, "maxv(x, y)", ("maxd(x, y)", "maxd(y, x)"),
+         sym="maximum({x}, {y})", doc="larger of x, y (ties split the gradient)"),
+    _row("minimum", BINARY, "minv(x, y)", ("maxd(y, x)", "maxd(x, y)"),
+         sym="minimum({x}, {y})", doc="smaller of x, y (ties split the gradient)"),
+    _row("lt", BINARY, "lt(x, y)", sym="{x} < {y}", doc="condition x < y (1 or 0)"),
+    _row("le", BINARY, "le(x, y)", sym="{x} <= {y}", doc="condition x <= y (1 or 0)"),
+    _row("add_c", CONSTANT, "x + c", ("1.0",), sym="{x} + {c}", doc="x + number (x - c is x + -c)"),
+    _row("rsub_c", CONSTANT, "c - x", ("-1.0",), sym="{c} - {x}", doc="number - x"),
+    _row("mul_c", CONSTANT, "c * x", ("c",), sym="{c} * {x}", doc="number * x"),
+    _row("div_c", CONSTANT, "x / c", ("1.0 / c",), sym="{x} / {c}", doc="x / number"),
+    _row("rdiv_c", CONSTANT, "c / x", ("-f / x",), ("2.0 * f / (x * x)",), "{c} / {x}",
+         "number / x"),
+    _row("pow_c", CONSTANT, "powc(x, c)", ("c * powc(x, c - 1.0)",),
+         ("c * (c - 1.0) * powc(x, c - 2.0)",), "{x} ** {c}", "x ** number"),
+    _row("rpow_c", CONSTANT, "pow(c, x)", ("f * log(c)",), ("f * log(c) * log(c)",),
+         "{c} ** {x}", "number ** x"),
+    _row("maximum_c", CONSTANT, "maxv(x, c)", ("maxd(x, c)",), sym="maximum({x}, {c})",
+         doc="larger of x and a number"),
+    _row("minimum_c", CONSTANT, "minv(x, c)", ("maxd(c, x)",), sym="minimum({x}, {c})",
+         doc="smaller of x and a number"),
+    _row("lt_c", CONSTANT, "lt(x, c)", sym="{x} < {c}", doc="condition x < number"),
+    _row("le_c", CONSTANT, "le(x, c)", sym="{x} <= {c}", doc="condition x <= number"),
+    _row("gt_c", CONSTANT, "lt(c, x)", sym="{x} > {c}", doc="condition x > number"),
+    _row("ge_c", CONSTANT, "le(c, x)", sym="{x} >= {c}", doc="condition x >= number"),
+    _row("neg", UNARY, "-x", ("-1.0",), sym="-{x}", doc="-x"),
+    _row("exp", UNARY, "exp(x)", ("f",), ("f",), "exp({x})", "e ** x"),
+    _row("log", UNARY, "log(x)", ("1.0 / x",), ("-1.0 / (x * x)",), "log({x})", "natural logarithm"),
+    _row("sqrt", UNARY, "sqrt(x)", ("0.5 / f",), ("-0.25 / (f * f * f)",), "sqrt({x})", "square root"),
+    _row("sin", UNARY, "sin(x)", ("cos(x)",), ("-f",), "sin({x})", "sine"),
+    _row("cos", UNARY, "cos(x)", ("-sin(x)",), ("-f",), "cos({x})", "cosine"),
+    _row("tan", UNARY, "tan(x)", ("1.0 + f * f",), ("2.0 * f * (1.0 + f * f)",), "tan({x})",
+         "tangent"),
+    _row("tanh", UNARY, "tanh(x)", ("1.0 - f * f",), ("-2.0 * f * (1.0 - f * f)",), "tanh({x})",
+         "hyperbolic tangent"),
+    _row("sigmoid", UNARY, "sigmoid(x)", ("f * (1.0 - f)",), ("f * (1.0 - f) * (1.0 - 2.0 * f)",),
+         "sigmoid({x})", "1 / (1 + exp(-x))"),
+    _row("relu", UNARY, "maxv(x, 0.0)", ("step(x)",), sym="relu({x})", doc="max(x, 0); gradient 0 at 0"),
+    _row("abs", UNARY, "fabs(x)", ("sign(x)",), sym="abs({x})", doc="|x|; gradient 0 at 0"),
+    _row("log1p", UNARY, "log1p(x)", ("1.0 / (1.0 + x)",), ("-1.0 / ((1.0 + x) * (1.0 + x))",),
+         "log1p({x})", "log(1 + x), accurate near 0"),
+    _row("expm1", UNARY, "expm1(x)", ("f + 1.0",), ("f + 1.0",), "expm1({x})",
+         "exp(x) - 1, accurate near 0"),
+    _row("guard", GUARD, "miss(x, c)", sym="guard({x} == {c})",
+         doc="a branch taken while tracing: f = 1 where it would go the other way"),
+    _row("sum", SUM, sym="sum({args})", doc="sum of n operands, one node"),
+    _row("dot", DOT, sym="dot({args})", doc="sum of products of two operand lists"),
+    _row("dotc", DOTC, sym="dot({args})", doc="sum of constants times operands"),
+    _row("where", SELECT, sym="where({args})", doc="t where cond is true (non-zero), else e"),
 ]
 
-OPS = tuple(Op(code, *row[:5], row[5], row[6]) for code, row in enumerate(_ROWS))
+OPS = tuple(Op(code, *row) for code, row in enumerate(_ROWS))
 BY_NAME = {op.name: op for op in OPS}
 CODE = {op.name: op.code for op in OPS}
 N_OPS = len(OPS)
@@ -96,11 +136,16 @@ HELPERS = {
     # maximum / minimum propagate NaN, as NumPy's do (fmax would drop it).
     "maxv": ("return x if (x > y or x != x) else y", np.maximum),
     "minv": ("return x if (x < y or x != x) else y", np.minimum),
+    # conditions are 1.0 or 0.0; a guard misses where the truth differs.
+    "lt": ("return 1.0 if x < y else 0.0", lambda x, y: np.where(x < y, 1.0, 0.0)),
+    "le": ("return 1.0 if x <= y else 0.0", lambda x, y: np.where(x <= y, 1.0, 0.0)),
+    "miss": ("return 0.0 if (x != 0.0) == (y != 0.0) else 1.0",
+             lambda x, y: np.where((x != 0.0) == (y != 0.0), 0.0, 1.0)),
     # x ** c with the common square exact and cheap, and so d/dx x**2 = 2 x.
     "powc": ("return x * x if y == 2.0 else (x if y == 1.0 else pow(x, y))",
              lambda x, y: x * x if y == 2.0 else (x * 1.0 if y == 1.0 else np.power(x, y))),
 }
-HELPER_ARGS = {"maxd": "x, y", "powd1": "x, y", "powc": "x, y", "maxv": "x, y", "minv": "x, y"}
+HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "miss")}
 
 # The NumPy meaning of every name a formula may use.
 NUMPY_NAMES = dict(

@@ -5,15 +5,27 @@ every call sweeps in a workspace of its own. `with ft.Tape() as t:` instead
 gives a tape that records eager Vars made inside the block.
 """
 
+import functools
 import inspect
 
 import numpy as np
 
 from . import args as A
-from . import listing
+from . import listing, ops
 from .backend import kernel
-from .errors import ArgumentTypeError, TapeError
-from .var import Var, pop_recorder, push_recorder
+from .errors import ArgumentError, ArgumentTypeError, GuardError, NonFiniteError, TapeError
+from .var import Var, end_tracing_guards, pop_recorder, push_recorder, tracing_guards
+
+
+def _explained(method):
+    """Re-raise the kernel's guard and non-finite reports in the listing's words."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kw):
+        try:
+            return method(self, *args, **kw)
+        except (GuardError, NonFiniteError) as exc:
+            raise self._explain(exc) from None
+    return wrapper
 
 
 class Tape:
@@ -110,6 +122,7 @@ class Tape:
     def _outputs(self, inp, flat):
         return A.unflatten(flat if inp.batched else flat[0], self._out_spec, inp.batched)
 
+    @_explained
     def __call__(self, *args, in_axes=None):
         """The outputs at args (forward sweep only)."""
         if in_axes is None and self._program is not None and self._scalars:
@@ -147,12 +160,35 @@ class Tape:
         shape = self._shapes[k]
         return float(g[lo]) if shape == () else g[lo:hi].reshape(shape)
 
+    def _explain(self, exc):
+        """The kernel names a node; say it as str(tape) does."""
+        p = self._program
+        names = listing.node_names(p, self._names, self._shapes)
+        line = lambda i: f"{names[i]} = {listing.expression(p, i, names)}"
+        if isinstance(exc, NonFiniteError):
+            op = ops.OPS[p.op[exc.node]].name
+            return NonFiniteError(f"check_finite: {op} produced a NaN or an infinity at "
+                                  f"{line(exc.node)}", node=exc.node)
+        cond = int(p.a[exc.node])
+        was = "true" if p.pool[p.b[exc.node]] else "false"
+        where = ""
+        if len(exc.lanes) < exc.lanes_of:
+            where = (f" in lanes {exc.lanes.tolist()[:10]} of {exc.lanes_of}; samples that "
+                     f"branch differently need ft.where(cond, a, b) instead of if")
+        elif exc.lanes_of > 1:
+            where = f" in all {exc.lanes_of} lanes"
+        return GuardError(f"guard {line(exc.node)}: the condition {line(cond)} was {was} when "
+                          f"traced and is not now{where}. Functions from ft.grad and friends "
+                          f"re-trace; ft.where records both branches",
+                          node=exc.node, lanes=exc.lanes, lanes_of=exc.lanes_of)
+
     def _scalar_output(self, what):
         self._prog()
         if self._out_spec != "s":
             raise ArgumentTypeError(f"{what} needs a scalar output, but {self._fn_name} returns "
                                     f"{_describe(self._out_spec)}; use jacobian or vjp")
 
+    @_explained
     def value_and_grad(self, *args, wrt=0, in_axes=None):
         """(value, gradient) of a scalar output; wrt an int or a tuple of ints.
         Batched: values (B,), a shared argument's gradient summed over lanes."""
@@ -181,6 +217,7 @@ class Tape:
         """Gradient of a scalar output with respect to argument(s) wrt."""
         return self.value_and_grad(*args, wrt=wrt, in_axes=in_axes)[1]
 
+    @_explained
     def vjp(self, args, cotangent, in_axes=None):
         """Cotangents of every argument for an output cotangent (reverse mode)."""
         inp = self._inputs(tuple(args), in_axes)
@@ -189,6 +226,7 @@ class Tape:
         _, gs, gb, _ = self._run(inp, seed=seed)
         return tuple(inp.per_arg(gs, gb, k, s) for k, s in enumerate(self._shapes))
 
+    @_explained
     def jvp(self, args, tangents, in_axes=None):
         """(outputs, output tangents) for argument tangents (forward mode)."""
         inp = self._inputs(tuple(args), in_axes)
@@ -196,6 +234,7 @@ class Tape:
         out, _, _, tout = self._run(inp, shared_tangent=st, batch_tangent=bt)
         return self._outputs(inp, out), self._outputs(inp, tout)
 
+    @_explained
     def jacobian(self, *args, wrt=0, in_axes=None):
         """d outputs / d argument(s): shape output.shape + arg.shape (a leading
         batch axis when batched; per sample for every argument)."""
@@ -203,17 +242,68 @@ class Tape:
         inp = self._inputs(args, in_axes)
         n_out, B = self._program.n_outputs, inp.B
         # One lane per (sample, output row), each seeded with a unit cotangent.
-        lanes = np.concatenate([np.repeat(a.reshape(B, -1) if ax == 0 else
-                                          np.broadcast_to(a.reshape(1, -1), (B, a.size)),
-                                          n_out, axis=0)
-                                for a, ax in zip(inp.arrays, inp.axes)], axis=1)
-        nodes = np.arange(self._program.n_inputs, dtype=np.int32)
+        lanes, nodes = _tiled(inp, n_out)
         seed = np.tile(np.eye(n_out), (B, 1))
         _, _, gb, _ = self._program.run(np.zeros(0), np.zeros(0, np.int32), lanes, nodes,
                                         B * n_out, seed=seed)
         gb = gb.reshape(B, n_out, -1)
         jacs = tuple(self._jac_block(gb, k, inp) for k in idx)
         return jacs[0] if single else jacs
+
+    # ------------------------------------------------------------ second order
+
+    @_explained
+    def hvp(self, args, v, wrt=0, in_axes=None):
+        """Hessian-vector product of a scalar output: with wrt an int, the
+        Hessian block of that argument times v (its shape); with a tuple,
+        v a tuple, one product per argument. Forward over reverse: one sweep
+        pair, a small constant times the cost of a gradient."""
+        self._scalar_output("hvp")
+        idx, single = A.normalize_wrt(wrt, len(self._shapes))
+        inp = self._inputs(tuple(args), in_axes)
+        vs = (v,) if single else tuple(v)
+        if len(vs) != len(idx):
+            raise ArgumentError(f"hvp: {len(idx)} arguments in wrt but {len(vs)} vectors")
+        tangents = [np.zeros(s if ax is None else (inp.B,) + s)
+                    for s, ax in zip(self._shapes, inp.axes)]
+        for k, vk in zip(idx, vs):
+            tangents[k] = vk
+        st, bt = inp.split(tangents, self._names, self._shapes, "hvp vector")
+        *_, hs, hb = self._run(inp, seed=np.ones((inp.B, 1)), shared_tangent=st,
+                               batch_tangent=bt, hvp=True)
+        out = tuple(inp.per_arg(hs, hb, k, self._shapes[k]) for k in idx)
+        return out[0] if single else out
+
+    @_explained
+    def hessian(self, *args, wrt=0, in_axes=None):
+        """Exact Hessian of a scalar output: arg.shape + arg.shape (a leading
+        batch axis when batched); with wrt a tuple, a tuple of tuples of blocks.
+        One Hessian-vector product per column, all in one batched sweep."""
+        self._scalar_output("hessian")
+        idx, single = A.normalize_wrt(wrt, len(self._shapes))
+        inp = self._inputs(args, in_axes)
+        B, n_in = inp.B, self._program.n_inputs
+        cols = np.concatenate([np.arange(inp.offsets[k], inp.offsets[k + 1]) for k in idx])
+        m = len(cols)
+        lanes, nodes = _tiled(inp, m)
+        tangent = np.zeros((B * m, n_in))
+        tangent[np.arange(B * m), np.tile(cols, B)] = 1.0
+        *_, hb = self._program.run(np.zeros(0), np.zeros(0, np.int32), lanes, nodes, B * m,
+                                   seed=np.ones((B * m, 1)), shared_tangent=np.zeros(0),
+                                   batch_tangent=tangent, hvp=True)
+        H = hb.reshape(B, m, n_in)  # H[b, r] = Hessian times the r-th unit vector
+        starts = np.concatenate([[0], np.cumsum([inp.offsets[k + 1] - inp.offsets[k]
+                                                 for k in idx])])
+        blocks = []
+        for i in idx:
+            row = []
+            for jpos, j in enumerate(idx):
+                block = H[:, starts[jpos]:starts[jpos + 1], inp.offsets[i]:inp.offsets[i + 1]]
+                block = np.swapaxes(block, 1, 2).reshape((B,) + self._shapes[i] + self._shapes[j])
+                block = block if inp.batched else block[0]
+                row.append(float(block) if np.ndim(block) == 0 else block)
+            blocks.append(tuple(row))
+        return blocks[0][0] if single else tuple(blocks)
 
     def _jac_block(self, gb, k, inp):
         shape = self._shapes[k]
@@ -229,6 +319,16 @@ class Tape:
             only = parts[0]
             return float(only) if np.ndim(only) == 0 else only
         return _rebuild(self._out_spec, iter(parts))
+
+
+def _tiled(inp, reps):
+    """Every argument batched, each sample repeated reps times: (lanes, nodes)."""
+    B = inp.B
+    rows = [np.repeat(a.reshape(B, -1) if ax == 0 else
+                      np.broadcast_to(a.reshape(1, -1), (B, a.size)), reps, axis=0)
+            for a, ax in zip(inp.arrays, inp.axes)]
+    lanes = np.concatenate(rows, axis=1) if rows else np.zeros((B * reps, 0))
+    return np.ascontiguousarray(lanes), np.arange(lanes.shape[1], dtype=np.int32)
 
 
 def _leaf_shapes(spec):
@@ -281,6 +381,7 @@ def trace(fn, *args):
     arrays = [A.as_float(a, A.label(names, k)) for k, a in enumerate(args)]
     rec = kernel.Recorder()
     push_recorder(rec)
+    tracing_guards(rec)
     try:
         inputs, fn_args = [], []
         for arr in arrays:
@@ -305,6 +406,7 @@ def trace(fn, *args):
         flat_out, spec = A.flatten_output(out, leaf)
     finally:
         pop_recorder(rec)
-    program = rec.freeze([v._h for v in inputs], flat_out)
+        guards = end_tracing_guards(rec)
+    program = rec.freeze([v._h for v in inputs], flat_out, guards)
     return Tape._traced(program, names, [a.shape for a in arrays], spec,
                         getattr(fn, "__name__", "fn"))

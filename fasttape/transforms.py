@@ -9,20 +9,26 @@ import functools
 import numpy as np
 
 from . import args as A
-from .errors import ArgumentError
+from .errors import ArgumentError, GuardError
 from .tape import param_names, trace
 
 
 class _Transformed:
     """fn transformed into `method` of its tape (grad, value_and_grad ...)."""
 
+    MAX_VARIANTS = 16  # tapes kept per argument shapes (one per branch pattern)
+
     def __init__(self, fn, method, argnums, in_axes):
         self.fn, self.method, self.argnums, self.in_axes = fn, method, argnums, in_axes
-        self.tapes = {}
+        self.tapes = {}  # argument shapes -> tapes, one per branch pattern met
+        self._names = {}
         functools.update_wrapper(self, fn)
 
-    def _tape(self, args):
-        names = param_names(self.fn, len(args))
+    def _examples(self, args):
+        """(shapes key, example arguments: a batched argument's first row)."""
+        names = self._names.get(len(args))
+        if names is None:
+            names = self._names[len(args)] = param_names(self.fn, len(args))
         axes = A.normalize_axes(self.in_axes, len(args))
         examples = []
         for k, (arg, ax) in enumerate(zip(args, axes)):
@@ -33,14 +39,24 @@ class _Transformed:
                                         f"a scalar; expected shape (B, ...)")
                 arr = arr[0] if len(arr) else np.zeros(arr.shape[1:])
             examples.append(arr if arr.ndim else float(arr))
-        key = tuple(np.shape(e) for e in examples)
-        tape = self.tapes.get(key)
-        if tape is None:
-            tape = self.tapes[key] = trace(self.fn, *examples)
-        return tape
+        return tuple(np.shape(e) for e in examples), examples
 
     def __call__(self, *args):
-        tape = self._tape(args)
+        key, examples = self._examples(args)
+        tapes = self.tapes.setdefault(key, [])
+        for tape in tapes:
+            try:
+                return self._replay(tape, args)
+            except GuardError as exc:
+                if len(exc.lanes) < exc.lanes_of:  # samples disagree: no tape fits all
+                    raise
+        # A branch pattern not met before: trace it (at the first sample).
+        tape = trace(self.fn, *examples)
+        tapes.append(tape)
+        del tapes[: -self.MAX_VARIANTS]
+        return self._replay(tape, args)
+
+    def _replay(self, tape, args):
         return getattr(tape, self.method)(*args, wrt=self.argnums, in_axes=self.in_axes)
 
 
@@ -57,3 +73,8 @@ def value_and_grad(fn, argnums=0, in_axes=None):
 def jacobian(fn, argnums=0, in_axes=None):
     """A function returning d fn / d argument(s): output.shape + arg.shape."""
     return _Transformed(fn, "jacobian", argnums, in_axes)
+
+
+def hessian(fn, argnums=0, in_axes=None):
+    """A function returning the exact Hessian of scalar fn: arg.shape + arg.shape."""
+    return _Transformed(fn, "hessian", argnums, in_axes)

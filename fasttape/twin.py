@@ -9,27 +9,44 @@ import numpy as np
 
 from . import ops
 from .compact import compact, frozen
-from .errors import TapeError
+from .errors import GuardError, NonFiniteError, TapeError
 from .validate import MAX_NODES, validate
 
 _KIND = [op.kind for op in ops.OPS]
 _FWD = [ops.compile_numpy(op.fwd, "x, y, c") for op in ops.OPS]
-_D0 = [ops.compile_numpy(op.d0, "x, y, c, f") for op in ops.OPS]
-_D1 = [ops.compile_numpy(op.d1, "x, y, c, f") for op in ops.OPS]
-_ELEMENTWISE = (ops.CONST, ops.UNARY, ops.CONSTANT, ops.BINARY)
+_PARTIALS = [{name: ops.compile_numpy(getattr(op, name), "x, y, c, f")
+              for name in ("d0", "d1", "d00", "d01", "d11")} for op in ops.OPS]
+_SWEPT = (ops.UNARY, ops.CONSTANT, ops.BINARY)  # elementwise kinds with partials
+_CHECK_FINITE = [False]
+
+
+def set_check_finite(on):
+    """Make every sweep and record stop at the first non-finite value."""
+    _CHECK_FINITE[0] = bool(on)
+
+
+def zmul(d, g):
+    """d * g, but exactly 0 where g is 0: a zero adjoint contributes nothing,
+    so a NaN or infinite partial in a branch not taken does not poison it."""
+    return np.where(np.asarray(g) != 0.0, np.asarray(d) * g, 0.0)
 
 
 def _operands(t, i, V):
     """(x, y, c) of an elementwise node, zeros for the fields it lacks."""
     kind, a, b = _KIND[t.op[i]], t.a[i], t.b[i]
-    x = V[a] if kind in (ops.UNARY, ops.CONSTANT, ops.BINARY) else 0.0
+    x = V[a] if kind in _SWEPT or kind == ops.GUARD else 0.0
     y = V[b] if kind == ops.BINARY else 0.0
-    c = t.pool[b] if kind in (ops.CONST, ops.CONSTANT) else 0.0
+    c = t.pool[b] if kind in (ops.CONST, ops.CONSTANT, ops.GUARD) else 0.0
     return x, y, c
 
 
+def _partial(t, i, V, name):
+    x, y, c = _operands(t, i, V)
+    return _PARTIALS[t.op[i]][name](x, y, c, V[i])
+
+
 def _nary(t, i):
-    """(operands, second operands or constants) of an n-ary node."""
+    """(operands, second operands or constants) of a node with an operand list."""
     kind, s, n = _KIND[t.op[i]], t.a[i], t.b[i]
     first = t.args[s:s + n]
     if kind == ops.DOT:
@@ -44,11 +61,15 @@ def forward_node(t, i, V):
     kind = _KIND[t.op[i]]
     if kind == ops.INPUT:
         return
-    if kind in _ELEMENTWISE:
+    if kind in ops.ELEMENTWISE:
         V[i] = _FWD[t.op[i]](*_operands(t, i, V))
         return
     first, second = _nary(t, i)
-    total = np.zeros_like(V[i])
+    if kind == ops.SELECT:
+        cond, then, other = first
+        V[i] = np.where(np.asarray(V[cond]) != 0.0, V[then], V[other])
+        return
+    total = 0.0
     for j, u in enumerate(first):
         if kind == ops.SUM:
             total = total + V[u]
@@ -59,42 +80,69 @@ def forward_node(t, i, V):
     V[i] = total
 
 
-def reverse_node(t, i, V, G):
-    kind, o = _KIND[t.op[i]], t.op[i]
-    if kind in (ops.INPUT, ops.CONST):
+def reverse_node(t, i, V, G, T=None, H=None):
+    """Adjoints G of node i's operands; with tangents T, also the adjoints'
+    tangents H (forward over reverse, for Hessian-vector products)."""
+    kind = _KIND[t.op[i]]
+    if kind in (ops.INPUT, ops.CONST, ops.GUARD):
         return
-    if kind in _ELEMENTWISE:
-        x, y, c = _operands(t, i, V)
-        G[t.a[i]] += _D0[o](x, y, c, V[i]) * G[i]
+    hvp = H is not None
+    if kind in _SWEPT:
+        a, b = t.a[i], t.b[i]
+        d = lambda name: _partial(t, i, V, name)
+        G[a] += zmul(d("d0"), G[i])
+        if hvp:
+            tb = T[b] if kind == ops.BINARY else 0.0
+            H[a] += zmul(d("d0"), H[i]) + zmul(d("d00") * T[a] + (d("d01") * tb if kind == ops.BINARY else 0.0), G[i])
         if kind == ops.BINARY:
-            G[t.b[i]] += _D1[o](x, y, c, V[i]) * G[i]
+            G[b] += zmul(d("d1"), G[i])
+            if hvp:
+                H[b] += zmul(d("d1"), H[i]) + zmul(d("d01") * T[a] + d("d11") * T[b], G[i])
         return
     first, second = _nary(t, i)
+    if kind == ops.SELECT:  # only the branch taken receives anything
+        cond, then, other = first
+        taken = np.asarray(V[cond]) != 0.0
+        for W in ((G, H) if hvp else (G,)):
+            W[then] += np.where(taken, W[i], 0.0)
+            W[other] += np.where(taken, 0.0, W[i])
+        return
     for j, u in enumerate(first):
         if kind == ops.SUM:
             G[u] += G[i]
+            if hvp:
+                H[u] += H[i]
         elif kind == ops.DOT:
-            G[u] += V[second[j]] * G[i]
-            G[second[j]] += V[u] * G[i]
+            v = second[j]
+            G[u] += zmul(V[v], G[i])
+            G[v] += zmul(V[u], G[i])
+            if hvp:
+                H[u] += zmul(T[v], G[i]) + zmul(V[v], H[i])
+                H[v] += zmul(T[u], G[i]) + zmul(V[u], H[i])
         else:
-            G[u] += second[j] * G[i]
+            G[u] += zmul(second[j], G[i])
+            if hvp:
+                H[u] += zmul(second[j], H[i])
 
 
 def tangent_node(t, i, V, T):
-    kind, o = _KIND[t.op[i]], t.op[i]
+    kind = _KIND[t.op[i]]
     if kind == ops.INPUT:
         return
-    if kind == ops.CONST:
-        T[i] = 0.0
+    if kind in (ops.CONST, ops.GUARD):
+        T[i] = 0.0 * V[i]
         return
-    if kind in _ELEMENTWISE:
-        x, y, c = _operands(t, i, V)
-        T[i] = _D0[o](x, y, c, V[i]) * T[t.a[i]]
+    if kind in _SWEPT:
+        T[i] = _partial(t, i, V, "d0") * T[t.a[i]]
         if kind == ops.BINARY:
-            T[i] = T[i] + _D1[o](x, y, c, V[i]) * T[t.b[i]]
+            T[i] = T[i] + _partial(t, i, V, "d1") * T[t.b[i]]
         return
     first, second = _nary(t, i)
-    total = np.zeros_like(T[i])
+    if kind == ops.SELECT:
+        cond, then, other = first
+        T[i] = np.where(np.asarray(V[cond]) != 0.0, T[then], T[other])
+        return
+    total = 0.0
     for j, u in enumerate(first):
         if kind == ops.SUM:
             total = total + T[u]
@@ -113,7 +161,7 @@ def mark(t, roots):
         if not keep[i]:
             continue
         kind = _KIND[t.op[i]]
-        if kind in (ops.UNARY, ops.CONSTANT, ops.BINARY):
+        if kind in _SWEPT or kind == ops.GUARD:
             keep[t.a[i]] = True
         if kind == ops.BINARY:
             keep[t.b[i]] = True
@@ -132,40 +180,67 @@ class Program:
         (self.op, self.a, self.b, self.pool, self.args, self.n_inputs,
          self.outputs) = validate(op, a, b, pool, args, n_inputs, outputs)
         self.n, self.n_outputs = len(self.op), len(self.outputs)
+        kinds = np.array([_KIND[o] for o in self.op], dtype=object)
+        self.guards = np.flatnonzero(kinds == ops.GUARD).astype(np.int32)
 
     def run(self, shared, shared_nodes, batch, batch_nodes, B,
-            seed=None, shared_tangent=None, batch_tangent=None):
+            seed=None, shared_tangent=None, batch_tangent=None, hvp=False):
         """Same contract as the kernel's Program.run."""
         shared = np.asarray(shared, dtype=float)
         batch = np.asarray(batch, dtype=float)
         sn, bn = np.asarray(shared_nodes, np.int64), np.asarray(batch_nodes, np.int64)
         self._check_inputs(shared, sn, batch, bn, B)
+        if hvp and (seed is None or shared_tangent is None):
+            raise ValueError("hvp needs a seed and tangents")
+        if seed is not None:
+            seed = self._lanes(seed, B, self.n_outputs, "seed")
+        T = None
+        if shared_tangent is not None:
+            st = np.asarray(shared_tangent, dtype=float)
+            if st.shape != (len(sn),):
+                raise ValueError(f"shared_tangent has shape {st.shape}, expected ({len(sn)},)")
+            T = np.zeros((self.n, B))
+            T[sn] = st[:, None]
+            T[bn] = self._lanes(batch_tangent, B, len(bn), "batch_tangent").T
         V = np.zeros((self.n, B))
         V[sn] = shared[:, None]
         V[bn] = batch.T
         with np.errstate(all="ignore"):
             for i in range(self.n_inputs, self.n):
                 forward_node(self, i, V)
-            out = V[self.outputs].T.copy()
-            gs = gb = tout = None
-            if seed is not None:
-                seed = self._lanes(seed, B, self.n_outputs, "seed")
-                G = np.zeros((self.n, B))
-                np.add.at(G, self.outputs, seed.T)
-                for i in range(self.n - 1, self.n_inputs - 1, -1):
-                    reverse_node(self, i, V, G)
-                gs, gb = G[sn].sum(axis=1), G[bn].T.copy()
-            if shared_tangent is not None:
-                st = np.asarray(shared_tangent, dtype=float)
-                if st.shape != (len(sn),):
-                    raise ValueError(f"shared_tangent has {st.shape} values for {len(sn)} inputs")
-                T = np.zeros((self.n, B))
-                T[sn] = st[:, None]
-                T[bn] = self._lanes(batch_tangent, B, len(bn), "batch_tangent").T
+        self._check(V)
+        out = V[self.outputs].T.copy()
+        gs = gb = tout = hs = hb = None
+        with np.errstate(all="ignore"):
+            if T is not None:
                 for i in range(self.n_inputs, self.n):
                     tangent_node(self, i, V, T)
                 tout = T[self.outputs].T.copy()
-        return out, gs, gb, tout
+            if seed is not None:
+                G = np.zeros((self.n, B))
+                np.add.at(G, self.outputs, seed.T)
+                H = np.zeros((self.n, B)) if hvp else None
+                for i in range(self.n - 1, self.n_inputs - 1, -1):
+                    reverse_node(self, i, V, G, T if hvp else None, H)
+                gs, gb = G[sn].sum(axis=1), G[bn].T.copy()
+                if hvp:
+                    hs, hb = H[sn].sum(axis=1), H[bn].T.copy()
+        result = (out, gs, gb, tout)
+        return result + (hs, hb) if hvp else result
+
+    def _check(self, V):
+        """Guards that missed; with check_finite, the first non-finite node."""
+        if _CHECK_FINITE[0]:
+            bad = np.flatnonzero(~np.isfinite(V).all(axis=1))
+            if len(bad):
+                raise NonFiniteError(f"node {bad[0]} is not finite", node=int(bad[0]))
+        if len(self.guards):
+            missed = V[self.guards] != 0.0  # (guards, lanes)
+            if missed.any():
+                lanes = np.flatnonzero(missed.any(axis=0))
+                first = self.guards[np.argmax(missed[:, lanes[0]])]
+                raise GuardError(f"guard at node {first} took the other branch",
+                                 node=int(first), lanes=lanes, lanes_of=V.shape[1])
 
     def call1(self, args, grad):
         """Same contract as the kernel's Program.call1."""
@@ -173,16 +248,14 @@ class Program:
             return None
         if any(type(x) not in (float, int) for x in args):
             return None
-        seed = np.eye(1, self.n_outputs) if grad else None
-        out, gs, _, _ = self.run(np.array(args, dtype=float), np.arange(self.n_inputs),
-                                 np.zeros((1, 0)), np.zeros(0, np.int64), 1, seed=seed)
-        return out[0].tolist(), (gs.tolist() if grad else None)
+        out, gs = self.call_flat(np.array(args, dtype=float), grad)
+        return out.tolist(), (gs.tolist() if grad else None)
 
     def call_flat(self, x, grad):
         """Same contract as the kernel's Program.call_flat."""
         x = np.asarray(x, dtype=float)
         if x.shape != (self.n_inputs,):
-            raise ValueError(f"expected {self.n_inputs} input values, got {x.shape[0]}")
+            raise ValueError(f"expected {self.n_inputs} input values, got {x.shape}")
         if grad and self.n_outputs < 1:
             raise ValueError("a gradient needs an output")
         seed = np.eye(1, self.n_outputs) if grad else None
@@ -248,12 +321,24 @@ class Recorder:
         with np.errstate(all="ignore"):
             forward_node(self, i, self.val)
         self.val[i] = float(self.val[i])
+        if _CHECK_FINITE[0] and not np.isfinite(self.val[i]):
+            value = self.val[i]
+            self._pop()
+            raise NonFiniteError(f"{ops.OPS[op].name} produced {value} (node {i} of "
+                                 f"this tape)", node=i)
         if self.free_handles:
             h = self.free_handles.pop()
             self.node_of[h] = i
             return h
         self.node_of.append(i)
         return len(self.node_of) - 1
+
+    def _pop(self):
+        """Drop the top node (its operand list is the last one)."""
+        if _KIND[self.op[-1]] in ops.NARY:
+            del self.args[self.a[-1]:]
+        for column in (self.op, self.a, self.b, self.val, self.adj, self.live):
+            column.pop()
 
     def _constant(self, c):
         key = np.float64(c).tobytes()  # by bits: keeps -0.0 and 0.0 apart
@@ -263,7 +348,9 @@ class Recorder:
         return self.pool_index[key]
 
     def _kind(self, op, kind):
-        if not (0 <= op < ops.N_OPS) or _KIND[op] != kind:
+        ok = 0 <= op < ops.N_OPS and (_KIND[op] == kind or
+                                      kind == ops.CONSTANT and _KIND[op] == ops.GUARD)
+        if not ok:
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
 
     def input(self, value):
@@ -296,10 +383,12 @@ class Recorder:
         (dotc)."""
         kind = _KIND[op] if 0 <= op < ops.N_OPS else None
         if kind not in ops.NARY:
-            raise ValueError(f"fasttape: opcode {op} is not n-ary")
+            raise ValueError(f"fasttape: opcode {op} has no operand list")
+        if kind == ops.SELECT and len(handles) != 3:
+            raise ValueError("fasttape: where takes a condition and two values")
         self._maybe_reclaim()
         nodes = [self._node(h) for h in handles]
-        if kind != ops.SUM and len(coefs) != len(nodes):
+        if kind in (ops.DOT, ops.DOTC) and len(coefs) != len(nodes):
             raise ValueError("fasttape: dot of operand lists of different lengths")
         start = len(self.args)
         self.args.extend(nodes)
@@ -330,10 +419,7 @@ class Recorder:
             self.node_of[h] = -1
             self.free_handles.append(h)
             while self.op and not self.live[-1]:
-                if _KIND[self.op[-1]] in ops.NARY:  # its operand list is the last one
-                    del self.args[self.a[-1]:]
-                for column in (self.op, self.a, self.b, self.val, self.adj, self.live):
-                    column.pop()
+                self._pop()
             self.root = min(self.root, len(self.op) - 1)
 
     def backward(self, h):
@@ -383,6 +469,6 @@ class Recorder:
         self.root = int(remap[kept_below[-1]]) if len(kept_below) else -1
         self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
 
-    def freeze(self, inputs, outputs):
-        """A Program of what the outputs need (see compact.frozen)."""
-        return Program(*frozen(self, inputs, outputs))
+    def freeze(self, inputs, outputs, guards=()):
+        """A Program of what the outputs and guards need (see compact.frozen)."""
+        return Program(*frozen(self, inputs, outputs, guards))

@@ -45,7 +45,9 @@ def _check_nary(kind, idx, a, b, args, n_pool):
     if len(idx) == 0:
         return
     start, count = a[idx].astype(np.int64), b[idx].astype(np.int64)
-    refs = {"sum": count, "dot": 2 * count, "dotc": count}[kind]
+    if kind == ops.SELECT and (count != 3).any():
+        raise TapeError("a where node must have exactly 3 operands")
+    refs = 2 * count if kind == ops.DOT else count
     need = refs + (1 if kind == "dotc" else 0)
     if (start < 0).any() or (count < 0).any() or (start + need > len(args)).any():
         raise TapeError(f"{kind} node operand list out of range of the args array")
@@ -81,12 +83,12 @@ def validate(op, a, b, pool, args, n_inputs, outputs):
     if not is_input[:n_inputs].all() or is_input[n_inputs:].any():
         raise TapeError(f"inputs must be exactly the first {n_inputs} nodes")
     idx = np.arange(n, dtype=np.int64)
-    uses_a = np.isin(kind, [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY]])
+    uses_a = np.isin(kind, [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY], _K[ops.GUARD]])
     if ((a < 0) | (a >= idx))[uses_a].any():
         raise TapeError("a node's first operand does not point backwards")
     if ((b < 0) | (b >= idx))[kind == _K[ops.BINARY]].any():
         raise TapeError("a node's second operand does not point backwards")
-    uses_pool = np.isin(kind, [_K[ops.CONST], _K[ops.CONSTANT]])
+    uses_pool = np.isin(kind, [_K[ops.CONST], _K[ops.CONSTANT], _K[ops.GUARD]])
     if ((b < 0) | (b >= len(pool)))[uses_pool].any():
         raise TapeError("a node's constant is out of range of the constant pool")
     for name in ops.NARY:

@@ -101,13 +101,65 @@ class Var:
     def __pos__(self):
         return self
 
+    def __bool__(self):
+        raise TypeError("the truth value of a Var is ambiguous: compare it (x > 0) for a "
+                        "condition, use ft.where(cond, a, b), or read x.value")
+
+    # Comparisons record a condition (value 1.0 or 0.0): a Cond.
+    def _compare(self, other, op, op_c, swap):
+        rec = self._rec
+        if isinstance(other, Var):
+            self._same_tape(other)
+            a, b = (other, self) if swap else (self, other)  # x > y is y < x
+            return _new(rec, rec.binary(op, a._h, b._h), Cond)
+        if _is_number(other):
+            return _new(rec, rec.unary_c(op_c, self._h, other), Cond)
+        return NotImplemented
+
+    def __lt__(self, o): return self._compare(o, CODE["lt"], CODE["lt_c"], False)
+    def __le__(self, o): return self._compare(o, CODE["le"], CODE["le_c"], False)
+    def __gt__(self, o): return self._compare(o, CODE["lt"], CODE["gt_c"], True)
+    def __ge__(self, o): return self._compare(o, CODE["le"], CODE["ge_c"], True)
+    __hash__ = object.__hash__
+
+
+class Cond(Var):
+    """A recorded comparison: 1.0 where it holds, else 0.0. Use it in
+    ft.where(cond, a, b); using it as a bool records a guard."""
+
+    __slots__ = ()
+
+    def __bool__(self):
+        """The outcome now, recorded as a guard: a replay that comes out
+        otherwise raises ft.GuardError (functions from ft.grad re-trace)."""
+        outcome = self.value != 0.0
+        rec = self._rec
+        h = rec.unary_c(CODE["guard"], self._h, 1.0 if outcome else 0.0)
+        guards = getattr(_state, "guards", {}).get(id(rec))
+        if guards is not None:
+            guards.append(h)  # a trace keeps it as a root of its tape
+        else:
+            rec.release(h)  # eager code is never replayed
+        return outcome
+
+
+def tracing_guards(rec):
+    """Collect the guards recorded on rec (while a trace runs on it)."""
+    if not hasattr(_state, "guards"):
+        _state.guards = {}
+    return _state.guards.setdefault(id(rec), [])
+
+
+def end_tracing_guards(rec):
+    return _state.guards.pop(id(rec), [])
+
 
 _object_new = object.__new__
 _PLAIN = (float, int)
 
 
-def _new(rec, h):
-    v = _object_new(Var)
+def _new(rec, h, cls=None):
+    v = _object_new(cls or Var)
     v._rec = rec
     v._h = h
     return v
@@ -117,7 +169,7 @@ def _binary_operator(name, op, op_c, negate=False):
     """self op other: a Var records `op`, a number a fused `op_c` node."""
     def method(self, other):
         rec = self._rec
-        if other.__class__ is Var:
+        if other.__class__ is Var or isinstance(other, Var):
             if other._rec is not rec:
                 raise ValueError("fasttape: these Vars live on different tapes")
             return _new(rec, rec.binary(op, self._h, other._h))

@@ -72,6 +72,16 @@ CASES = {
             sample(anywhere, anywhere)),
     "dotc": (lambda x, y: ft.dot([2.0, -3.0], [x, y]), lambda x, y: 2 * x - 3 * y,
              sample(anywhere, anywhere)),
+    "lt": (lambda x, y: (x < y) * x, lambda x, y: (x < y) * x, sample(anywhere, anywhere)),
+    "le": (lambda x, y: (x <= y) + (y >= x), lambda x, y: 2.0 * (x <= y), sample(anywhere, anywhere)),
+    "lt_c": (lambda x: (x < 0.5) * x, lambda x: (x < 0.5) * x, sample(anywhere)),
+    "le_c": (lambda x: (x <= 0.5) * x, lambda x: (x <= 0.5) * x, sample(anywhere)),
+    "gt_c": (lambda x: (x > 0.5) * x + (0.5 < x), lambda x: (x > 0.5) * (x + 1), sample(anywhere)),
+    "ge_c": (lambda x: (x >= 0.5) * x, lambda x: (x >= 0.5) * x, sample(anywhere)),
+    "guard": (lambda x: x * 2.0 if x > 0.5 else x * 3.0, lambda x: 2 * x,
+              sample(lambda n: rng.uniform(1.0, 2.0, n))),
+    "where": (lambda x, y: ft.where(x > y, x * y, x - y), lambda x, y: np.where(x > y, x * y, x - y),
+              sample(anywhere, anywhere)),
 }
 
 
@@ -103,6 +113,14 @@ def test_gradient_check(name):
         direction = rng.normal(size=arity)
         _, tangent = tape.jvp(point, direction)
         assert tangent == pytest.approx(float(np.dot(grad, direction)), rel=1e-12, abs=1e-14)
+        if name not in ("const",):
+            numeric_h = [[central_difference(lambda *p: tape.grad(*p, wrt=j), point, k)
+                          for k in wrt] for j in wrt]
+            hess = tape.hessian(*point, wrt=wrt)
+            np.testing.assert_allclose(np.array(hess, dtype=float), numeric_h, rtol=1e-5, atol=1e-6)
+            v = rng.normal(size=arity)
+            hv = tape.hvp(point, tuple(v), wrt=wrt)
+            assert hv == pytest.approx(list(np.array(hess, dtype=float) @ v), rel=1e-12, abs=1e-12)
         eager = [ft.Var(v) for v in point]
         out = build(*eager)
         if isinstance(out, ft.Var):  # the const case returns a plain number

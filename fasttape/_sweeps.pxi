@@ -1,0 +1,301 @@
+# The sweeps over a tape, node by node (or run by run). Included by _core.pyx.
+#
+# Elementwise nodes call the generated per-op loops of _ops.pxi; the few
+# kinds with operand lists (sum, dot, dotc, where) are written out here.
+# Every loop runs over `C` contiguous lanes of one node, or k*C for a run.
+
+cdef struct Prog:
+    const uint8_t* op
+    const int32_t* a
+    const int32_t* b
+    const double* pool
+    const int32_t* args
+
+
+cdef inline const double* operand(const Prog* p, Py_ssize_t i, const double* V,
+                                  Py_ssize_t C) noexcept nogil:
+    return V + p.a[i] * C
+
+
+cdef inline double constant(const Prog* p, Py_ssize_t i) noexcept nogil:
+    cdef int kind = KIND_OF[p.op[i]]
+    return p.pool[p.b[i]] if kind == K_CONST or kind == K_UNARY_C or kind == K_GUARD else 0.0
+
+
+cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) noexcept nogil:
+    """An n-ary node's value in one lane, summed in a register."""
+    cdef int kind = KIND_OF[p.op[i]]
+    cdef Py_ssize_t j, n = p.b[i]
+    cdef const int32_t* first = p.args + p.a[i]
+    cdef const int32_t* second = first + n
+    cdef const double* coef
+    cdef double acc = 0.0
+    if kind == K_SUM:
+        for j in range(n):
+            acc += V[first[j]]
+    elif kind == K_DOT:
+        for j in range(n):
+            acc += V[first[j]] * V[second[j]]
+    else:
+        coef = p.pool + second[0]
+        for j in range(n):
+            acc += coef[j] * V[first[j]]
+    return acc
+
+
+cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
+                              double* V, Py_ssize_t C) noexcept nogil:
+    """Values of nodes i .. i+k-1 (one node unless a run), C lanes each."""
+    cdef int o = p.op[i]
+    cdef int kind = KIND_OF[o]
+    cdef double* out = V + i * C
+    cdef const int32_t* arg = p.args + p.a[i]
+    cdef const double* coef
+    cdef const double* xa
+    cdef const double* xb
+    cdef const double* xc
+    cdef Py_ssize_t j, l, n = p.b[i]
+    if kind == K_INPUT:
+        return
+    if kind == K_CONST:
+        forward_elem(o, k * C, constant(p, i), out, NULL, NULL)
+    elif kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
+        forward_elem(o, k * C, constant(p, i), out, operand(p, i, V, C), NULL)
+    elif kind == K_BINARY:
+        forward_elem(o, k * C, 0.0, out, operand(p, i, V, C), V + p.b[i] * C)
+    elif kind == K_SELECT:
+        xa, xb, xc = V + arg[0] * C, V + arg[1] * C, V + arg[2] * C
+        for l in range(C):
+            out[l] = xb[l] if xa[l] != 0.0 else xc[l]
+    elif C == 1:
+        out[0] = nary_one_lane(p, i, V)
+    else:
+        for l in range(C):
+            out[l] = 0.0
+        for j in range(n):
+            xa = V + arg[j] * C
+            if kind == K_SUM:
+                for l in range(C):
+                    out[l] += xa[l]
+            elif kind == K_DOT:
+                xb = V + arg[n + j] * C
+                for l in range(C):
+                    out[l] += xa[l] * xb[l]
+            else:
+                coef = p.pool + arg[n]
+                for l in range(C):
+                    out[l] += coef[j] * xa[l]
+
+
+cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, const double* T,
+                              double* G, double* H, Py_ssize_t C) noexcept nogil:
+    """Adjoints (and with H, their tangents) of the operands of a node with an
+    operand list. T and H are NULL for a plain reverse sweep."""
+    cdef int kind = KIND_OF[p.op[i]]
+    cdef Py_ssize_t j, l, n = p.b[i]
+    cdef const int32_t* arg = p.args + p.a[i]
+    cdef const double* gi = G + i * C
+    cdef const double* hi = H + i * C if H != NULL else NULL
+    cdef const double* coef
+    cdef const double* cond
+    cdef const double* xa
+    cdef const double* xb
+    cdef double* ga
+    cdef double* gb
+    cdef double* ha
+    cdef double* hb
+    if kind == K_SELECT:  # only the branch taken receives anything
+        cond = V + arg[0] * C
+        ga, gb = G + arg[1] * C, G + arg[2] * C
+        for l in range(C):
+            if cond[l] != 0.0:
+                ga[l] += gi[l]
+            else:
+                gb[l] += gi[l]
+        if H != NULL:
+            ha, hb = H + arg[1] * C, H + arg[2] * C
+            for l in range(C):
+                if cond[l] != 0.0:
+                    ha[l] += hi[l]
+                else:
+                    hb[l] += hi[l]
+        return
+    for j in range(n):
+        ga = G + arg[j] * C
+        ha = H + arg[j] * C if H != NULL else NULL
+        if kind == K_SUM:
+            for l in range(C):
+                ga[l] += gi[l]
+            if H != NULL:
+                for l in range(C):
+                    ha[l] += hi[l]
+        elif kind == K_DOT:
+            xa, xb = V + arg[j] * C, V + arg[n + j] * C
+            gb = G + arg[n + j] * C
+            for l in range(C):
+                ga[l] += zmul(xb[l], gi[l])
+                gb[l] += zmul(xa[l], gi[l])
+            if H != NULL:
+                hb = H + arg[n + j] * C
+                for l in range(C):
+                    ha[l] += zmul(T[arg[n + j] * C + l], gi[l]) + zmul(xb[l], hi[l])
+                    hb[l] += zmul(T[arg[j] * C + l], gi[l]) + zmul(xa[l], hi[l])
+        else:
+            coef = p.pool + arg[n]
+            for l in range(C):
+                ga[l] += zmul(coef[j], gi[l])
+            if H != NULL:
+                for l in range(C):
+                    ha[l] += zmul(coef[j], hi[l])
+
+
+cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
+                              double* G, Py_ssize_t C) noexcept nogil:
+    """Adds node i's (or a run's) adjoint times its partials to its operands'."""
+    cdef int o = p.op[i]
+    cdef int kind = KIND_OF[o]
+    cdef Py_ssize_t j, n
+    cdef const int32_t* arg
+    cdef double g
+    if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
+        return
+    if kind == K_UNARY or kind == K_UNARY_C:
+        reverse_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
+                     G + i * C, G + p.a[i] * C, NULL)
+    elif kind == K_BINARY:
+        reverse_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
+                     G + i * C, G + p.a[i] * C, G + p.b[i] * C)
+    elif C == 1 and kind == K_SUM:  # the common one-lane case, without inner loops
+        g, n, arg = G[i], p.b[i], p.args + p.a[i]
+        for j in range(n):
+            G[arg[j]] += g
+    else:
+        list_reverse(p, i, V, NULL, G, NULL, C)
+
+
+cdef inline void tangent_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
+                              double* T, Py_ssize_t C) noexcept nogil:
+    """Forward-mode tangent of node i (or a run) from its operands' tangents."""
+    cdef int o = p.op[i]
+    cdef int kind = KIND_OF[o]
+    cdef double* ti = T + i * C
+    cdef const int32_t* arg = p.args + p.a[i]
+    cdef const double* coef
+    cdef const double* cond
+    cdef const double* ta
+    cdef const double* tb
+    cdef Py_ssize_t j, l, n = p.b[i]
+    if kind == K_INPUT:
+        return
+    if kind == K_CONST or kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
+        tangent_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
+                     T + p.a[i] * C, NULL, ti)
+    elif kind == K_BINARY:
+        tangent_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
+                     T + p.a[i] * C, T + p.b[i] * C, ti)
+    elif kind == K_SELECT:
+        cond, ta, tb = V + arg[0] * C, T + arg[1] * C, T + arg[2] * C
+        for l in range(C):
+            ti[l] = ta[l] if cond[l] != 0.0 else tb[l]
+    else:
+        for l in range(C):
+            ti[l] = 0.0
+        for j in range(n):
+            ta = T + arg[j] * C
+            if kind == K_SUM:
+                for l in range(C):
+                    ti[l] += ta[l]
+            elif kind == K_DOT:
+                tb = T + arg[n + j] * C
+                for l in range(C):
+                    ti[l] += ta[l] * V[arg[n + j] * C + l] + V[arg[j] * C + l] * tb[l]
+            else:
+                coef = p.pool + arg[n]
+                for l in range(C):
+                    ti[l] += coef[j] * ta[l]
+
+
+cdef inline void hvp_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
+                          const double* T, double* G, double* H, Py_ssize_t C) noexcept nogil:
+    """Reverse step for adjoints G and, forward over reverse, their tangents H."""
+    cdef int o = p.op[i]
+    cdef int kind = KIND_OF[o]
+    cdef Py_ssize_t a = p.a[i], b = p.b[i]
+    if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
+        return
+    if kind == K_UNARY or kind == K_UNARY_C:
+        hvp_elem(o, k * C, constant(p, i), V + i * C, V + a * C, NULL, T + a * C, NULL,
+                 G + i * C, G + a * C, NULL, H + i * C, H + a * C, NULL)
+    elif kind == K_BINARY:
+        hvp_elem(o, k * C, 0.0, V + i * C, V + a * C, V + b * C, T + a * C, T + b * C,
+                 G + i * C, G + a * C, G + b * C, H + i * C, H + a * C, H + b * C)
+    else:
+        list_reverse(p, i, V, T, G, H, C)
+
+
+cdef void sweep_forward(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
+                        double* V, Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(nruns):
+        forward_node(p, starts[r], starts[r + 1] - starts[r], V, C)
+
+
+cdef void sweep_reverse(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
+                        const double* V, double* G, Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(nruns - 1, -1, -1):
+        reverse_node(p, starts[r], starts[r + 1] - starts[r], V, G, C)
+
+
+cdef void sweep_tangent(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
+                        const double* V, double* T, Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(nruns):
+        tangent_node(p, starts[r], starts[r + 1] - starts[r], V, T, C)
+
+
+cdef void sweep_hvp(const Prog* p, const int32_t* starts, Py_ssize_t nruns, const double* V,
+                    const double* T, double* G, double* H, Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(nruns - 1, -1, -1):
+        hvp_node(p, starts[r], starts[r + 1] - starts[r], V, T, G, H, C)
+
+
+cdef bint run_continues(const Prog* p, Py_ssize_t i, Py_ssize_t k) noexcept nogil:
+    """May node i+k join the run that starts at node i (k nodes so far)?
+
+    Its op must match and its operands continue the run's operand blocks,
+    which must lie wholly before the run, so the run's lanes are independent.
+    """
+    cdef Py_ssize_t j = i + k
+    cdef int o = p.op[i]
+    cdef int kind = KIND_OF[o]
+    if p.op[j] != o:
+        return False
+    if kind == K_CONST:
+        return p.b[j] == p.b[i]
+    if kind != K_UNARY and kind != K_UNARY_C and kind != K_BINARY and kind != K_GUARD:
+        return False
+    if p.a[j] != p.a[i] + k or p.a[j] >= i:
+        return False
+    if kind == K_UNARY_C or kind == K_GUARD:
+        return p.b[j] == p.b[i]
+    if kind == K_BINARY:
+        return p.b[j] == p.b[i] + k and p.b[j] < i
+    return True
+
+
+cdef object find_runs(const Prog* p, Py_ssize_t start, Py_ssize_t n):
+    """Start nodes of the runs covering nodes start .. n-1, then n."""
+    starts = np.empty(n - start + 1, dtype=np.int32)
+    cdef int32_t[::1] s = starts
+    cdef Py_ssize_t i = start, k, r = 0
+    while i < n:
+        k = 1
+        while i + k < n and run_continues(p, i, k):
+            k += 1
+        s[r] = i
+        r += 1
+        i += k
+    s[r] = n
+    return starts[: r + 1].copy()
