@@ -10,7 +10,8 @@ import numpy as np
 from . import ops
 from .var import Var, _is_number, _new
 
-__all__ = ["maximum", "minimum", "sum", "dot", "where"]
+__all__ = ["maximum", "minimum", "sum", "dot", "where", "less", "less_equal", "greater",
+           "greater_equal"]
 
 
 def _is_var_array(x):
@@ -156,3 +157,24 @@ def where(cond, a, b):
     rec = cond._rec
     branches = [x if isinstance(x, Var) else _new(rec, rec.const(float(x))) for x in (a, b)]
     return _new(rec, rec.nary(ops.CODE["where"], _handles(rec, [cond] + branches)))
+
+
+def _comparison(name, compare):
+    def fn(a, b):
+        if _is_var_array(a) or _is_var_array(b):
+            return np.frompyfunc(compare, 2, 1)(a, b)
+        if isinstance(a, Var) or isinstance(b, Var):
+            return compare(a, b)
+        return getattr(np, name)(a, b)
+
+    fn.__name__ = name
+    fn.__doc__ = (f"Elementwise {name} of Vars, numbers or arrays. On Vars it records "
+                  f"conditions for ft.where (NumPy's own operators on object arrays "
+                  f"would turn each into a bool, that is, a guard).")
+    return fn
+
+
+less = _comparison("less", lambda a, b: a < b)
+less_equal = _comparison("less_equal", lambda a, b: a <= b)
+greater = _comparison("greater", lambda a, b: a > b)
+greater_equal = _comparison("greater_equal", lambda a, b: a >= b)

@@ -26,9 +26,30 @@ def input_names(names, shapes):
     return out
 
 
+class NodeNames:
+    """name[i] of node i: its input name, or l0, l1 ... made on demand, so a
+    tape of ten million nodes costs no ten million strings."""
+
+    def __init__(self, program, names, shapes):
+        self.inputs = input_names(names, shapes)
+        self.n = program.n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        k = len(self.inputs)
+        return self.inputs[i] if i < k else f"l{i - k}"
+
+    def __iter__(self):
+        return (self[i] for i in range(self.n))
+
+
 def node_names(program, names, shapes):
-    inputs = input_names(names, shapes)
-    return inputs + [f"l{k}" for k in range(program.n - program.n_inputs)]
+    return NodeNames(program, names, shapes)
 
 
 def expression(program, i, name):
@@ -56,15 +77,28 @@ def expression(program, i, name):
 
 
 def lines(program, names, shapes, start=0, stop=None):
-    """The listing's lines for non-input nodes start .. stop-1 (l-numbering)."""
+    """The listing's lines l{start} .. l{stop-1}."""
     name = node_names(program, names, shapes)
     n0 = program.n_inputs
     stop = program.n - n0 if stop is None else min(stop, program.n - n0)
     return [f"{name[n0 + k]} = {expression(program, n0 + k, name)}" for k in range(start, stop)]
 
 
+HEAD, TAIL = 40, 10  # lines shown of a listing longer than SUMMARIZE_AFTER
+SUMMARIZE_AFTER = 100_000
+
+
 def wengert(program, names, shapes, out_spec):
+    """The whole listing; a very long one shows its head and tail, as NumPy
+    summarizes a large array (listing.lines gives any part in full)."""
     name = node_names(program, names, shapes)
     outs = [name[j] for j in program.outputs]
     ret = outs[0] if out_spec == "s" else f"({', '.join(outs)})"
-    return "\n".join(lines(program, names, shapes) + [f"return {ret}"])
+    count = program.n - program.n_inputs
+    if count <= SUMMARIZE_AFTER:
+        body = lines(program, names, shapes)
+    else:
+        body = (lines(program, names, shapes, 0, HEAD)
+                + [f"... {count - HEAD - TAIL} more lines ..."]
+                + lines(program, names, shapes, count - TAIL, count))
+    return "\n".join(body + [f"return {ret}"])
