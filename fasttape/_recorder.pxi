@@ -8,6 +8,7 @@
 from .compact import compact, frozen
 
 cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
+cdef Py_ssize_t LIMIT = MAX_NODES   # nodes, and operand-list entries: int32 indices
 
 
 cdef inline int64_t bits(double c) noexcept:
@@ -82,8 +83,8 @@ cdef class Recorder:
         return 0
 
     cdef Py_ssize_t _push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1:
-        if self.n >= MAX_NODES:
-            raise TapeError(f"a tape holds at most {MAX_NODES} nodes")
+        if self.n >= LIMIT:
+            raise TapeError(f"a tape holds at most {LIMIT} nodes")
         if self.n == self.cap:
             self._reserve(2 * self.cap)
         cdef Py_ssize_t i = self.n
@@ -137,6 +138,8 @@ cdef class Recorder:
         return self.n_pool - 1
 
     cdef Py_ssize_t _arg(self, Py_ssize_t v) except -1:
+        if self.n_args >= LIMIT:
+            raise TapeError(f"a tape holds at most {LIMIT} operand-list entries")
         if self.n_args == self.cap_args:
             self.cap_args = max(64, 2 * self.cap_args)
             self.args = <int32_t*> grow(self.args, self.cap_args, sizeof(int32_t))
