@@ -19,6 +19,9 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy
 
 import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
 
 from .validate import validate, MAX_NODES
 from .errors import GuardError, NonFiniteError, TapeError
@@ -74,13 +77,27 @@ cdef struct Call:
     Py_ssize_t bad         # the first node with a non-finite value, or -1
 
 
-cdef inline double* as_ptr(object arr):
-    """Data pointer of a C-contiguous float64 array, or NULL for None."""
-    cdef double[::1] view
-    if arr is None:
-        return NULL
-    view = arr.reshape(-1)
-    return &view[0] if view.shape[0] else NULL
+cdef inline object carray(object obj, int typenum):
+    """obj as an aligned C-contiguous array of typenum (no copy when it is one)."""
+    return cnp.PyArray_FROM_OTF(obj, typenum, cnp.NPY_ARRAY_IN_ARRAY)
+
+
+cdef inline double* data(object arr):
+    """The data pointer of an array made by carray or new_array, NULL for None."""
+    return NULL if arr is None else <double*> cnp.PyArray_DATA(<cnp.ndarray> arr)
+
+
+cdef inline object new_array(Py_ssize_t rows, Py_ssize_t cols, bint zero):
+    """A float64 array (rows, cols), or (cols,) when rows < 0."""
+    cdef cnp.npy_intp dims[2]
+    cdef int nd = 1 if rows < 0 else 2
+    if rows < 0:
+        dims[0] = cols
+    else:
+        dims[0], dims[1] = rows, cols
+    if zero:
+        return cnp.PyArray_ZEROS(nd, dims, cnp.NPY_FLOAT64, 0)
+    return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT64, 0)
 
 
 cdef class Program:
@@ -135,11 +152,10 @@ cdef class Program:
         (seed and tangents given) also (shared, batched) adjoint tangents:
         Hessian-vector products.
         """
-        sv = np.ascontiguousarray(shared, dtype=np.float64)
-        sn = np.ascontiguousarray(shared_nodes, dtype=np.int32)
-        bv = np.ascontiguousarray(batch, dtype=np.float64)
-        bn = np.ascontiguousarray(batch_nodes, dtype=np.int32)
-        cdef Py_ssize_t ns = len(sn), nb = len(bn), n_out = self.n_outputs
+        sv, sn = carray(shared, cnp.NPY_FLOAT64), carray(shared_nodes, cnp.NPY_INT32)
+        bv, bn = carray(batch, cnp.NPY_FLOAT64), carray(batch_nodes, cnp.NPY_INT32)
+        cdef Py_ssize_t ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
+        cdef Py_ssize_t n_out = self.n_outputs
         self._check_inputs(sv, sn, bv, bn, B)
         cdef bint want_grad = seed is not None, want_tan = shared_tangent is not None
         if hvp and not (want_grad and want_tan):
@@ -147,29 +163,25 @@ cdef class Program:
         if want_grad:
             seed = self._lanes(seed, B, n_out, "seed")
         if want_tan:
-            shared_tangent = np.ascontiguousarray(shared_tangent, dtype=np.float64)
+            shared_tangent = carray(shared_tangent, cnp.NPY_FLOAT64)
             if shared_tangent.shape != (ns,):
                 raise ValueError(f"shared_tangent has shape {shared_tangent.shape}, expected ({ns},)")
             batch_tangent = self._lanes(batch_tangent, B, nb, "batch_tangent")
-        out = np.empty((B, n_out))
-        gs = np.zeros(ns) if want_grad else None
-        gb = np.zeros((B, nb)) if want_grad else None
-        tout = np.empty((B, n_out)) if want_tan else None
-        hs = np.zeros(ns) if hvp else None
-        hb = np.zeros((B, nb)) if hvp else None
-        miss = np.full(B, -1, dtype=np.int32)
-        cdef int32_t[::1] missv = miss
-        cdef const int32_t[::1] snv = sn
-        cdef const int32_t[::1] bnv = bn
+        out = new_array(B, n_out, False)
+        gs = new_array(-1, ns, True) if want_grad else None
+        gb = new_array(B, nb, True) if want_grad else None
+        tout = new_array(B, n_out, False) if want_tan else None
+        hs = new_array(-1, ns, True) if hvp else None
+        hb = new_array(B, nb, True) if hvp else None
+        miss = np.full(B, -1, dtype=np.int32) if self._guards.shape[0] else None
         cdef Call c
         c.B, c.ns, c.nb, c.n_out = B, ns, nb, n_out
-        c.sv, c.bv, c.seed = as_ptr(sv), as_ptr(bv), as_ptr(seed)
-        c.sn = &snv[0] if ns else NULL
-        c.bn = &bnv[0] if nb else NULL
-        c.st, c.bt = as_ptr(shared_tangent), as_ptr(batch_tangent)
-        c.out, c.gs, c.gb, c.tout = as_ptr(out), as_ptr(gs), as_ptr(gb), as_ptr(tout)
-        c.hs, c.hb = as_ptr(hs), as_ptr(hb)
-        c.miss = &missv[0] if B else NULL
+        c.sv, c.bv, c.seed = data(sv), data(bv), data(seed)
+        c.sn, c.bn = <int32_t*> data(sn), <int32_t*> data(bn)
+        c.st, c.bt = data(shared_tangent), data(batch_tangent)
+        c.out, c.gs, c.gb, c.tout = data(out), data(gs), data(gb), data(tout)
+        c.hs, c.hb = data(hs), data(hb)
+        c.miss = <int32_t*> data(miss)
         if B:
             self._sweep(&c, want_grad, want_tan, hvp)
         result = (out, gs, gb, tout)
@@ -334,26 +346,30 @@ cdef class Program:
 
     cdef int _check_inputs(self, sv, sn, bv, bn, Py_ssize_t B) except -1:
         """Every input node given exactly once, as shared or batched."""
-        cdef Py_ssize_t k, v, ns = len(sn), nb = len(bn)
-        if sv.shape != (ns,):
+        cdef Py_ssize_t k, v, ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
+        cdef const int32_t* snp = <int32_t*> data(sn)
+        cdef const int32_t* bnp = <int32_t*> data(bn)
+        if sv.shape != (ns,) or sn.ndim != 1 or bn.ndim != 1:
             raise ValueError(f"{sv.shape} shared values for {ns} shared inputs")
         if bv.shape != (B, nb):
             raise ValueError(f"batch has shape {bv.shape}, expected ({B}, {nb})")
         if ns + nb != self.n_inputs:
             raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
-        seen = np.zeros(self.n_inputs + 1, dtype=np.uint8)
-        cdef uint8_t[::1] seenv = seen
-        cdef const int32_t[::1] snv = sn
-        cdef const int32_t[::1] bnv = bn
-        for k in range(ns + nb):
-            v = snv[k] if k < ns else bnv[k - ns]
-            if v < 0 or v >= self.n_inputs or seenv[v]:
-                raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
-            seenv[v] = 1
+        cdef uint8_t* seen = <uint8_t*> calloc(self.n_inputs + 1, 1)
+        if seen == NULL:
+            raise MemoryError()
+        try:
+            for k in range(ns + nb):
+                v = snp[k] if k < ns else bnp[k - ns]
+                if v < 0 or v >= self.n_inputs or seen[v]:
+                    raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
+                seen[v] = 1
+        finally:
+            free(seen)
         return 0
 
     cdef _lanes(self, arr, Py_ssize_t B, Py_ssize_t width, name):
-        arr = np.ascontiguousarray(arr, dtype=np.float64)
+        arr = carray(arr, cnp.NPY_FLOAT64)
         if arr.shape != (B, width):
             raise ValueError(f"{name} has shape {arr.shape}, expected {(B, width)}")
         return arr

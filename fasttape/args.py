@@ -201,3 +201,65 @@ def flatten_like(value, spec, B, what):
 
 def output_shape(spec):
     return () if spec == "s" else tuple(spec[1]) if spec[0] == "a" else None
+
+
+class Plan:
+    """How one in_axes splits a tape's arguments into shared and batched
+    inputs, worked out once per in_axes; split() is the per-call fast path."""
+
+    def __init__(self, shapes, axes):
+        self.shapes, self.axes = shapes, axes
+        self.batched = any(ax == 0 for ax in axes)
+        self.sizes = sizes = [int(np.prod(s)) for s in shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.slots, ends = [], {None: 0, 0: 0}
+        shared, batch = [], []
+        for k, ax in enumerate(axes):
+            nodes = np.arange(offsets[k], offsets[k + 1], dtype=np.int32)
+            (shared if ax is None else batch).append(nodes)
+            self.slots.append((ends[ax], ends[ax] + sizes[k]))
+            ends[ax] += sizes[k]
+        self.shared_nodes = np.concatenate(shared) if shared else np.zeros(0, np.int32)
+        self.batch_nodes = np.concatenate(batch) if batch else np.zeros(0, np.int32)
+
+    def split(self, args):
+        """(shared values, batch rows, B) when every argument is already a
+        float64 array (or float) of the traced shape; None sends the call down
+        the checked general path, which also words the errors."""
+        if len(args) != len(self.shapes):
+            return None
+        shared, batch, B = [], [], None
+        for arg, shape, size, ax in zip(args, self.shapes, self.sizes, self.axes):
+            if type(arg) is not np.ndarray:
+                if ax is None and shape == () and type(arg) is float:
+                    shared.append(np.array((arg,)))
+                    continue
+                return None
+            if arg.dtype != np.float64:
+                return None
+            if ax is None:
+                if arg.shape != shape:
+                    return None
+                shared.append(arg.reshape(-1))
+            else:
+                if arg.shape[1:] != shape or arg.ndim != len(shape) + 1:
+                    return None
+                if B is None:
+                    B = arg.shape[0]
+                elif arg.shape[0] != B:
+                    return None
+                batch.append(arg.reshape(B, size))
+        B = 1 if B is None else B
+        shared = shared[0] if len(shared) == 1 else (np.concatenate(shared) if shared
+                                                      else np.zeros(0))
+        batch = batch[0] if len(batch) == 1 else (np.concatenate(batch, axis=1) if batch
+                                                   else np.zeros((B, 0)))
+        return shared, batch, B
+
+    def part(self, k, gs, gb, B):
+        """Argument k's slice of shared (summed) or batched adjoints."""
+        lo, hi = self.slots[k]
+        shape = self.shapes[k]
+        if self.axes[k] is None:
+            return float(gs[lo]) if shape == () else gs[lo:hi].reshape(shape)
+        return gb[:, lo:hi].reshape((B,) + shape)

@@ -57,8 +57,7 @@ class Tape:
         tape._scalars = all(s == () for s in tape._shapes)
         tape._fast_grad = tape._scalars and out_spec == "s"
         tape._call1 = program.call1
-        sizes = [int(np.prod(s)) for s in tape._shapes]
-        tape._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        tape._plans = {}
         return tape
 
     # ------------------------------------------------------------ as data
@@ -129,36 +128,16 @@ class Tape:
             fast = self._program.call1(args, False)
             if fast is not None:
                 return A.unflatten(np.array(fast[0]), self._out_spec, False)
-        flat = self._flat(args) if in_axes is None else None
-        if flat is not None:
-            return A.unflatten(self._program.call_flat(flat, False)[0], self._out_spec, False)
+        plan = self._plan(in_axes)
+        split = plan.split(args)
+        if split is not None:
+            shared, batch, B = split
+            out, _, _, _ = self._program.run(shared, plan.shared_nodes, batch,
+                                             plan.batch_nodes, B)
+            return A.unflatten(out if plan.batched else out[0], self._out_spec, plan.batched)
         inp = self._inputs(args, in_axes)
         out, _, _, _ = self._run(inp)
         return self._outputs(inp, out)
-
-    def _flat(self, args):
-        """All arguments as one float vector, for an unbatched call whose
-        arguments are already numbers and arrays of the traced shapes; None
-        sends anything else down the checked general path."""
-        if self._program is None or len(args) != len(self._shapes):
-            return None
-        parts = []
-        for arg, shape in zip(args, self._shapes):
-            if type(arg) is np.ndarray:
-                if arg.shape != shape or arg.dtype.kind not in "biuf":
-                    return None
-                parts.append(arg.ravel())
-            elif type(arg) in (float, int) and shape == ():
-                parts.append((arg,))
-            else:
-                return None
-        flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return np.ascontiguousarray(flat, dtype=np.float64)
-
-    def _unflat(self, g, k):
-        lo, hi = self._offsets[k], self._offsets[k + 1]
-        shape = self._shapes[k]
-        return float(g[lo]) if shape == () else g[lo:hi].reshape(shape)
 
     def _explain(self, exc):
         """The kernel names a node; say it as str(tape) does."""
@@ -203,15 +182,33 @@ class Tape:
             if fast is not None:
                 grads = tuple(fast[1][k] for k in idx)
                 return fast[0][0], (grads[0] if single else grads)
-        flat = self._flat(args) if in_axes is None else None
-        if flat is not None:
-            values, g = self._program.call_flat(flat, True)
-            grads = tuple(self._unflat(g, k) for k in idx)
-            return float(values[0]), (grads[0] if single else grads)
+        plan = self._plan(in_axes)
+        split = plan.split(args)
+        if split is not None:  # arrays of the traced shapes: no further checks needed
+            shared, batch, B = split
+            out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
+                                               plan.batch_nodes, B, seed=np.ones((B, 1)))
+            grads = tuple(plan.part(k, gs, gb, B) for k in idx)
+            value = out[:, 0] if plan.batched else float(out[0, 0])
+            return value, (grads[0] if single else grads)
         inp = self._inputs(args, in_axes)
         out, gs, gb, _ = self._run(inp, seed=np.ones((inp.B, 1)))
         grads = tuple(inp.per_arg(gs, gb, k, self._shapes[k]) for k in idx)
         return self._outputs(inp, out), (grads[0] if single else grads)
+
+    def _plan(self, in_axes):
+        """The cached Plan of an in_axes (None, 0, or a tuple of them)."""
+        self._prog()
+        try:
+            return self._plans[in_axes]
+        except (KeyError, TypeError):
+            axes = A.normalize_axes(in_axes, len(self._shapes))
+            plan = A.Plan(self._shapes, axes)
+            try:
+                self._plans[in_axes] = plan
+            except TypeError:  # an unhashable in_axes (a list): not cached
+                pass
+            return plan
 
     def grad(self, *args, wrt=0, in_axes=None):
         """Gradient of a scalar output with respect to argument(s) wrt."""

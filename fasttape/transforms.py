@@ -21,7 +21,7 @@ class _Transformed:
     def __init__(self, fn, method, argnums, in_axes):
         self.fn, self.method, self.argnums, self.in_axes = fn, method, argnums, in_axes
         self.tapes = {}  # argument shapes -> tapes, one per branch pattern met
-        self._names = {}
+        self._names, self._axes = {}, {}
         functools.update_wrapper(self, fn)
 
     def _examples(self, args):
@@ -41,16 +41,25 @@ class _Transformed:
             examples.append(arr if arr.ndim else float(arr))
         return tuple(np.shape(e) for e in examples), examples
 
+    def _key(self, args):
+        """Per-sample argument shapes, cheaply: the tapes' cache key."""
+        axes = self._axes.get(len(args))
+        if axes is None:
+            axes = self._axes[len(args)] = A.normalize_axes(self.in_axes, len(args))
+        return tuple((arg.shape[1:] if ax == 0 else arg.shape) if type(arg) is np.ndarray
+                     else np.shape(arg)[1 if ax == 0 else 0:] for arg, ax in zip(args, axes))
+
     def __call__(self, *args):
-        key, examples = self._examples(args)
-        tapes = self.tapes.setdefault(key, [])
+        tapes = self.tapes.get(self._key(args), ())
         for tape in tapes:
             try:
                 return self._replay(tape, args)
             except GuardError as exc:
                 if len(exc.lanes) < exc.lanes_of:  # samples disagree: no tape fits all
                     raise
-        # A branch pattern not met before: trace it (at the first sample).
+        # New shapes, or a branch pattern not met before: trace at the first sample.
+        key, examples = self._examples(args)
+        tapes = self.tapes.setdefault(key, [])
         tape = trace(self.fn, *examples)
         tapes.append(tape)
         del tapes[: -self.MAX_VARIANTS]
