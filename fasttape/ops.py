@@ -142,7 +142,8 @@ HELPERS = {
     "miss": ("return 0.0 if (x != 0.0) == (y != 0.0) else 1.0",
              lambda x, y: np.where((x != 0.0) == (y != 0.0), 0.0, 1.0)),
     # x ** c with the common square exact and cheap, and so d/dx x**2 = 2 x.
-    "powc": ("return x * x if y == 2.0 else (x if y == 1.0 else pow(x, y))",
+    # (and the powers 1 and 0 its derivatives need, without calling pow).
+    "powc": ("return x * x if y == 2.0 else (x if y == 1.0 else (1.0 if y == 0.0 else pow(x, y)))",
              lambda x, y: x * x if y == 2.0 else (x * 1.0 if y == 1.0 else np.power(x, y))),
 }
 HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "miss")}

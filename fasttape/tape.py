@@ -257,19 +257,35 @@ class Tape:
         pair, a small constant times the cost of a gradient."""
         self._scalar_output("hvp")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
-        inp = self._inputs(tuple(args), in_axes)
-        vs = (v,) if single else tuple(v)
+        args, vs = tuple(args), ((v,) if single else tuple(v))
         if len(vs) != len(idx):
             raise ArgumentError(f"hvp: {len(idx)} arguments in wrt but {len(vs)} vectors")
-        tangents = [np.zeros(s if ax is None else (inp.B,) + s)
-                    for s, ax in zip(self._shapes, inp.axes)]
-        for k, vk in zip(idx, vs):
-            tangents[k] = vk
-        st, bt = inp.split(tangents, self._names, self._shapes, "hvp vector")
+        plan = self._plan(in_axes)
+        split = plan.split(args)
+        if split is not None:
+            tsplit = plan.split(self._tangents(idx, vs, plan.axes, split[2]))
+            if tsplit is not None:  # all of the traced shapes: the fast path
+                (shared, batch, B), (st, bt, _) = split, tsplit
+                *_, hs, hb = self._program.run(shared, plan.shared_nodes, batch,
+                                               plan.batch_nodes, B, seed=np.ones((B, 1)),
+                                               shared_tangent=st, batch_tangent=bt, hvp=True)
+                out = tuple(plan.part(k, hs, hb, B) for k in idx)
+                return out[0] if single else out
+        inp = self._inputs(args, in_axes)
+        st, bt = inp.split(self._tangents(idx, vs, inp.axes, inp.B), self._names,
+                           self._shapes, "hvp vector")
         *_, hs, hb = self._run(inp, seed=np.ones((inp.B, 1)), shared_tangent=st,
                                batch_tangent=bt, hvp=True)
         out = tuple(inp.per_arg(hs, hb, k, self._shapes[k]) for k in idx)
         return out[0] if single else out
+
+    def _tangents(self, idx, vs, axes, B):
+        """Per-argument tangents: the vectors at idx, zeros elsewhere."""
+        tangents = [np.zeros(s if ax is None else (B,) + s)
+                    for s, ax in zip(self._shapes, axes)]
+        for k, vk in zip(idx, vs):
+            tangents[k] = vk
+        return tangents
 
     @_explained
     def hessian(self, *args, wrt=0, in_axes=None):
