@@ -19,7 +19,7 @@ def extensions():
     codegen = runpy.run_path(os.path.join(HERE, "fasttape", "_codegen.py"))
     codegen["write"](os.path.join(HERE, "fasttape", "_ops.pxi"))
     # Portable by default; FASTTAPE_NATIVE=1 opts in to this CPU's instructions.
-    flags = ["-O3"] + (["-march=native"] if os.environ.get("FASTTAPE_NATIVE") == "1" else [])
+    flags = ["-O3", "-fno-trapping-math"] + (["-march=native"] if os.environ.get("FASTTAPE_NATIVE") == "1" else [])
     ext = Extension("fasttape._core", ["fasttape/_core.pyx"], extra_compile_args=flags,
                     include_dirs=[numpy.get_include()],
                     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
