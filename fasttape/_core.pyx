@@ -74,6 +74,7 @@ cdef struct Call:
     double* hs             # shared adjoint tangents: Hessian-vector products (ns)
     double* hb             # batched ones (B, nb)
     int32_t* miss          # per lane, the first guard node that missed, or -1
+    const uint8_t* shared  # per input node, 1 if shared (NULL: not known)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
 
 
@@ -130,6 +131,7 @@ cdef class Program:
         cdef const int32_t[::1] argsv = padded[4]
         self.p.op, self.p.a, self.p.b = &opv[0], &av[0], &bv[0]
         self.p.pool, self.p.args = &poolv[0], &argsv[0]
+        self.p.n_inputs, self.p.shared = self.n_inputs, NULL
         self._out = padded[5]
         self.starts = find_runs(&self.p, self.n_inputs, self.n)
         self.starts.flags.writeable = False
@@ -182,6 +184,9 @@ cdef class Program:
         c.out, c.gs, c.gb, c.tout = data(out), data(gs), data(gb), data(tout)
         c.hs, c.hb = data(hs), data(hb)
         c.miss = <int32_t*> data(miss)
+        flags = np.zeros(self.n_inputs + 1, dtype=np.uint8)
+        flags[sn] = 1
+        c.shared = <uint8_t*> cnp.PyArray_DATA(flags)
         if B:
             self._sweep(&c, want_grad, want_tan, hvp)
         result = (out, gs, gb, tout)
@@ -195,13 +200,15 @@ cdef class Program:
         cdef double* G = V + block if grad else NULL
         cdef double* T = V + block * (1 + grad) if tan else NULL
         cdef double* H = V + block * (1 + grad + tan) if hvp else NULL
+        cdef Prog p = self.p  # this call's view: which inputs it shares
+        p.shared = c.shared
         c.bad = -1
         try:
             if self.n * c.B > SMALL_TAPE:
                 with nogil:
-                    self._chunks(c, C, V, G, T, H)
+                    self._chunks(&p, c, C, V, G, T, H)
             else:
-                self._chunks(c, C, V, G, T, H)
+                self._chunks(&p, c, C, V, G, T, H)
         finally:
             self._release(V)
         if c.bad >= 0:
@@ -214,8 +221,8 @@ cdef class Program:
                                  node=int(miss[lanes[0]]), lanes=lanes, lanes_of=c.B)
         return 0
 
-    cdef void _chunks(self, Call* c, Py_ssize_t C, double* V, double* G, double* T,
-                      double* H) noexcept nogil:
+    cdef void _chunks(self, const Prog* p, Call* c, Py_ssize_t C, double* V, double* G,
+                      double* T, double* H) noexcept nogil:
         """The sweeps of one call, chunk by chunk of at most C lanes."""
         cdef Py_ssize_t b0 = 0, w, l, k, o, nn = self.n, n_out = c.n_out
         cdef Py_ssize_t nruns = self._starts.shape[0] - 1
@@ -223,14 +230,14 @@ cdef class Program:
         while b0 < c.B:
             w = min(C, c.B - b0)
             put_inputs(V, c.sv, c.sn, c.ns, c.bv, c.bn, c.nb, b0, w)
-            sweep_forward(&self.p, starts, nruns, V, w)
+            sweep_forward(p, starts, nruns, V, w)
             for o in range(n_out):
                 for l in range(w):
                     c.out[(b0 + l) * n_out + o] = V[self._out[o] * w + l]
             self._check(c, V, b0, w)
             if T != NULL:
                 put_inputs(T, c.st, c.sn, c.ns, c.bt, c.bn, c.nb, b0, w)
-                sweep_tangent(&self.p, starts, nruns, V, T, w)
+                sweep_tangent(p, starts, nruns, V, T, w)
                 for o in range(n_out):
                     for l in range(w):
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
@@ -241,10 +248,10 @@ cdef class Program:
                         G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
                 if H != NULL:
                     memset(H, 0, nn * w * sizeof(double))
-                    sweep_hvp(&self.p, starts, nruns, V, T, G, H, w)
+                    sweep_hvp(p, starts, nruns, V, T, G, H, w)
                     take_adjoints(H, c.hs, c.hb, c.sn, c.ns, c.bn, c.nb, b0, w)
                 else:
-                    sweep_reverse(&self.p, starts, nruns, V, G, w)
+                    sweep_reverse(p, starts, nruns, V, G, w)
                 take_adjoints(G, c.gs, c.gb, c.sn, c.ns, c.bn, c.nb, b0, w)
             b0 += w
 
@@ -294,6 +301,7 @@ cdef class Program:
             for k in range(n_in):
                 buf[n_in + 2 * n_out + k] = 0.0
             c.miss = &miss
+            c.shared = NULL
             self._sweep(&c, grad, False, False)
             values = [c.out[k] for k in range(n_out)]
             return values, ([c.gs[k] for k in range(n_in)] if grad else None)

@@ -10,6 +10,14 @@ cdef struct Prog:
     const int32_t* b
     const double* pool
     const int32_t* args
+    Py_ssize_t n_inputs
+    const uint8_t* shared  # per input node, 1 where this call shares it; or NULL
+
+
+cdef inline bint uniform(const Prog* p, Py_ssize_t node) noexcept nogil:
+    """Is node a shared input of this call, so the same in every lane? A dot
+    then reads it as one number (a layer's weights, say), not a row of lanes."""
+    return p.shared != NULL and node < p.n_inputs and p.shared[node]
 
 
 cdef inline const double* operand(const Prog* p, Py_ssize_t i, const double* V,
@@ -54,6 +62,7 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
     cdef const double* xa
     cdef const double* xb
     cdef const double* xc
+    cdef double w
     cdef Py_ssize_t j, l, n = p.b[i]
     if kind == K_INPUT:
         return
@@ -79,12 +88,33 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
                     out[l] += xa[l]
             elif kind == K_DOT:
                 xb = V + arg[n + j] * C
-                for l in range(C):
-                    out[l] += xa[l] * xb[l]
+                if uniform(p, arg[j]):
+                    w = xa[0]
+                    for l in range(C):
+                        out[l] += w * xb[l]
+                elif uniform(p, arg[n + j]):
+                    w = xb[0]
+                    for l in range(C):
+                        out[l] += xa[l] * w
+                else:
+                    for l in range(C):
+                        out[l] += xa[l] * xb[l]
             else:
                 coef = p.pool + arg[n]
                 for l in range(C):
                     out[l] += coef[j] * xa[l]
+
+
+cdef inline void dot_shared(double w, const double* x, const double* gi, double* gw,
+                            double* gx, Py_ssize_t C) noexcept nogil:
+    """Reverse of w * x[l] over C lanes with w the same in all of them: the
+    weight's adjoint, summed over lanes, goes to its first lane."""
+    cdef Py_ssize_t l
+    cdef double acc = 0.0
+    for l in range(C):
+        acc += zmul(x[l], gi[l])
+        gx[l] += zmul(w, gi[l])
+    gw[0] += acc
 
 
 cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, const double* T,
@@ -132,9 +162,14 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
         elif kind == K_DOT:
             xa, xb = V + arg[j] * C, V + arg[n + j] * C
             gb = G + arg[n + j] * C
-            for l in range(C):
-                ga[l] += zmul(xb[l], gi[l])
-                gb[l] += zmul(xa[l], gi[l])
+            if H == NULL and uniform(p, arg[j]):  # a shared weight: its lanes are summed anyway
+                dot_shared(xa[0], xb, gi, ga, gb, C)
+            elif H == NULL and uniform(p, arg[n + j]):
+                dot_shared(xb[0], xa, gi, gb, ga, C)
+            else:
+                for l in range(C):
+                    ga[l] += zmul(xb[l], gi[l])
+                    gb[l] += zmul(xa[l], gi[l])
             if H != NULL:
                 hb = H + arg[n + j] * C
                 for l in range(C):

@@ -136,3 +136,27 @@ def test_replays_from_many_threads_at_once():
     for (v, g), (ev, eg) in zip(results, expected):
         assert v == ev
         np.testing.assert_array_equal(g, eg)
+
+
+def test_dot_with_shared_weights_matches_the_plain_path():
+    """A dot whose operands on one side are shared inputs reads them as single
+    numbers; the twin (and a batch of all-batched arguments) does not."""
+    core = pytest.importorskip("fasttape._core")
+
+    def f(w, x):
+        return ft.dot(w, x) * ft.dot(x[::-1], w) + ft.dot(w[:2], w[1:])
+
+    w, X = rng.normal(size=3), rng.normal(size=(50, 3))
+    p = ft.trace(f, w, X[0])._program
+    arrays = (p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
+    shared_nodes, batch_nodes = np.arange(3, dtype=np.int32), np.arange(3, 6, dtype=np.int32)
+    kw = dict(seed=np.ones((50, 1)))
+    fast = core.Program(*arrays).run(w, shared_nodes, X, batch_nodes, 50, **kw)
+    plain = twin.Program(*arrays).run(w, shared_nodes, X, batch_nodes, 50, **kw)
+    every = core.Program(*arrays).run(np.zeros(0), np.zeros(0, np.int32),
+                                      np.hstack([np.tile(w, (50, 1)), X]),
+                                      np.arange(6, dtype=np.int32), 50, **kw)
+    for u, v in zip(fast, plain):
+        np.testing.assert_allclose(u, v, rtol=1e-13)
+    np.testing.assert_allclose(fast[1], every[2][:, :3].sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(fast[2], every[2][:, 3:], rtol=1e-14)
