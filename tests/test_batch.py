@@ -156,7 +156,7 @@ def test_dot_with_shared_weights_matches_the_plain_path():
     every = core.Program(*arrays).run(np.zeros(0), np.zeros(0, np.int32),
                                       np.hstack([np.tile(w, (50, 1)), X]),
                                       np.arange(6, dtype=np.int32), 50, **kw)
-    for u, v in zip(fast, plain):
+    for u, v in zip(fast[:3], plain[:3]):
         np.testing.assert_allclose(u, v, rtol=1e-13)
     np.testing.assert_allclose(fast[1], every[2][:, :3].sum(axis=0), rtol=1e-13)
     np.testing.assert_allclose(fast[2], every[2][:, 3:], rtol=1e-14)
