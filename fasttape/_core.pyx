@@ -23,7 +23,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from .validate import validate, MAX_NODES
+from .validate import MAX_NODES, node_indices, validate
 from .errors import GuardError, NonFiniteError, TapeError
 
 include "_ops.pxi"
@@ -154,8 +154,9 @@ cdef class Program:
         (seed and tangents given) also (shared, batched) adjoint tangents:
         Hessian-vector products.
         """
-        sv, sn = carray(shared, cnp.NPY_FLOAT64), carray(shared_nodes, cnp.NPY_INT32)
-        bv, bn = carray(batch, cnp.NPY_FLOAT64), carray(batch_nodes, cnp.NPY_INT32)
+        sn = carray(node_indices("shared_nodes", shared_nodes, self.n_inputs), cnp.NPY_INT32)
+        bn = carray(node_indices("batch_nodes", batch_nodes, self.n_inputs), cnp.NPY_INT32)
+        sv, bv = carray(shared, cnp.NPY_FLOAT64), carray(batch, cnp.NPY_FLOAT64)
         cdef Py_ssize_t ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
         cdef Py_ssize_t n_out = self.n_outputs
         self._check_inputs(sv, sn, bv, bn, B)
@@ -332,7 +333,7 @@ cdef class Program:
         if self._ws_busy or size > WORKSPACE_KEEP:
             ws = <double*> malloc(size * sizeof(double) + 8)
         else:
-            if size > self._ws_size:
+            if size > self._ws_size or self._ws == NULL:
                 ws = <double*> realloc(self._ws, size * sizeof(double) + 8)
                 if ws == NULL:
                     raise MemoryError("fasttape: cannot allocate the sweep workspace")

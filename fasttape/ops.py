@@ -125,7 +125,7 @@ HELPERS = {
                 lambda x: 1.0 / (1.0 + np.exp(-x))),
     "step": ("return 1.0 if x > 0.0 else 0.0",
              lambda x: np.where(x > 0.0, 1.0, 0.0)),
-    "sign": ("return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)",
+    "sign": ("return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else x * 0.0)",  # NaN stays NaN
              lambda x: np.sign(x) * 1.0),
     # d max(x, y) / dx: 1, 0 or 1/2 at a tie, as JAX splits it.
     "maxd": ("return 1.0 if x > y else (0.5 if x == y else 0.0)",

@@ -10,7 +10,7 @@ import numpy as np
 from . import ops
 from .compact import compact, frozen
 from .errors import GuardError, NonFiniteError, TapeError
-from .validate import MAX_NODES, validate
+from .validate import MAX_NODES, node_indices, validate
 
 _KIND = [op.kind for op in ops.OPS]
 _FWD = [ops.compile_numpy(op.fwd, "x, y, c") for op in ops.OPS]
@@ -188,7 +188,8 @@ class Program:
         """Same contract as the kernel's Program.run."""
         shared = np.asarray(shared, dtype=float)
         batch = np.asarray(batch, dtype=float)
-        sn, bn = np.asarray(shared_nodes, np.int64), np.asarray(batch_nodes, np.int64)
+        sn = node_indices("shared_nodes", shared_nodes, self.n_inputs).astype(np.int64)
+        bn = node_indices("batch_nodes", batch_nodes, self.n_inputs).astype(np.int64)
         self._check_inputs(shared, sn, batch, bn, B)
         if hvp and (seed is None or shared_tangent is None):
             raise ValueError("hvp needs a seed and tangents")

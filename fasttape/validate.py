@@ -4,6 +4,8 @@ Both backends call this when a program is built, so a hand-made, loaded or
 corrupted tape raises TapeError here instead of reading out of bounds later.
 """
 
+import numbers
+
 import numpy as np
 
 from . import ops
@@ -17,7 +19,10 @@ _K = {kind: ops.KINDS.index(kind) for kind in ops.KINDS}
 
 def _array(name, value, dtype):
     """A read-only contiguous copy in dtype; integers must fit it exactly."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # a ragged list, say
+        raise TapeError(f"tape array {name!r} is not an array: {exc}") from exc
     if arr.ndim != 1:
         raise TapeError(f"tape array {name!r} must be 1-D, got shape {arr.shape}")
     want = np.dtype(dtype)
@@ -51,6 +56,8 @@ def _check_nary(kind, idx, a, b, args, n_pool):
     need = refs + (1 if kind == "dotc" else 0)
     if (start < 0).any() or (count < 0).any() or (start + need > len(args)).any():
         raise TapeError(f"{kind} node operand list out of range of the args array")
+    if need.sum() > len(args):  # lists may not overlap: keeps this check linear in size
+        raise TapeError(f"{kind} nodes list more operands than the args array holds")
     pos, owner = _ragged_positions(start, refs)
     ref = args[pos]
     if ((ref < 0) | (ref >= idx[owner])).any():
@@ -72,7 +79,9 @@ def validate(op, a, b, pool, args, n_inputs, outputs):
         raise TapeError(f"tape arrays disagree in length: op {n}, a {len(a)}, b {len(b)}")
     if n > MAX_NODES:
         raise TapeError(f"a tape holds at most {MAX_NODES} nodes, got {n}")
-    if not 0 <= int(n_inputs) <= n:
+    if not isinstance(n_inputs, numbers.Integral) or isinstance(n_inputs, bool):
+        raise TapeError(f"n_inputs must be an integer, got {n_inputs!r}")
+    if not 0 <= n_inputs <= n:
         raise TapeError(f"n_inputs {n_inputs} out of range for {n} nodes")
     n_inputs = int(n_inputs)
     if (op >= ops.N_OPS).any():
@@ -96,3 +105,15 @@ def validate(op, a, b, pool, args, n_inputs, outputs):
     if ((outputs < 0) | (outputs >= n)).any():
         raise TapeError(f"an output index is out of range for {n} nodes")
     return op, a, b, pool, args, n_inputs, outputs
+
+
+def node_indices(name, value, limit):
+    """Input node indices of a call as int32, each in [0, limit), or ValueError."""
+    arr = np.asarray(value)
+    if arr.dtype == np.int32 and arr.ndim == 1:
+        return arr
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D array of integers, got {arr.dtype} {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= limit):
+        raise ValueError(f"{name} holds an index outside the {limit} input nodes")
+    return arr.astype(np.int32)

@@ -1,0 +1,708 @@
+"""Tapes as data: sizes, str(tape), to_dot, save / load / pickle, and a fuzz
+test that no damaged tape file can crash the interpreter or load wrongly."""
+
+import io
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import fasttape as ft
+from fasttape import ops
+from fasttape.graphviz import operands, to_dot
+from fasttape.io import ARRAYS, FORMAT_VERSION, to_state
+
+
+def lecture(w, x, y):
+    return (w * x - y) ** 2 + w ** 2
+
+
+def layer(W, x):  # arrays in, a tuple out
+    h = ft.tanh(W @ x)
+    return h, ft.sum(h * h), [x[0] / 3.0, 2.0]
+
+
+def nary(p, x):  # n-ary nodes: one sum, dot and constant dot each
+    return ft.dot(p, x) + ft.sum(list(p * p)) + ft.dot(np.array([0.5, -1.0, 2.0]), x)
+
+
+def control(x, y):  # a where (select), comparisons and a guard
+    z = ft.where(x > y, x * y, x - y)
+    if x > 0:
+        return z + ft.maximum(x, y) ** 2
+    return z
+
+
+CASES = {
+    "control": (control, (1.5, 0.5)),
+    "lecture": (lecture, (1.0, 2.0, 3.0)),
+    "layer": (layer, (np.arange(6.0).reshape(2, 3) / 5, np.array([0.3, -1.0, 2.0]))),
+    "nary": (nary, (np.array([1.0, -2.0, 0.5]), np.array([0.1, 0.2, 3.0]))),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request):
+    fn, args = CASES[request.param]
+    return ft.trace(fn, *args), args
+
+
+def arrays(tape):
+    p = tape._program
+    return {key: getattr(p, key) for key in ARRAYS}
+
+
+def results(tape, args):
+    """Everything a replay can say, flattened to comparable arrays."""
+    out = [tape(*args), tape.jacobian(*args, wrt=(0, 1)),
+           tape.vjp(args, tape(*args)), tape.jvp(args, args)]
+    if tape._out_spec == "s":
+        out.append(tape.value_and_grad(*args, wrt=tuple(range(len(args)))))
+        out.append(tape.hessian(*args, wrt=tuple(range(len(args)))))
+    batch = tuple(np.stack([np.asarray(a), np.asarray(a) * 2]) for a in args)
+    out.append(tape(*batch, in_axes=0))
+    return [np.asarray(x, dtype=float) for x in _leaves(out)]
+
+
+def _leaves(x):
+    if isinstance(x, (tuple, list)):
+        return [leaf for item in x for leaf in _leaves(item)]
+    return [x]
+
+
+def assert_same_tape(t1, t2, args):
+    for key, arr in arrays(t1).items():
+        other = arrays(t2)[key]
+        assert other.dtype == arr.dtype and np.array_equal(other, arr), key
+    assert t2.n_inputs == t1.n_inputs and len(t2) == len(t1)
+    assert (t2._names, t2._shapes, t2._out_spec, t2._fn_name) == \
+           (t1._names, t1._shapes, t1._out_spec, t1._fn_name)
+    assert str(t2) == str(t1) and repr(t2) == repr(t1) and t2.to_dot() == t1.to_dot()
+    r1, r2 = results(t1, args), results(t2, args)
+    assert len(r1) == len(r2)
+    for x1, x2 in zip(r1, r2):
+        assert np.array_equal(x1, x2, equal_nan=True)
+
+
+# ------------------------------------------------------------------ as data
+
+def test_sizes_match_the_arrays(case):
+    tape, _ = case
+    p = tape._program
+    assert len(tape) == len(p.op) == len(p.a) == len(p.b)
+    assert tape.n_inputs == p.n_inputs == sum(int(np.prod(s)) for s in tape._shapes)
+    assert tape.n_outputs == len(p.outputs)
+    data = sum(arr.nbytes for arr in arrays(tape).values())
+    assert data <= tape.nbytes <= data + 64 * len(tape)  # arrays plus a small workspace
+
+
+def test_str_is_the_lecture_s_wengert_list():
+    tape = ft.trace(lecture, 1.0, 2.0, 3.0)
+    assert str(tape) == "\n".join(["l0 = w * x", "l1 = l0 - y", "l2 = l1 ** 2",
+                                   "l3 = w ** 2", "l4 = l2 + l3", "return l4"])
+
+
+def expected_refs(p, i):
+    """Operand references by the layout ops.py documents (independent of
+    graphviz.operands, for the kinds these tests record)."""
+    kind, a, b = ops.OPS[p.op[i]].kind, int(p.a[i]), int(p.b[i])
+    return {ops.INPUT: [], ops.CONST: [], ops.UNARY: [a], ops.CONSTANT: [a],
+            ops.BINARY: [a, b], ops.SUM: list(p.args[a:a + b]),
+            ops.DOT: list(p.args[a:a + 2 * b]), ops.DOTC: list(p.args[a:a + b]),
+            ops.GUARD: [a], ops.SELECT: list(p.args[a:a + 3])}[kind]
+
+
+def test_to_dot_has_every_node_and_edge(case):
+    tape, _ = case
+    p, dot = tape._program, tape.to_dot()
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    labels = dict(re.findall(r'^\s*n(\d+) \[label="((?:[^"\\]|\\.)*)"', dot, re.M))
+    assert sorted(map(int, labels)) == list(range(len(tape)))
+    listing = str(tape).splitlines()[:-1]  # without "return ..."
+    assert [labels[str(i)] for i in range(p.n_inputs, p.n)] == listing
+    inputs = [n if s == () else f"{n}[" for n, s in zip(tape._names, tape._shapes)
+              for _ in range(int(np.prod(s)))]
+    assert all(labels[str(i)].startswith(inputs[i]) for i in range(p.n_inputs))
+    edges = re.findall(r"n(\d+) -> n(\d+)", dot)
+    want = sorted((int(j), i) for i in range(p.n) for j in expected_refs(p, i))
+    assert dot.count("->") == len(want) and sorted((int(j), int(i)) for j, i in edges) == want
+    for i in range(p.n):
+        assert operands(p, i) == [int(j) for j in expected_refs(p, i)]
+    marked = re.findall(r"n(\d+) \[.*peripheries=2", dot)
+    assert sorted(map(int, marked)) == sorted(set(p.outputs.tolist()))
+
+
+def test_to_dot_escapes_quotes():
+    tape = ft.trace(lecture, 1.0, 2.0, 3.0)
+    dot = to_dot(tape._program, ['w"1\\', "x", "y"], tape._shapes, tape._out_spec)
+    assert r'label="w\"1\\"' in dot and r'label="l0 = w\"1\\ * x"' in dot
+
+
+# ------------------------------------------------------------------ round trips
+
+def test_save_load_round_trip(case, tmp_path):
+    tape, args = case
+    path = tmp_path / "t.tape"  # saved at exactly this name (no ".npz" appended)
+    tape.save(path)
+    assert os.listdir(tmp_path) == ["t.tape"]
+    assert_same_tape(tape, ft.load(path), args)
+    assert_same_tape(tape, ft.load(str(path)), args)
+    buf = io.BytesIO()
+    tape.save(buf)
+    buf.seek(0)
+    assert_same_tape(tape, ft.load(buf), args)
+
+
+def test_pickle_round_trip(case):
+    tape, args = case
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        assert_same_tape(tape, pickle.loads(pickle.dumps(tape, protocol)), args)
+
+
+def test_loaded_tape_keeps_its_guards(tmp_path):
+    tape = ft.trace(control, 1.5, 0.5)
+    tape.save(tmp_path / "t")
+    messages = set()
+    for t in (tape, ft.load(tmp_path / "t"), pickle.loads(pickle.dumps(tape))):
+        assert "guard(" in str(t) and "where(" in str(t)
+        with pytest.raises(ft.GuardError) as err:
+            t(-1.0, 0.5)
+        messages.add(str(err.value))
+    assert len(messages) == 1  # the same guard, named the same way
+
+
+def test_saved_file_is_plain_npz_without_pickle(tmp_path):
+    ft.trace(lecture, 1.0, 2.0, 3.0).save(tmp_path / "t")
+    with np.load(tmp_path / "t", allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].item())
+        assert sorted(npz.files) == sorted(["meta", *ARRAYS])
+    assert meta["format"] == "fasttape.tape" and meta["format_version"] == FORMAT_VERSION
+    assert meta["names"] == ["w", "x", "y"] and meta["out_spec"] == "s"
+    assert meta["op_table"] == [[op.code, op.name, op.kind] for op in ops.OPS]
+    assert meta["fasttape_version"] == ft.__version__
+
+
+def test_eager_tapes_do_not_save():
+    with ft.Tape() as t:
+        ft.Var(1.0) * 2
+    with pytest.raises(ft.TapeError, match="ft.trace"):
+        pickle.dumps(t)
+
+
+# ------------------------------------------------------------------ failures
+
+def saved(state):
+    buf = io.BytesIO()
+    np.savez(buf, **state)
+    return buf.getvalue()
+
+
+def load_bytes(data):
+    return ft.load(io.BytesIO(data))
+
+
+def state_with(tape=None, drop=(), meta=None, **arrays_):
+    state = to_state(tape or ft.trace(lecture, 1.0, 2.0, 3.0))
+    if meta is not None:
+        m = json.loads(state["meta"].item())
+        meta(m)
+        state["meta"] = np.array(json.dumps(m))
+    state.update(arrays_)
+    for key in drop:
+        del state[key]
+    return state
+
+
+def rejects(data_or_state, match):
+    """Loading raises a TapeError (a ValueError) whose message matches."""
+    with pytest.raises(ft.TapeError, match=match) as info:
+        if isinstance(data_or_state, dict):
+            ft.io.from_state(data_or_state)
+        else:
+            load_bytes(data_or_state)
+    assert isinstance(info.value, ValueError)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("key", ["meta", *ARRAYS])
+def test_missing_entry(key):
+    state = state_with(drop=[key])
+    rejects(saved(state), repr(key) if key != "meta" else "no 'meta' entry")
+    rejects(state, repr(key) if key != "meta" else "no 'meta' entry")
+
+
+@pytest.mark.parametrize("key", sorted(ARRAYS))
+@pytest.mark.parametrize("dtype", [np.int64, np.float32, np.int16, "<U2"])
+def test_wrong_dtype(key, dtype):
+    state = state_with()
+    if np.dtype(dtype) == np.dtype(ARRAYS[key]).newbyteorder("="):
+        return
+    state[key] = state[key].astype(dtype)
+    rejects(saved(state), rf"entry '{key}' must have dtype")
+    rejects(state, rf"entry '{key}' must have dtype")
+
+
+@pytest.mark.parametrize("key", sorted(ARRAYS))
+def test_wrong_ndim(key):
+    state = state_with()
+    state[key] = state[key][None, :]
+    rejects(saved(state), rf"entry '{key}' must be 1-D")
+    state[key] = np.array(7, dtype=ARRAYS[key])
+    rejects(saved(state), rf"entry '{key}' must be 1-D")
+
+
+def test_other_byte_order_is_read():
+    tape, args = ft.trace(nary, *CASES["nary"][1]), CASES["nary"][1]
+    state = {k: (v.astype(v.dtype.newbyteorder(">")) if k != "meta" else v)
+             for k, v in to_state(tape).items()}
+    assert_same_tape(tape, load_bytes(saved(state)), args)
+
+
+@pytest.mark.parametrize("key", ["op", "a", "b", "outputs"])
+def test_wrong_length(key):
+    state = state_with()
+    state[key] = state[key][:-1]
+    rejects(saved(state), "disagree in length|n_inputs|out_spec describes|outputs")
+
+
+@pytest.mark.parametrize("version, match", [
+    (FORMAT_VERSION + 1, "format version 2 .*reads up to version 1"),
+    (0, "unknown tape format version 0"), ("1", "unknown tape format version '1'"),
+    (True, "unknown tape format version True")])
+def test_unknown_or_future_version(version, match):
+    rejects(saved(state_with(meta=lambda m: m.update(format_version=version))), match)
+
+
+def test_future_version_is_reported_before_other_differences():
+    def future(m):
+        m.update(format_version=FORMAT_VERSION + 1, op_table=[], extra_field=1)
+    state = state_with(drop=["pool"], meta=future)
+    state["new_entry"] = np.zeros(1)
+    rejects(saved(state), "format version 2")
+
+
+def test_wrong_magic():
+    rejects(saved(state_with(meta=lambda m: m.update(format="something.else"))),
+            "not a fasttape tape: format 'something.else'")
+
+
+def test_different_op_table():
+    def renamed(m):
+        m["op_table"][2][1] = "plus"
+    msg = rejects(saved(state_with(meta=renamed)), "different op table")
+    assert "row 2" in msg and "plus" in msg
+    rejects(saved(state_with(meta=lambda m: m["op_table"].append([99, "new", "unary"]))),
+            rf"different op table.*row {ops.N_OPS} is \[99, 'new', 'unary'\] there and no row here")
+    rejects(saved(state_with(meta=lambda m: m["op_table"].pop())), "different op table")
+    rejects(saved(state_with(meta=lambda m: m.update(op_table="ops"))), "op_table")
+
+
+def test_malformed_json():
+    state = state_with()
+    state["meta"] = np.array(state["meta"].item()[:-5])
+    rejects(saved(state), "not valid JSON")
+    state["meta"] = np.array("[" * 100000)
+    rejects(saved(state), "not valid JSON")
+    state["meta"] = np.array("[1, 2]")
+    rejects(saved(state), "not a JSON object")
+    state["meta"] = np.array([1, 2], dtype=np.int32)
+    rejects(saved(state), "'meta' entry must be a 0-d unicode string")
+
+
+@pytest.mark.parametrize("field", ["names", "shapes", "out_spec", "fn_name", "n_inputs",
+                                   "op_table", "fasttape_version"])
+def test_missing_meta_field(field):
+    rejects(saved(state_with(meta=lambda m: m.pop(field))), f"lacks '{field}'")
+
+
+def test_unexpected_meta_field_and_entry():
+    rejects(saved(state_with(meta=lambda m: m.update(comment="hi"))), "unexpected field 'comment'")
+    rejects(saved(state_with(extra=np.zeros(2))), "unexpected entry 'extra'")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.update(n_inputs=2), "describe 3 input values, but n_inputs is 2"),
+    (lambda m: m.update(n_inputs=-1), "n_inputs must be a non-negative integer"),
+    (lambda m: m.update(n_inputs=3.0), "n_inputs must be a non-negative integer"),
+    (lambda m: m.update(names=["w", "x"]), "one shape per name"),
+    (lambda m: m.update(shapes=[[], [], [2]]), "describe 4 input values"),
+    (lambda m: m.update(shapes=[[], [], [-1]]), "shape of 'y'"),
+    (lambda m: m.update(shapes=[[], [], [1.0]]), "shape of 'y'"),
+    (lambda m: m.update(shapes=[[], [], [1] * 40]), "shape of 'y'"),
+    (lambda m: m.update(names=["w", "x", 3]), "names must be a list of strings"),
+    (lambda m: m.update(fn_name=None), "fn_name must be"),
+])
+def test_names_and_shapes_inconsistent_with_inputs(edit, match):
+    rejects(saved(state_with(meta=edit)), match)
+
+
+def test_n_inputs_agreeing_with_shapes_but_not_the_tape():
+    def edit(m):
+        m.update(n_inputs=2, names=["w", "x"], shapes=[[], []])
+    rejects(saved(state_with(meta=edit)), "inputs must be exactly the first 2 nodes")
+
+
+@pytest.mark.parametrize("spec, match", [
+    (["a", [2]], "out_spec describes 2 outputs, but the tape has 1"),
+    (["t", ["s", "s"]], "out_spec describes 2 outputs"),
+    (["t", []], "out_spec describes 0 outputs"),
+    ("x", "malformed out_spec"), (["a"], "malformed out_spec"), (["q", []], "malformed out_spec"),
+    (["t", "s"], "malformed out_spec"), (["a", [2.5]], "out_spec array shape"),
+    (["t", [["t", [["l", ["s"]]]]]], None),  # nested but one leaf: loads
+])
+def test_out_spec_leaf_count(spec, match):
+    data = saved(state_with(meta=lambda m: m.update(out_spec=spec)))
+    if match is None:
+        assert load_bytes(data)(1.0, 2.0, 3.0) is not None
+    else:
+        rejects(data, match)
+
+
+def test_deeply_nested_out_spec():
+    spec = "s"
+    for _ in range(200):  # deeper than any real output, shallow enough for json
+        spec = ["t", [spec]]
+    rejects(saved(state_with(meta=lambda m: m.update(out_spec=spec))), "malformed out_spec")
+
+
+def _set(key, node, value):
+    """An edit of the lecture tape: key[node] = value (node -1 is the last)."""
+    def edit(p):
+        arr = getattr(p, key).copy()
+        arr[node] = value(p) if callable(value) else value
+        return {key: arr}
+    return edit
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_set("a", 3, 5), "first operand does not point backwards"),    # forward
+    (_set("a", 3, 3), "first operand does not point backwards"),    # itself
+    (_set("b", 4, -1), "second operand does not point backwards"),  # negative
+    (_set("op", -1, 255), "opcode 255"),
+    (_set("op", 3, 0), "inputs must be exactly the first 3 nodes"),
+    (_set("outputs", 0, lambda p: p.n), "output index is out of range"),
+    (_set("outputs", 0, -1), "output index is out of range"),
+    (_set("b", 5, lambda p: len(p.pool)), "constant pool"),
+])
+def test_invalid_program(edit, match):
+    tape = ft.trace(lecture, 1.0, 2.0, 3.0)
+    p = tape._program  # l0 = w * x is node 3, l1 = l0 - y node 4, l2 = l1 ** 2 node 5
+    assert [ops.OPS[c].kind for c in p.op[3:6]] == [ops.BINARY, ops.BINARY, ops.CONSTANT]
+    rejects(saved(state_with(tape, **edit(p))), match)
+
+
+def test_huge_and_overlapping_nary_counts():
+    tape = ft.trace(nary, *CASES["nary"][1])
+    p = tape._program
+    nary_nodes = [i for i in range(p.n) if ops.OPS[p.op[i]].kind in ops.NARY]
+    for count in (2**31 - 1, len(p.args), -1):
+        b = p.b.copy()
+        b[nary_nodes[0]] = count
+        rejects(saved(state_with(tape, b=b)), "operand counts|operand list out of range")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 10, 100, -1, -22, -200])
+def test_truncated_file(cut):
+    data = saved(state_with())
+    rejects(data[:cut], "truncated or corrupt|not a tape file|holds .* bytes")
+
+
+def test_corrupted_bytes_fail_the_checksum():
+    good = saved(state_with())
+    data = bytearray(good)
+    data[data.index("fasttape.tape".encode("utf-32-le")) + 4] ^= 0x01  # inside the meta text
+    rejects(bytes(data), "truncated or corrupt.*CRC")
+    data = bytearray(good)
+    npy = data.index(b"\x93NUMPY", data.index(b"pool.npy"))
+    at = npy + 10 + int.from_bytes(data[npy + 8:npy + 10], "little")  # the pool's data
+    assert data[at:at + 8] == np.float64(2.0).tobytes()
+    data[at + 6] ^= 0x10  # 2.0 -> another number: the CRC-32 must catch it
+    rejects(bytes(data), "CRC")
+
+
+def test_not_a_tape_file(tmp_path):
+    rejects(b"", "truncated or corrupt")
+    rejects(b"hello, world\n" * 10, "truncated or corrupt")
+    npy = io.BytesIO()
+    np.save(npy, np.zeros(3))
+    rejects(npy.getvalue(), "truncated or corrupt")
+    with pytest.raises(ft.TapeError, match="not a regular file"):
+        ft.load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        ft.load(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("not a tape")
+    with pytest.raises(ft.TapeError, match=r"notes\.txt' is truncated or corrupt"):
+        ft.load(tmp_path / "notes.txt")
+    (tmp_path / "cut.tape").write_bytes(saved(state_with())[:-30])
+    with pytest.raises(ft.TapeError, match=r"cut\.tape' is truncated or corrupt"):
+        ft.load(tmp_path / "cut.tape")
+    other = io.BytesIO()
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    msg = rejects(other.getvalue(), "unexpected entry 'readme.txt'")
+    assert "corrupt" not in msg
+
+
+def test_compressed_or_pickled_entries_are_refused():
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **to_state(ft.trace(lecture, 1.0, 2.0, 3.0)))
+    rejects(buf.getvalue(), "compressed")
+    state = state_with()
+    state["op"] = state["op"].astype(object)
+    rejects(saved(state), "dtype object")
+
+
+def test_bad_pickle_state():
+    tape = ft.trace(lecture, 1.0, 2.0, 3.0)
+    rejects(state_with(tape, op=tape._program.op.tolist()), "entry 'op' must be an array")
+    with pytest.raises(ft.TapeError, match="dict"):
+        ft.io.from_state(["not", "a", "dict"])
+
+
+# ------------------------------------------------------------------ fuzzing
+
+# Run in a subprocess, so a crash is a non-zero exit rather than a dead test
+# run (faulthandler then prints where). Usage: python -c FUZZ count seed.
+# Each mutation of a saved tape must either raise TapeError at load, or load
+# and replay to float64 results (NaN and infinities allowed, as IEEE says) or
+# to a deliberate TapeError / GuardError; damaged bytes must never load as a
+# different tape. Anything else is listed as a failure.
+FUZZ = r'''
+import faulthandler, io, json, os, sys, tempfile, traceback
+import numpy as np
+import fasttape as ft
+from fasttape import ops
+from fasttape.io import to_state
+
+faulthandler.enable()
+count, seed = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(seed)
+
+def lecture(w, x, y):
+    return (w * x - y) ** 2 + w ** 2
+
+def layer(W, x):
+    h = ft.tanh(W @ x)
+    return h, ft.sum(h * h), [x[0] / 3.0, ft.exp(x[1])]
+
+def nary(p, x):
+    return ft.dot(p, x) + ft.sum(list(p * p)) + ft.dot(np.array([0.5, -1.0, 2.0]), x)
+
+def control(x, y):
+    z = ft.where(x > y, x * y, x - y)
+    if x > 0:
+        return z + ft.maximum(x, y) ** 2
+    return z
+
+def saved(state):
+    buf = io.BytesIO()
+    np.savez(buf, **state)
+    return buf.getvalue()
+
+def leaves(x):
+    if isinstance(x, (tuple, list)):
+        return [leaf for item in x for leaf in leaves(item)]
+    return [x]
+
+def replay(tape):
+    """Some replays of every kind; fails unless each result is float64."""
+    args = [rng.standard_normal(s) if s else float(rng.standard_normal()) for s in tape._shapes]
+    out = [tape(*args), tape.vjp(args, tape(*args)), tape.jvp(args, args)]
+    if tape._out_spec == "s":
+        wrt = tuple(range(len(args)))
+        out += [tape.value_and_grad(*args, wrt=wrt), tape.hessian(*args, wrt=wrt)]
+    batch = [np.stack([np.asarray(a)] * 2) for a in args]
+    out.append(tape(*batch, in_axes=0))
+    for leaf in leaves(out):  # any float64, NaN and infinities included (IEEE)
+        assert isinstance(leaf, (float, np.ndarray)), type(leaf)
+        assert np.asarray(leaf).dtype == np.float64
+
+bases = []
+for fn, ex in [(lecture, (1.0, 2.0, 3.0)),
+               (layer, (np.arange(6.0).reshape(2, 3) / 5, np.array([0.3, -1.0, 2.0]))),
+               (nary, (np.array([1.0, -2.0, 0.5]), np.array([0.1, 0.2, 3.0]))),
+               (control, (1.5, 0.5))]:
+    tape = ft.trace(fn, *ex)
+    bases.append((tape, to_state(tape), saved(to_state(tape))))
+
+INT_EDGES = [-1, -2**31, 2**31 - 1, 2**31 - 2]
+
+def pick(options):
+    return options[int(rng.integers(0, len(options)))]
+
+def node_edit(state, n, n_in):
+    i = int(rng.integers(n_in, n)) if n > n_in else 0
+    key = pick(["a", "b"])
+    arr = state[key].copy()
+    arr[i] = pick([i, i + 1, n, n + 7, -1, -i - 1] + INT_EDGES)
+    state[key] = arr
+
+def opcode_edit(state, n, n_in):
+    arr = state["op"].copy()
+    i = int(rng.integers(0, n))
+    arr[i] = rng.integers(ops.N_OPS, 256) if rng.random() < 0.5 else rng.integers(0, ops.N_OPS)
+    state["op"] = arr
+
+def length_edit(state, n, n_in):
+    key = pick(["op", "a", "b", "pool", "args", "outputs"])
+    arr = state[key]
+    extra = arr[:1] if len(arr) else np.zeros(1, arr.dtype)
+    state[key] = arr[:-1] if rng.random() < 0.5 else np.concatenate([arr, extra])
+
+def dtype_edit(state, n, n_in):
+    key = pick(["op", "a", "b", "pool", "args", "outputs"])
+    dtype = pick(["int64", "int16", "float32", "float64", "uint8", "int32", "bool",
+                  "complex128", "<U3", "object"])
+    state[key] = state[key].astype(dtype)
+
+def ndim_edit(state, n, n_in):
+    key = pick(["op", "a", "b", "pool", "args", "outputs", "meta"])
+    arr = state[key]
+    state[key] = arr[None] if rng.random() < 0.7 or arr.size == 0 else arr.reshape(-1)[0]
+
+def nary_edit(state, n, n_in):
+    nodes = [i for i in range(n) if ops.OPS[state["op"][i]].kind in ops.NARY]
+    if not nodes:
+        return node_edit(state, n, n_in)
+    i = int(pick(nodes))
+    key = pick(["a", "b"])
+    arr = state[key].copy()
+    arr[i] = pick(INT_EDGES + [len(state["args"]), len(state["args"]) + 1, 2**30])
+    state[key] = arr
+
+def args_edit(state, n, n_in):
+    arr = state["args"].copy()
+    if len(arr):
+        arr[int(rng.integers(0, len(arr)))] = pick(INT_EDGES + [0, n, n - 1, 3])
+    state["args"] = arr
+
+def outputs_edit(state, n, n_in):
+    arr = state["outputs"].copy()
+    arr[int(rng.integers(0, len(arr)))] = pick(INT_EDGES + [n, n - 1, 0])
+    state["outputs"] = arr
+
+def pool_edit(state, n, n_in):
+    arr = state["pool"].copy()
+    if len(arr):
+        arr[int(rng.integers(0, len(arr)))] = pick([np.nan, np.inf, -np.inf, 1e308, 0.0, -0.0])
+    state["pool"] = arr
+
+def meta_edit(state, n, n_in):
+    text = state["meta"].item()
+    meta = json.loads(text)
+    choice = int(rng.integers(0, 8))
+    if choice == 0:
+        meta["n_inputs"] += int(pick([-1, 1, 10**12]))
+    elif choice == 1:
+        meta["format_version"] = int(pick([0, 2, 10**20]))
+    elif choice == 2:
+        meta["out_spec"] = pick(["s", ["a", [2]], ["t", []], ["l", ["s", "s"]], 3])
+    elif choice == 3:
+        meta["shapes"] = meta["shapes"][::-1] + [[]]
+    elif choice == 4:
+        rows = meta["op_table"]
+        j = int(rng.integers(0, len(rows)))
+        rows[j], rows[-1] = rows[-1], rows[j]
+    elif choice == 5:
+        meta.pop(pick(list(meta)))
+    elif choice == 6:
+        state["meta"] = np.array(text[:int(rng.integers(0, len(text)))])
+        return
+    else:
+        meta["names"] = meta["names"][:-1]
+    state["meta"] = np.array(json.dumps(meta))
+
+def entry_edit(state, n, n_in):
+    if rng.random() < 0.5:
+        del state[str(pick(list(state)))]
+    else:
+        state["extra"] = np.zeros(3)
+
+EDITS = [node_edit, opcode_edit, length_edit, dtype_edit, ndim_edit, nary_edit,
+         args_edit, outputs_edit, pool_edit, meta_edit, entry_edit]
+
+def truncate(data):
+    return data[:int(rng.integers(0, len(data)))]
+
+def flip(data):
+    data = bytearray(data)
+    for _ in range(int(rng.integers(1, 9))):
+        data[int(rng.integers(0, len(data)))] ^= int(rng.integers(1, 256))
+    return bytes(data)
+
+def splice(data):
+    i, j = sorted(rng.integers(0, len(data), 2))
+    return data[:i] + data[j:]
+
+outcomes, failures = {}, []
+tmp = tempfile.mkdtemp()
+for k in range(count):
+    tape, state, data = bases[k % len(bases)]
+    what = ["truncate", "flip", "splice", "edit", "edit"][int(rng.integers(0, 5))]
+    if what == "edit":
+        edited = dict(state)
+        edit = EDITS[int(rng.integers(0, len(EDITS)))]
+        edit(edited, len(state["op"]), int(tape.n_inputs))
+        what = edit.__name__
+        data = saved(edited)
+    else:
+        data = {"truncate": truncate, "flip": flip, "splice": splice}[what](data)
+    if k % 10 == 0:  # a file on disk now and then; in memory is the same reader, faster
+        source = os.path.join(tmp, "t.tape")
+        with open(source, "wb") as f:
+            f.write(data)
+    else:
+        source = io.BytesIO(data)
+    try:
+        try:
+            loaded = ft.load(source)
+        except ft.TapeError:
+            outcome = "rejected"
+        else:
+            # Damaged bytes (not deliberate edits) must not load as another tape.
+            if what in ("truncate", "flip", "splice"):
+                for key, value in to_state(loaded).items():
+                    assert np.array_equal(value, state[key]), f"{key} changed"
+            try:
+                replay(loaded)
+                outcome = "replayed"
+            except (ft.TapeError, ft.GuardError):  # documented, deliberate refusals
+                outcome = "refused at replay"
+    except Exception:
+        failures.append(f"mutation {k} ({what}):\n{traceback.format_exc()}")
+        outcome = "FAILED"
+    outcomes[f"{what}: {outcome}"] = outcomes.get(f"{what}: {outcome}", 0) + 1
+os.remove(os.path.join(tmp, "t.tape"))
+os.rmdir(tmp)
+print(json.dumps({"backend": ft.backend, "outcomes": outcomes, "failures": failures[:5],
+                  "n_failures": len(failures)}))
+sys.exit(1 if failures else 0)
+'''
+
+
+def test_fuzz_damaged_files_never_crash_or_mislead():
+    # The tapes are tiny, so loading dominates and both backends take about
+    # 0.4 ms a mutation: a few seconds, far inside the ~20 s / ~40 s budgets.
+    count = 5000
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ft.__file__)))
+    paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
+               FASTTAPE_BACKEND=ft.backend)
+    proc = subprocess.run([sys.executable, "-c", FUZZ, str(count), "20241126"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, (
+        f"fuzz subprocess exited {proc.returncode} (negative: killed by that signal)\n"
+        f"stdout: {proc.stdout[-6000:]}\nstderr: {proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["backend"] == ft.backend and report["n_failures"] == 0
+    outcomes = report["outcomes"]
+    assert sum(outcomes.values()) == count
+    # The mutations must reach both sides: many rejected, some still loading.
+    assert sum(v for k, v in outcomes.items() if k.endswith("rejected")) > count // 3
+    assert sum(v for k, v in outcomes.items() if k.endswith("replayed")) > count // 20
