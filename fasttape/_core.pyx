@@ -26,6 +26,7 @@ cnp.import_array()
 from .validate import MAX_NODES, node_indices, validate
 from .errors import GuardError, NonFiniteError, TapeError
 
+include "_vmath.pxi"
 include "_ops.pxi"
 
 include "_sweeps.pxi"
