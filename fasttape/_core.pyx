@@ -75,7 +75,7 @@ cdef struct Call:
     double* hs             # shared adjoint tangents: Hessian-vector products (ns)
     double* hb             # batched ones (B, nb)
     int32_t* miss          # per lane, the first guard node that missed, or -1
-    const uint8_t* shared  # per input node, 1 if shared (NULL: not known)
+    const uint8_t* shared  # per input node, 1 if shared, 2 if batched (or NULL)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
 
 
@@ -158,9 +158,16 @@ cdef class Program:
         sn = carray(node_indices("shared_nodes", shared_nodes, self.n_inputs), cnp.NPY_INT32)
         bn = carray(node_indices("batch_nodes", batch_nodes, self.n_inputs), cnp.NPY_INT32)
         sv, bv = carray(shared, cnp.NPY_FLOAT64), carray(batch, cnp.NPY_FLOAT64)
+        cdef uint8_t* kinds = self._check_inputs(sv, sn, bv, bn, B)
+        try:
+            return self._run(sv, sn, bv, bn, B, seed, shared_tangent, batch_tangent, hvp, kinds)
+        finally:
+            free(kinds)
+
+    cdef object _run(self, sv, sn, bv, bn, Py_ssize_t B, seed, shared_tangent, batch_tangent,
+                     bint hvp, const uint8_t* kinds):
         cdef Py_ssize_t ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
         cdef Py_ssize_t n_out = self.n_outputs
-        self._check_inputs(sv, sn, bv, bn, B)
         cdef bint want_grad = seed is not None, want_tan = shared_tangent is not None
         if hvp and not (want_grad and want_tan):
             raise ValueError("hvp needs a seed and tangents")
@@ -186,9 +193,7 @@ cdef class Program:
         c.out, c.gs, c.gb, c.tout = data(out), data(gs), data(gb), data(tout)
         c.hs, c.hb = data(hs), data(hb)
         c.miss = <int32_t*> data(miss)
-        flags = np.zeros(self.n_inputs + 1, dtype=np.uint8)
-        flags[sn] = 1
-        c.shared = <uint8_t*> cnp.PyArray_DATA(flags)
+        c.shared = kinds
         if B:
             self._sweep(&c, want_grad, want_tan, hvp)
         result = (out, gs, gb, tout)
@@ -354,8 +359,9 @@ cdef class Program:
     def __dealloc__(self):
         free(self._ws)
 
-    cdef int _check_inputs(self, sv, sn, bv, bn, Py_ssize_t B) except -1:
-        """Every input node given exactly once, as shared or batched."""
+    cdef uint8_t* _check_inputs(self, sv, sn, bv, bn, Py_ssize_t B) except NULL:
+        """Every input node given exactly once, as shared or batched. Returns
+        (to be freed) which are shared: 1, or batched: 2, per input node."""
         cdef Py_ssize_t k, v, ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
         cdef const int32_t* snp = <int32_t*> data(sn)
         cdef const int32_t* bnp = <int32_t*> data(bn)
@@ -368,15 +374,13 @@ cdef class Program:
         cdef uint8_t* seen = <uint8_t*> calloc(self.n_inputs + 1, 1)
         if seen == NULL:
             raise MemoryError()
-        try:
-            for k in range(ns + nb):
-                v = snp[k] if k < ns else bnp[k - ns]
-                if v < 0 or v >= self.n_inputs or seen[v]:
-                    raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
-                seen[v] = 1
-        finally:
-            free(seen)
-        return 0
+        for k in range(ns + nb):
+            v = snp[k] if k < ns else bnp[k - ns]
+            if v < 0 or v >= self.n_inputs or seen[v]:
+                free(seen)
+                raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
+            seen[v] = 1 if k < ns else 2
+        return seen
 
     cdef _lanes(self, arr, Py_ssize_t B, Py_ssize_t width, name):
         arr = carray(arr, cnp.NPY_FLOAT64)

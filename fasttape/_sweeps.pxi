@@ -11,13 +11,13 @@ cdef struct Prog:
     const double* pool
     const int32_t* args
     Py_ssize_t n_inputs
-    const uint8_t* shared  # per input node, 1 where this call shares it; or NULL
+    const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
 
 
 cdef inline bint uniform(const Prog* p, Py_ssize_t node) noexcept nogil:
     """Is node a shared input of this call, so the same in every lane? A dot
     then reads it as one number (a layer's weights, say), not a row of lanes."""
-    return p.shared != NULL and node < p.n_inputs and p.shared[node]
+    return p.shared != NULL and node < p.n_inputs and p.shared[node] == 1
 
 
 cdef inline const double* operand(const Prog* p, Py_ssize_t i, const double* V,
