@@ -57,7 +57,7 @@ class Tape:
         tape._scalars = all(s == () for s in tape._shapes)
         tape._fast_grad = tape._scalars and out_spec == "s"
         tape._call1 = program.call1
-        tape._plans = {}
+        tape._plans, tape._seeds = {}, {}
         return tape
 
     # ------------------------------------------------------------ as data
@@ -175,6 +175,14 @@ class Tape:
             fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
             if fast is not None:
                 return fast[0][0], fast[1][wrt]
+        if self._out_spec == "s" and type(wrt) is int and 0 <= wrt < len(self._shapes):
+            plan = self._plans.get(in_axes) if type(in_axes) is not list else None
+            split = plan.split(args) if plan is not None else None
+            if split is not None:  # the common call, with nothing to convert or check
+                shared, batch, B = split
+                out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
+                                                   plan.batch_nodes, B, seed=self._ones(B))
+                return (out[:, 0] if plan.batched else float(out[0, 0])), plan.part(wrt, gs, gb, B)
         self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         if in_axes is None and self._scalars:
@@ -187,7 +195,7 @@ class Tape:
         if split is not None:  # arrays of the traced shapes: no further checks needed
             shared, batch, B = split
             out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
-                                               plan.batch_nodes, B, seed=np.ones((B, 1)))
+                                               plan.batch_nodes, B, seed=self._ones(B))
             grads = tuple(plan.part(k, gs, gb, B) for k in idx)
             value = out[:, 0] if plan.batched else float(out[0, 0])
             return value, (grads[0] if single else grads)
@@ -195,6 +203,16 @@ class Tape:
         out, gs, gb, _ = self._run(inp, seed=np.ones((inp.B, 1)))
         grads = tuple(inp.per_arg(gs, gb, k, self._shapes[k]) for k in idx)
         return self._outputs(inp, out), (grads[0] if single else grads)
+
+    def _ones(self, B):
+        """A read-only seed of ones for B lanes, kept for the next call."""
+        seed = self._seeds.get(B)
+        if seed is None:
+            seed = np.ones((B, 1))
+            seed.flags.writeable = False
+            if len(self._seeds) < 64:
+                self._seeds[B] = seed
+        return seed
 
     def _plan(self, in_axes):
         """The cached Plan of an in_axes (None, 0, or a tuple of them)."""
