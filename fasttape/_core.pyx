@@ -76,6 +76,7 @@ cdef struct Call:
     double* hb             # batched ones (B, nb)
     int32_t* miss          # per lane, the first guard node that missed, or -1
     const uint8_t* shared  # per input node, 1 if shared, 2 if batched (or NULL)
+    const uint8_t* narrow  # per input node, 1 if shared and only ever read in lane 0 (or NULL)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
 
 
@@ -202,7 +203,25 @@ cdef class Program:
     cdef int _sweep(self, Call* c, bint grad, bint tan, bint hvp) except -1:
         """Run the sweeps of a call in a workspace, then report guards that
         missed and non-finite values."""
-        cdef Py_ssize_t C = chunk_lanes(c.B, self.n), block = self.n * C
+        cdef uint8_t* narrow = NULL
+        cdef Py_ssize_t k, n_narrow = 0
+        if c.shared != NULL and c.B > 1 and not (tan or hvp or CHECK_FINITE):
+            narrow = <uint8_t*> calloc(self.n_inputs + 1, 1)
+            if narrow == NULL:
+                raise MemoryError()
+            mark_lanewise(&self.p, c.shared, self.n, &self._out[0], self.n_outputs, narrow)
+            for k in range(self.n_inputs):
+                narrow[k] = c.shared[k] == 1 and not narrow[k]
+                n_narrow += narrow[k]
+        c.narrow = narrow
+        try:
+            return self._sweep_in(c, grad, tan, hvp, self.n - n_narrow)
+        finally:
+            free(narrow)
+
+    cdef int _sweep_in(self, Call* c, bint grad, bint tan, bint hvp, Py_ssize_t rows) except -1:
+        # Chunks of lanes sized by the rows the sweep really touches.
+        cdef Py_ssize_t C = chunk_lanes(c.B, rows), block = self.n * C
         cdef double* V = self._workspace(block * (1 + grad + tan + hvp))
         cdef double* G = V + block if grad else NULL
         cdef double* T = V + block * (1 + grad) if tan else NULL
@@ -236,30 +255,30 @@ cdef class Program:
         cdef const int32_t* starts = &self._starts[0]
         while b0 < c.B:
             w = min(C, c.B - b0)
-            put_inputs(V, c.sv, c.sn, c.ns, c.bv, c.bn, c.nb, b0, w)
+            put_inputs(V, c.sv, c.sn, c.ns, c.bv, c.bn, c.nb, b0, w, c.narrow)
             sweep_forward(p, starts, nruns, V, w)
             for o in range(n_out):
                 for l in range(w):
                     c.out[(b0 + l) * n_out + o] = V[self._out[o] * w + l]
             self._check(c, V, b0, w)
             if T != NULL:
-                put_inputs(T, c.st, c.sn, c.ns, c.bt, c.bn, c.nb, b0, w)
+                put_inputs(T, c.st, c.sn, c.ns, c.bt, c.bn, c.nb, b0, w, NULL)
                 sweep_tangent(p, starts, nruns, V, T, w)
                 for o in range(n_out):
                     for l in range(w):
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
             if G != NULL:
-                memset(G, 0, nn * w * sizeof(double))
+                zero_adjoints(G, self.n_inputs, nn, w, c.narrow)
                 for o in range(n_out):
                     for l in range(w):
                         G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
                 if H != NULL:
                     memset(H, 0, nn * w * sizeof(double))
                     sweep_hvp(p, starts, nruns, V, T, G, H, w)
-                    take_adjoints(H, c.hs, c.hb, c.sn, c.ns, c.bn, c.nb, b0, w)
+                    take_adjoints(H, c.hs, c.hb, c.sn, c.ns, c.bn, c.nb, b0, w, NULL)
                 else:
                     sweep_reverse(p, starts, nruns, V, G, w)
-                take_adjoints(G, c.gs, c.gb, c.sn, c.ns, c.bn, c.nb, b0, w)
+                take_adjoints(G, c.gs, c.gb, c.sn, c.ns, c.bn, c.nb, b0, w, c.narrow)
             b0 += w
 
     cdef void _check(self, Call* c, const double* V, Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
@@ -308,7 +327,7 @@ cdef class Program:
             for k in range(n_in):
                 buf[n_in + 2 * n_out + k] = 0.0
             c.miss = &miss
-            c.shared = NULL
+            c.shared = c.narrow = NULL
             self._sweep(&c, grad, False, False)
             values = [c.out[k] for k in range(n_out)]
             return values, ([c.gs[k] for k in range(n_in)] if grad else None)
@@ -395,12 +414,16 @@ _NO_NODES = np.zeros(0, dtype=np.int32)
 
 cdef inline void put_inputs(double* W, const double* sv, const int32_t* sn, Py_ssize_t ns,
                             const double* bv, const int32_t* bn, Py_ssize_t nb,
-                            Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
-    """Input rows of a chunk of w lanes: shared values repeated, batched copied."""
+                            Py_ssize_t b0, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
+    """Input rows of a chunk of w lanes: shared values repeated (a narrow one
+    only in lane 0), batched ones copied."""
     cdef Py_ssize_t k, l
     cdef double* row
     for k in range(ns):
         row = W + sn[k] * w
+        if narrow != NULL and narrow[sn[k]]:
+            row[0] = sv[k]
+            continue
         for l in range(w):
             row[l] = sv[k]
     for k in range(nb):
@@ -409,19 +432,33 @@ cdef inline void put_inputs(double* W, const double* sv, const int32_t* sn, Py_s
             row[l] = bv[(b0 + l) * nb + k]
 
 
+cdef inline void zero_adjoints(double* G, Py_ssize_t n_in, Py_ssize_t n, Py_ssize_t w,
+                               const uint8_t* narrow) noexcept nogil:
+    """Adjoints start at zero: every lane, but only lane 0 of a narrow input."""
+    cdef Py_ssize_t k
+    if narrow == NULL:
+        memset(G, 0, n * w * sizeof(double))
+        return
+    memset(G + n_in * w, 0, (n - n_in) * w * sizeof(double))
+    for k in range(n_in):
+        if narrow[k]:
+            G[k * w] = 0.0
+        else:
+            memset(G + k * w, 0, w * sizeof(double))
+
+
 cdef inline void take_adjoints(const double* W, double* gs, double* gb, const int32_t* sn,
                                Py_ssize_t ns, const int32_t* bn, Py_ssize_t nb,
-                               Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
-    """Input adjoints of a chunk: shared ones summed over lanes, batched copied."""
+                               Py_ssize_t b0, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
+    """Input adjoints of a chunk: shared ones summed over lanes (a narrow one
+    has its sum in lane 0 already), batched ones copied."""
     cdef Py_ssize_t k, l
     cdef const double* row
-    cdef double acc
     for k in range(ns):
-        row = W + sn[k] * w
-        acc = 0.0
-        for l in range(w):
-            acc += row[l]
-        gs[k] += acc
+        if narrow != NULL and narrow[sn[k]]:
+            gs[k] += W[sn[k] * w]
+        else:
+            gs[k] += lane_sum(W + sn[k] * w, w)
     for k in range(nb):
         row = W + bn[k] * w
         for l in range(w):

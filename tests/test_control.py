@@ -136,3 +136,14 @@ def test_check_finite_reports_a_non_finite_input_first():
     with ft.check_finite():
         with pytest.raises(FloatingPointError, match="x"):
             tape(float("inf"))
+
+
+def test_check_finite_with_shared_weights_in_a_batch():
+    """Lanes of shared inputs that a sweep never reads are not reported."""
+    tape = ft.trace(lambda w, x: ft.dot(w, x).tanh(), np.ones(3), np.ones(3))
+    W, X = np.array([0.1, 0.2, 0.3]), np.arange(15.0).reshape(5, 3)
+    expected = tape.value_and_grad(W, X, in_axes=(None, 0))
+    with ft.check_finite():
+        value, grad = tape.value_and_grad(W, X, in_axes=(None, 0))
+    np.testing.assert_array_equal(value, expected[0])
+    np.testing.assert_array_equal(grad, expected[1])
