@@ -11,7 +11,7 @@ import inspect
 import numpy as np
 
 from . import args as A
-from . import listing, ops
+from . import listing, ops, sparsity
 from .backend import kernel
 from .errors import ArgumentError, ArgumentTypeError, GuardError, NonFiniteError, TapeError
 from .var import Var, end_tracing_guards, pop_recorder, push_recorder, tracing_guards
@@ -58,6 +58,10 @@ class Tape:
         tape._fast_grad = tape._scalars and out_spec == "s"
         tape._call1 = program.call1
         tape._plans, tape._seeds = {}, {}
+        tape._pattern, tape._colourings = None, {}
+        sizes = [int(np.prod(s)) for s in tape._shapes]
+        tape._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+        tape._all_nodes = np.arange(program.n_inputs, dtype=np.int32)
         return tape
 
     # ------------------------------------------------------------ as data
@@ -254,16 +258,28 @@ class Tape:
         """d outputs / d argument(s): shape output.shape + arg.shape (a leading
         batch axis when batched; per sample for every argument)."""
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
-        inp = self._inputs(args, in_axes)
-        n_out, B = self._program.n_outputs, inp.B
+        X, B, batched = self._every_input(args, in_axes)
+        n_out = self._program.n_outputs
         # One lane per (sample, output row), each seeded with a unit cotangent.
-        lanes, nodes = _tiled(inp, n_out)
-        seed = np.tile(np.eye(n_out), (B, 1))
-        _, _, gb, _ = self._program.run(np.zeros(0), np.zeros(0, np.int32), lanes, nodes,
-                                        B * n_out, seed=seed)
+        _, _, gb, _ = self._program.run(np.zeros(0), np.zeros(0, np.int32),
+                                        np.repeat(X, n_out, axis=0), self._all_nodes,
+                                        B * n_out, seed=np.tile(np.eye(n_out), (B, 1)))
         gb = gb.reshape(B, n_out, -1)
-        jacs = tuple(self._jac_block(gb, k, inp) for k in idx)
+        jacs = tuple(self._jac_block(gb, k, B, batched) for k in idx)
         return jacs[0] if single else jacs
+
+    def _every_input(self, args, in_axes):
+        """(X, B, batched): X[b] holds every input node's value in sample b."""
+        plan = self._plan(in_axes)
+        split = plan.split(args)
+        if split is None:  # the checked path, which also words the errors
+            inp = self._inputs(args, in_axes)
+            split = inp.shared, inp.batch, inp.B
+        shared, batch, B = split
+        X = np.empty((B, self._program.n_inputs))
+        X[:, plan.shared_nodes] = shared
+        X[:, plan.batch_nodes] = batch
+        return X, B, plan.batched
 
     # ------------------------------------------------------------ second order
 
@@ -309,57 +325,58 @@ class Tape:
     def hessian(self, *args, wrt=0, in_axes=None):
         """Exact Hessian of a scalar output: arg.shape + arg.shape (a leading
         batch axis when batched); with wrt a tuple, a tuple of tuples of blocks.
-        One Hessian-vector product per column, all in one batched sweep."""
+        Hessian-vector products in one batched sweep: one per group of columns
+        that share no non-zero row (see sparsity.py), at most one per column."""
         self._scalar_output("hessian")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
-        inp = self._inputs(args, in_axes)
-        B, n_in = inp.B, self._program.n_inputs
-        cols = np.concatenate([np.arange(inp.offsets[k], inp.offsets[k + 1]) for k in idx])
-        m = len(cols)
-        lanes, nodes = _tiled(inp, m)
-        tangent = np.zeros((B * m, n_in))
-        tangent[np.arange(B * m), np.tile(cols, B)] = 1.0
-        *_, hb = self._program.run(np.zeros(0), np.zeros(0, np.int32), lanes, nodes, B * m,
-                                   seed=np.ones((B * m, 1)), shared_tangent=np.zeros(0),
-                                   batch_tangent=tangent, hvp=True)
-        H = hb.reshape(B, m, n_in)  # H[b, r] = Hessian times the r-th unit vector
-        starts = np.concatenate([[0], np.cumsum([inp.offsets[k + 1] - inp.offsets[k]
-                                                 for k in idx])])
+        X, B, batched = self._every_input(args, in_axes)
+        off = self._offsets
+        cols = np.concatenate([np.arange(off[k], off[k + 1]) for k in idx])
+        M = self._hessian_matrix(X, B, idx, cols)  # (B, m, m) over the wrt arguments' elements
+        starts = np.concatenate([[0], np.cumsum([off[k + 1] - off[k] for k in idx])])
         blocks = []
-        for i in idx:
+        for ipos, i in enumerate(idx):
             row = []
             for jpos, j in enumerate(idx):
-                block = H[:, starts[jpos]:starts[jpos + 1], inp.offsets[i]:inp.offsets[i + 1]]
-                block = np.swapaxes(block, 1, 2).reshape((B,) + self._shapes[i] + self._shapes[j])
-                block = block if inp.batched else block[0]
+                block = M[:, starts[ipos]:starts[ipos + 1], starts[jpos]:starts[jpos + 1]]
+                block = block.reshape((B,) + self._shapes[i] + self._shapes[j])
+                block = block if batched else block[0]
                 row.append(float(block) if np.ndim(block) == 0 else block)
             blocks.append(tuple(row))
         return blocks[0][0] if single else tuple(blocks)
 
-    def _jac_block(self, gb, k, inp):
+    def _hessian_matrix(self, X, B, idx, cols):
+        if idx not in self._colourings:  # worked out once per tape and wrt
+            if self._pattern is None:
+                self._pattern = sparsity.hessian_pattern(self._program)
+            self._colourings[idx] = sparsity.colour_columns(self._pattern, cols)
+        colour, k, (r, s) = self._colourings[idx]
+        m, n_in = len(cols), self._program.n_inputs
+        tangent = np.zeros((B, k, n_in))  # lane (b, c): ones at the columns coloured c
+        tangent[:, colour, cols] = 1.0
+        *_, hb = self._program.run(np.zeros(0), np.zeros(0, np.int32), np.repeat(X, k, axis=0),
+                                   self._all_nodes, B * k,
+                                   seed=np.ones((B * k, 1)), shared_tangent=np.zeros(0),
+                                   batch_tangent=tangent.reshape(B * k, n_in), hvp=True)
+        HS = hb.reshape(B, k, n_in)  # HS[b, c] = Hessian times the sum of colour c's columns
+        M = np.zeros((B, m, m))
+        M[:, r, s] = HS[:, colour[s], cols[r]]
+        return M
+
+    def _jac_block(self, gb, k, B, batched):
         shape = self._shapes[k]
-        block = gb[:, :, inp.offsets[k]:inp.offsets[k + 1]]
+        block = gb[:, :, self._offsets[k]:self._offsets[k + 1]]
         rows = _leaf_shapes(self._out_spec)
         parts, pos = [], 0
         for rshape in rows:
             size = int(np.prod(rshape))
-            part = block[:, pos:pos + size].reshape((inp.B,) + rshape + shape)
-            parts.append(part if inp.batched else part[0])
+            part = block[:, pos:pos + size].reshape((B,) + rshape + shape)
+            parts.append(part if batched else part[0])
             pos += size
         if self._out_spec == "s" or self._out_spec[0] == "a":
             only = parts[0]
             return float(only) if np.ndim(only) == 0 else only
         return _rebuild(self._out_spec, iter(parts))
-
-
-def _tiled(inp, reps):
-    """Every argument batched, each sample repeated reps times: (lanes, nodes)."""
-    B = inp.B
-    rows = [np.repeat(a.reshape(B, -1) if ax == 0 else
-                      np.broadcast_to(a.reshape(1, -1), (B, a.size)), reps, axis=0)
-            for a, ax in zip(inp.arrays, inp.axes)]
-    lanes = np.concatenate(rows, axis=1) if rows else np.zeros((B * reps, 0))
-    return np.ascontiguousarray(lanes), np.arange(lanes.shape[1], dtype=np.int32)
 
 
 def _leaf_shapes(spec):
