@@ -337,14 +337,33 @@ cdef class Program:
     def call_flat(self, x, bint grad):
         """Replay of one sample given all inputs as one flat vector: (output
         values, adjoints of all inputs of output 0, or None)."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = carray(x, cnp.NPY_FLOAT64)
         if x.shape != (self.n_inputs,):
             raise ValueError(f"expected {self.n_inputs} input values, got {x.shape}")
         if grad and self.n_outputs < 1:
             raise ValueError("a gradient needs an output")
-        seed = np.eye(1, self.n_outputs) if grad else None
-        out, gs, _, _ = self.run(x, self._all_inputs(), _NO_BATCH, _NO_NODES, 1, seed=seed)
-        return out[0], gs
+        cdef Py_ssize_t n_out = self.n_outputs, k
+        cdef const int32_t[::1] inputs = self._all_inputs()
+        out = new_array(-1, n_out, False)
+        gs = new_array(-1, self.n_inputs, True) if grad else None
+        cdef double* seed = <double*> calloc(n_out + 1, sizeof(double))
+        cdef int32_t miss = -1
+        cdef Call c
+        if seed == NULL:
+            raise MemoryError()
+        seed[0] = 1.0  # d output 0
+        c.B, c.ns, c.nb, c.n_out = 1, self.n_inputs, 0, n_out
+        c.sv, c.sn = data(x), (&inputs[0] if self.n_inputs else NULL)
+        c.bv = c.st = c.bt = NULL
+        c.bn = NULL
+        c.seed = seed if grad else NULL
+        c.out, c.gs, c.gb, c.tout, c.hs, c.hb = data(out), data(gs), NULL, NULL, NULL, NULL
+        c.miss, c.shared, c.narrow = &miss, NULL, NULL
+        try:
+            self._sweep(&c, grad, False, False)
+        finally:
+            free(seed)
+        return out, gs
 
     cdef object _all_inputs(self):
         if self._inputs is None:

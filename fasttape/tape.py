@@ -182,6 +182,9 @@ class Tape:
         if self._out_spec == "s" and type(wrt) is int and 0 <= wrt < len(self._shapes):
             plan = self._plans.get(in_axes) if type(in_axes) is not list else None
             split = plan.split(args) if plan is not None else None
+            if split is not None and not plan.batched:  # one sample: all inputs, in order
+                values, g = self._program.call_flat(split[0], True)
+                return float(values[0]), plan.part(wrt, g, None, 1)
             if split is not None:  # the common call, with nothing to convert or check
                 shared, batch, B = split
                 out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
