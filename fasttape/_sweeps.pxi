@@ -138,6 +138,33 @@ cdef inline double lane_sum(const double* row, Py_ssize_t C) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
+cdef inline void list_reverse_one_lane(const Prog* p, Py_ssize_t i, const double* V,
+                                       const double* T, double* G, double* H) noexcept nogil:
+    """list_reverse for one lane (sum, dot, dotc): no inner loops over lanes."""
+    cdef int kind = KIND_OF[p.op[i]]
+    cdef Py_ssize_t j, u, v, n = p.b[i]
+    cdef const int32_t* arg = p.args + p.a[i]
+    cdef const double* coef = p.pool + arg[n] if kind == K_DOTC else NULL
+    cdef double g = G[i], h = H[i] if H != NULL else 0.0
+    for j in range(n):
+        u = arg[j]
+        if kind == K_SUM:
+            G[u] += g
+            if H != NULL:
+                H[u] += h
+        elif kind == K_DOT:
+            v = arg[n + j]
+            G[u] += zmul(V[v], g)
+            G[v] += zmul(V[u], g)
+            if H != NULL:
+                H[u] += zmul(T[v], g) + zmul(V[v], h)
+                H[v] += zmul(T[u], g) + zmul(V[u], h)
+        else:
+            G[u] += zmul(coef[j], g)
+            if H != NULL:
+                H[u] += zmul(coef[j], h)
+
+
 cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, const double* T,
                               double* G, double* H, Py_ssize_t C) noexcept nogil:
     """Adjoints (and with H, their tangents) of the operands of a node with an
@@ -155,6 +182,9 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
     cdef double* gb
     cdef double* ha
     cdef double* hb
+    if C == 1 and kind != K_SELECT:
+        list_reverse_one_lane(p, i, V, T, G, H)
+        return
     if kind == K_SELECT:  # only the branch taken receives anything
         cond = V + arg[0] * C
         ga, gb = G + arg[1] * C, G + arg[2] * C
@@ -210,9 +240,6 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     """Adds node i's (or a run's) adjoint times its partials to its operands'."""
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
-    cdef Py_ssize_t j, n
-    cdef const int32_t* arg
-    cdef double g
     if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
         return
     if kind == K_UNARY or kind == K_UNARY_C:
@@ -221,10 +248,6 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     elif kind == K_BINARY:
         reverse_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
                      G + i * C, G + p.a[i] * C, G + p.b[i] * C)
-    elif C == 1 and kind == K_SUM:  # the common one-lane case, without inner loops
-        g, n, arg = G[i], p.b[i], p.args + p.a[i]
-        for j in range(n):
-            G[arg[j]] += g
     else:
         list_reverse(p, i, V, NULL, G, NULL, C)
 
