@@ -3,73 +3,232 @@
     python benchmarks/report.py                 # runs `pytest benchmarks`, single-threaded
     python benchmarks/report.py --json out.json # also keeps the JSON
     python benchmarks/report.py --read out.json # only formats an earlier run
+    python benchmarks/report.py -- -k W2        # more pytest arguments after --
 
-Within each group the baseline is the fasttape kernel's row (its name holds
-"kernel"), else the fastest row; "ratio" is a row's time over the baseline's.
+Within each group (one workload) the baseline is fasttape's kernel row; a row's
+"ratio" is its median time over the baseline's. Each group also gets
+"fasttape / best peer": the kernel's median over the fastest peer's (peers are
+everything not fasttape: hand-written NumPy / Python, PyTorch, JAX, CasADi), so
+below 1 means fasttape is faster. Recording groups compare time per node and
+also show nodes per second. A summary checks the project's targets (issue 5).
+
+The run is single-threaded (OMP/MKL/OPENBLAS_NUM_THREADS=1, XLA_FLAGS for
+JAX, torch.set_num_threads(1) in the suite) and unsets OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE for its own run only: on some machines they are set to work
+around old OpenBLAS builds and make a current NumPy slower.
 """
 
 import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SINGLE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                   "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+SINGLE_THREAD["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SINGLE_THREAD["JAX_PLATFORMS"] = "cpu"
+SLOW_BLAS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+# Display names, by the part of a test's name after its workload.
+LABELS = {
+    "kernel": "fasttape kernel",
+    "kernel_value_only": "fasttape kernel, value only",
+    "twin": "fasttape pure twin",
+    "plain_python": "Python by hand",
+    "numpy": "NumPy by hand",
+    "torch": "PyTorch eager",
+    "torch_eager": "PyTorch eager",
+    "torch_func": "torch.func",
+    "torch_compile": "torch.compile",
+    "jax_jit": "JAX jit",
+    "jax_make_jaxpr": "JAX make_jaxpr",
+    "casadi": "CasADi SX",
+}
+
+# The targets of issue 5: (group, what, test) with test(kernel, best_peer, rows)
+# returning (measured text, met?) or None when the rows needed are missing.
+US = 1e-6
+
+
+def _abs_target(limit_s):
+    def test(kernel, peer, rows):
+        if kernel is None:
+            return None
+        t = kernel["stats"]["median"]
+        return f"{_fmt_time(t)}", t < limit_s
+    return test
+
+
+def _peer_target(limit, only=None):
+    def test(kernel, peer, rows):
+        if only is not None:
+            peer = min((b for b in rows if _label(b) == only), default=None,
+                       key=lambda b: _per_unit(b))
+        if kernel is None or peer is None:
+            return None
+        r = _per_unit(kernel) / _per_unit(peer)
+        return f"{r:.2f}x {LABELS.get(_label(peer), _label(peer))}", r <= limit
+    return test
+
+
+def _rate_target(nodes_per_s):
+    def test(kernel, peer, rows):
+        if kernel is None or "nodes" not in kernel.get("extra_info", {}):
+            return None
+        rate = 1.0 / _per_unit(kernel)
+        return f"{rate / 1e6:.2f} M nodes/s", rate >= nodes_per_s
+    return test
+
+
+TARGETS = [
+    ("W1 lecture replay", "value and gradient under 1 µs", _abs_target(1 * US)),
+    ("W1 lecture eager", "record + backward under 4 µs", _abs_target(4 * US)),
+    ("W2 classifier B=1", "at most 0.5x best peer", _peer_target(0.5)),
+    ("W2 classifier B=32", "at most 0.5x best peer", _peer_target(0.5)),
+    ("W2 classifier B=256", "at most 0.5x best peer", _peer_target(0.5)),
+    ("W2 classifier B=4096", "at most 0.7x best peer", _peer_target(0.7)),
+    ("W3 digits B=256", "at most 0.8x best peer", _peer_target(0.8)),
+    ("W3 digits SGD to 95%", "at most 0.8x best peer", _peer_target(0.8)),
+    ("W4 rosenbrock n=100", "under 3.5 µs", _abs_target(3.5 * US)),
+    ("W4 rosenbrock n=10000", "at most 1.0x JAX jit", _peer_target(1.0, only="jax_jit")),
+    ("W5 recording traced", "at least 3 M nodes/s", _rate_target(3e6)),
+]
 
 
 def run_suite(json_path, extra):
     env = dict(os.environ, **SINGLE_THREAD)
+    for var in SLOW_BLAS:
+        env.pop(var, None)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", "pytest", HERE, "-q", "-p", "no:cacheprovider",
            f"--benchmark-json={json_path}", *extra]
     print("$", " ".join(cmd), file=sys.stderr)
+    start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env)
+    elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"the benchmark run failed (exit code {proc.returncode})")
+    return elapsed
 
 
-def _short(name):
-    name = name.split("::")[-1]
-    return name[len("test_"):] if name.startswith("test_") else name
+# --------------------------------------------------------------- rows
+
+def _role(bench):
+    role = bench.get("extra_info", {}).get("role")
+    if role:
+        return role
+    name = bench["name"]  # a JSON from before roles: guess from the name
+    return "kernel" if "kernel" in name else "fasttape" if "twin" in name else "peer"
+
+
+def _label(bench):
+    """'test_w2_peer[32-jax_jit]' -> 'jax_jit'; 'test_w1_eager_kernel' -> 'kernel'."""
+    base = bench["name"].split("::")[-1]
+    m = re.match(r"test_(\w+?)(?:\[(.*)\])?$", base)
+    stem, params = (m.group(1), m.group(2)) if m else (base, None)
+    parts = stem.split("_")
+    if re.fullmatch(r"w\d+", parts[0]):
+        parts = parts[1:]
+    if parts and parts[0] in ("eager", "traced", "sgd") and len(parts) > 1:
+        parts = parts[1:]
+    if parts == ["peer"] and params:
+        return params.split("-")[-1]
+    return "_".join(parts) or base
+
+
+def _per_unit(bench):
+    """Median seconds per call, or per node for recording rows."""
+    nodes = bench.get("extra_info", {}).get("nodes")
+    return bench["stats"]["median"] / (nodes or 1)
 
 
 def _fmt_time(seconds):
     us = seconds * 1e6
     if us >= 1e5:
         return f"{us / 1e3:,.0f} ms"
+    if us >= 1e4:
+        return f"{us / 1e3:.1f} ms"
     if us >= 100:
         return f"{us:,.0f} µs"
     return f"{us:.2f} µs"
 
 
-def table(data):
+def _natural(text):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def grouped(data):
     groups = {}
     for bench in data["benchmarks"]:
         groups.setdefault(bench.get("group") or "(no group)", []).append(bench)
+    out = []
+    for group in sorted(groups, key=_natural):
+        rows = sorted(groups[group], key=_per_unit)
+        kernel = next((b for b in rows if _role(b) == "kernel"), None)
+        peers = [b for b in rows if _role(b) == "peer"]
+        out.append((group, rows, kernel, peers[0] if peers else None))
+    return out
+
+
+def _name(bench):
+    return LABELS.get(_label(bench), _label(bench))
+
+
+def summary(data):
+    """One line a group: the kernel, the best peer, their ratio, the target."""
+    targets = {g: (what, test) for g, what, test in TARGETS}
+    lines = ["| workload | fasttape kernel | best peer | fasttape / best peer | "
+             "target | measured | met |",
+             "|---|---:|---|---:|---|---:|:---:|"]
+    for group, rows, kernel, peer in grouped(data):
+        k = _fmt_time(kernel["stats"]["median"]) if kernel else "–"
+        p = f"{_name(peer)}, {_fmt_time(peer['stats']['median'])}" if peer else "–"
+        ratio = f"{_per_unit(kernel) / _per_unit(peer):.2f}" if kernel and peer else "–"
+        what, result = "", None
+        if group in targets:
+            what, test = targets[group]
+            result = test(kernel, peer, rows)
+        measured, met = result if result else ("–", None)
+        mark = {True: "yes", False: "**no**", None: ""}[met]
+        lines.append(f"| {group} | {k} | {p} | {ratio} | {what} | {measured} | {mark} |")
+    return "\n".join(lines)
+
+
+def table(data):
     lines = []
-    for group in sorted(groups):
-        rows = sorted(groups[group], key=lambda b: b["stats"]["median"])
-        kernel = [b for b in rows if "kernel" in b["name"]]
-        base = kernel[0] if kernel else rows[0]
-        lines += [f"### {group}", "",
-                  "| benchmark | median | mean | min | rounds | ratio (median / baseline) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+    for group, rows, kernel, peer in grouped(data):
+        recording = any("nodes" in b.get("extra_info", {}) for b in rows)
+        head = "| benchmark | median | min | rounds | ratio to kernel |"
+        rule = "|---|---:|---:|---:|---:|"
+        if recording:
+            head += " nodes/s |"
+            rule += "---:|"
+        lines += [f"#### {group}", "", head, rule]
         for b in rows:
             s = b["stats"]
-            mark = " (baseline)" if b is base else ""
-            lines.append(f"| {_short(b['name'])}{mark} | {_fmt_time(s['median'])} | "
-                         f"{_fmt_time(s['mean'])} | {_fmt_time(s['min'])} | {s['rounds']} | "
-                         f"{s['median'] / base['stats']['median']:.2f} |")
+            mark = " (baseline)" if b is kernel else ""
+            ratio = f"{_per_unit(b) / _per_unit(kernel):.2f}" if kernel else "–"
+            line = (f"| {_name(b)}{mark} | {_fmt_time(s['median'])} | {_fmt_time(s['min'])} | "
+                    f"{s['rounds']} | {ratio} |")
+            if recording:
+                line += f" {1.0 / _per_unit(b) / 1e6:.2f} M |"
+            lines.append(line)
+        if kernel and peer:
+            lines.append("")
+            lines.append(f"fasttape / best peer ({_name(peer)}): "
+                         f"{_per_unit(kernel) / _per_unit(peer):.2f}")
         lines.append("")
     return "\n".join(lines)
 
 
-def machine(data):
+def machine(data, elapsed=None):
     info = data.get("machine_info", {})
     cpu = info.get("cpu", {})
     parts = [f"- CPU: {cpu.get('brand_raw') or platform.processor() or '?'} "
@@ -77,18 +236,40 @@ def machine(data):
              f"- {info.get('python_implementation', 'Python')} {info.get('python_version', '?')} "
              f"on {info.get('system', platform.system())} {info.get('release', '')}",
              f"- date: {data.get('datetime', '?')}"]
-    try:
-        if ROOT not in sys.path:
-            sys.path.insert(0, ROOT)
-        import numpy as np
+    versions = info.get("fasttape_versions")
+    if versions:
+        parts.append("- " + "; ".join(f"{k} {v}" for k, v in versions.items() if v)
+                     + "".join(f"; {k} not installed" for k, v in versions.items() if not v))
+    else:
+        try:
+            if ROOT not in sys.path:
+                sys.path.insert(0, ROOT)
+            import numpy as np
 
-        import fasttape as ft
-        parts.append(f"- numpy {np.__version__}; fasttape {ft.__version__}, backend {ft.backend}")
-    except Exception as exc:  # formatting an old JSON without the package at hand
-        parts.append(f"- (fasttape not importable here: {exc})")
+            import fasttape as ft
+            parts.append(f"- numpy {np.__version__}; fasttape {ft.__version__}, "
+                         f"backend {ft.backend}")
+        except Exception as exc:  # formatting an old JSON without the package at hand
+            parts.append(f"- (fasttape not importable here: {exc})")
+    blas = info.get("fasttape_blas")
+    if blas:
+        parts.append("- NumPy BLAS: " + "; ".join(
+            f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, "
+            f"{b.get('num_threads')} thread{'s' if b.get('num_threads') != 1 else ''})"
+            for b in blas))
+    env = info.get("fasttape_env")
+    if env:
+        slow = [v for v in SLOW_BLAS if env.get(v)]
+        parts.append(f"- OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}, "
+                     f"XLA_FLAGS={env.get('XLA_FLAGS')}"
+                     + (f"; {', '.join(slow)} set" if slow else "")
+                     + ("; torch.compile rows off (FASTTAPE_BENCH_TORCH_COMPILE=0)"
+                        if env.get("FASTTAPE_BENCH_TORCH_COMPILE") == "0" else ""))
     commit = data.get("commit_info", {})
     if commit.get("id"):
         parts.append(f"- commit {commit['id'][:10]}{' (dirty)' if commit.get('dirty') else ''}")
+    if elapsed is not None:
+        parts.append(f"- the suite took {elapsed / 60:.1f} min")
     return "\n".join(parts)
 
 
@@ -98,16 +279,21 @@ def main(argv=None):
     ap.add_argument("--json", metavar="JSON", help="where to keep the JSON of a new run")
     ap.add_argument("pytest_args", nargs="*", help="more arguments for pytest (after --)")
     args = ap.parse_args(argv)
+    elapsed = None
     if args.read:
         path = args.read
     else:
         path = args.json or os.path.join(tempfile.mkdtemp(), "bench.json")
-        run_suite(path, args.pytest_args)
+        elapsed = run_suite(path, args.pytest_args)
     with open(path) as f:
         data = json.load(f)
     print("## fasttape benchmarks\n")
-    print(machine(data))
+    print(machine(data, elapsed))
     print()
+    print("### Summary\n")
+    print(summary(data))
+    print()
+    print("### All rows\n")
     print(table(data))
 
 

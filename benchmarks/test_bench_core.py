@@ -1,58 +1,42 @@
-"""Benchmarks: the kernel against the pure twin and hand-written NumPy / Python.
+"""Benchmarks W1 (the lecture's function) and W4 (Rosenbrock): the kernel against
+the pure twin, hand-written NumPy / Python, and PyTorch, JAX and CasADi where
+installed.
 
 Run with ``pytest benchmarks`` (or ``python benchmarks/report.py`` for a table
 of ratios). Every benchmark of one workload shares a ``group``, so the ratios
-inside a group compare like with like; every peer's result is checked against
-an independent reference before it is timed.
+inside a group compare like with like; every result is checked against an
+independent reference before it is timed.
 
 Groups:
-  lecture          L(w, x, y) = (w*x - y)**2 + w**2, value and gradient at
-                   (1, 2, 3): tape replay on the kernel and on the twin,
-                   plain-Python and NumPy hand-written derivatives, eager
-                   ft.Var recording + backward.
-  rosenbrock-100   f(x) = sum 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 with
-  rosenbrock-10000 ft.sum over object arrays of Var: tape.value_and_grad on
-                   the kernel and the twin, a hand-written vectorized NumPy
-                   value and gradient; PyTorch / JAX where installed.
+  W1 lecture replay    L(w, x, y) = (w*x - y)**2 + w**2, value and dL/dw at
+                       (1, 2, 3): tape replay on the kernel (value and gradient;
+                       value only) and on the twin; plain-Python and NumPy
+                       hand-written derivatives; torch.func (and torch.compile
+                       of it), JAX jit, CasADi SX.
+  W1 lecture eager     the same, recorded op by op and swept back: ft.Var on the
+                       kernel's and on the twin's recorder, PyTorch eager autograd.
+  W4 rosenbrock n=N    f(x) = sum 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 with
+                       ft.sum over object arrays of Var: tape.value_and_grad on
+                       the kernel and the twin (3 rounds at n = 10,000), a
+                       hand-written vectorized NumPy value and gradient, PyTorch
+                       eager, torch.func (and torch.compile of it), JAX jit,
+                       CasADi SX.
 """
-
-import copy
 
 import numpy as np
 import pytest
 
 import fasttape as ft
-from fasttape import twin
-from fasttape.tape import Tape
+from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, PEER_ROLE, TIMING, casadi, casadi_vg, check,
+                    jax, on_twin_recorder, run, torch, torch_compile, twin_tape)
 
 pytest.importorskip("pytest_benchmark")
+pytestmark = TIMING
 
-KERNEL = ft.backend == "cython"  # FASTTAPE_BACKEND=python: "kernel" rows are the twin too
+# --------------------------------------------------------------- W1: the lecture
 
+W1_REPLAY, W1_EAGER = "W1 lecture replay", "W1 lecture eager"
 
-def twin_tape(tape):
-    """The same traced tape, replayed by the pure twin."""
-    p = tape._program
-    program = twin.Program(p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
-    try:
-        return Tape._traced(program, tape._names, tape._shapes, tape._out_spec, tape._fn_name)
-    except (AttributeError, TypeError):  # Tape's internals changed: swap the program
-        other = copy.copy(tape)
-        other._program = program
-        if hasattr(other, "_call1"):
-            other._call1 = program.call1
-        if hasattr(other, "_plans"):
-            other._plans = {}
-        return other
-
-
-def check(got, want, rtol=1e-12):
-    value, grad = got
-    np.testing.assert_allclose(value, want[0], rtol=rtol)
-    np.testing.assert_allclose(grad, want[1], rtol=rtol, atol=1e-300)
-
-
-# --------------------------------------------------------------- the lecture
 
 def lecture(w, x, y):
     return (w * x - y) ** 2 + w ** 2
@@ -66,17 +50,20 @@ def lecture_tape():
     return ft.trace(lecture, 1.0, 2.0, 3.0)
 
 
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_kernel(benchmark, lecture_tape):
+def test_w1_kernel(benchmark, lecture_tape):
     check(lecture_tape.value_and_grad(1.0, 2.0, 3.0), LECTURE_REF)
-    benchmark(lecture_tape.value_and_grad, 1.0, 2.0, 3.0)
+    run(benchmark, W1_REPLAY, KERNEL_ROLE, lecture_tape.value_and_grad, 1.0, 2.0, 3.0)
 
 
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_twin(benchmark, lecture_tape):
+def test_w1_kernel_value_only(benchmark, lecture_tape):
+    assert lecture_tape(1.0, 2.0, 3.0) == LECTURE_REF[0]
+    run(benchmark, W1_REPLAY, FASTTAPE_ROLE, lecture_tape, 1.0, 2.0, 3.0)
+
+
+def test_w1_twin(benchmark, lecture_tape):
     tape = twin_tape(lecture_tape)
     check(tape.value_and_grad(1.0, 2.0, 3.0), LECTURE_REF)
-    benchmark(tape.value_and_grad, 1.0, 2.0, 3.0)
+    run(benchmark, W1_REPLAY, FASTTAPE_ROLE, tape.value_and_grad, 1.0, 2.0, 3.0)
 
 
 def lecture_by_hand(w, x, y):
@@ -84,10 +71,9 @@ def lecture_by_hand(w, x, y):
     return r * r + w * w, 2.0 * r * x + 2.0 * w
 
 
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_plain_python(benchmark):
+def test_w1_plain_python(benchmark):
     check(lecture_by_hand(1.0, 2.0, 3.0), LECTURE_REF)
-    benchmark(lecture_by_hand, 1.0, 2.0, 3.0)
+    run(benchmark, W1_REPLAY, PEER_ROLE, lecture_by_hand, 1.0, 2.0, 3.0)
 
 
 def lecture_numpy(v):
@@ -96,13 +82,64 @@ def lecture_numpy(v):
     return r * r + w * w, np.array([2.0 * r * x + 2.0 * w, 2.0 * r * w, -2.0 * r])
 
 
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_numpy(benchmark):
+def test_w1_numpy(benchmark):
     v = np.array([1.0, 2.0, 3.0])
     value, g = lecture_numpy(v)
     check((value, g[0]), LECTURE_REF)
     np.testing.assert_allclose(g, [-2.0, -2.0, 2.0])
-    benchmark(lecture_numpy, v)
+    run(benchmark, W1_REPLAY, PEER_ROLE, lecture_numpy, v)
+
+
+def _torch_lecture_func(torch):
+    f = torch.func.grad_and_value(lecture, argnums=0)
+    w, x, y = (torch.tensor(v, dtype=torch.float64) for v in (1.0, 2.0, 3.0))
+    return f, (w, x, y)
+
+
+def test_w1_torch_func(benchmark):
+    f, args = _torch_lecture_func(torch())
+
+    def call():
+        g, value = f(*args)
+        return value.item(), g.item()
+
+    check(call(), LECTURE_REF)
+    run(benchmark, W1_REPLAY, PEER_ROLE, call)
+
+
+def test_w1_torch_compile(benchmark):
+    torch_ = torch()
+    f, args = _torch_lecture_func(torch_)
+    f = torch_compile(f, *args)
+
+    def call():
+        g, value = f(*args)
+        return value.item(), g.item()
+
+    check(call(), LECTURE_REF)
+    run(benchmark, W1_REPLAY, PEER_ROLE, call)
+
+
+def test_w1_jax_jit(benchmark):
+    jax_ = jax()
+    f = jax_.jit(jax_.value_and_grad(lecture))
+    w, x, y = (jax_.numpy.asarray(v) for v in (1.0, 2.0, 3.0))
+
+    def call():
+        value, g = f(w, x, y)
+        return float(value), float(g)
+
+    check(call(), LECTURE_REF)
+    run(benchmark, W1_REPLAY, PEER_ROLE, call)
+
+
+def test_w1_casadi(benchmark):
+    ca = casadi()
+    w, x, y = (ca.SX.sym(name) for name in "wxy")
+    L = lecture(w, x, y)
+    call = casadi_vg(ca.Function("lecture", [w, x, y], [L, ca.gradient(L, w)]))
+    check(call(1.0, 2.0, 3.0), LECTURE_REF)
+    run(benchmark, W1_REPLAY, PEER_ROLE, call, 1.0, 2.0, 3.0)
 
 
 def lecture_eager():
@@ -112,42 +149,32 @@ def lecture_eager():
     return L.value, w.grad
 
 
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_eager_record_and_backward(benchmark):
+def test_w1_eager_kernel(benchmark):
     check(lecture_eager(), LECTURE_REF)
-    benchmark(lecture_eager)
+    run(benchmark, W1_EAGER, KERNEL_ROLE, lecture_eager)
 
 
-def lecture_torch():
-    torch = pytest.importorskip("torch")
-    w, x, y = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.0, 2.0, 3.0))
-    L = (w * x - y) ** 2 + w ** 2
-    L.backward()
-    return L.item(), w.grad.item()
+def test_w1_eager_twin(benchmark):
+    call = on_twin_recorder(lecture_eager)
+    check(call(), LECTURE_REF)
+    run(benchmark, W1_EAGER, FASTTAPE_ROLE, call)
 
 
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_torch_eager(benchmark):
-    pytest.importorskip("torch")
-    check(lecture_torch(), LECTURE_REF)
-    benchmark(lecture_torch)
-
-
-@pytest.mark.benchmark(group="lecture")
-def test_lecture_jax_jit(benchmark):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    f = jax.jit(jax.value_and_grad(lecture))
+def test_w1_eager_torch(benchmark):
+    torch_ = torch()
 
     def call():
-        value, g = f(1.0, 2.0, 3.0)
-        return float(value), float(g)
+        w, x, y = (torch_.tensor(v, dtype=torch_.float64, requires_grad=True)
+                   for v in (1.0, 2.0, 3.0))
+        L = (w * x - y) ** 2 + w ** 2
+        L.backward()
+        return L.item(), w.grad.item()
 
     check(call(), LECTURE_REF)
-    benchmark(call)
+    run(benchmark, W1_EAGER, PEER_ROLE, call)
 
 
-# --------------------------------------------------------------- Rosenbrock
+# --------------------------------------------------------------- W4: Rosenbrock
 
 def rosenbrock(x):
     return ft.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
@@ -177,7 +204,11 @@ def rosenbrock_reference(x):
 
 
 SIZES = (100, 10_000)
-_tapes = {}
+_tapes, _refs = {}, {}
+
+
+def w4(n):
+    return f"W4 rosenbrock n={n}"
 
 
 def rosen_point(n):
@@ -191,69 +222,106 @@ def rosen_tape(n):
 
 
 def rosen_ref(n):
-    ref = rosenbrock_reference(rosen_point(n))
-    np.testing.assert_allclose(rosenbrock_numpy(rosen_point(n))[1], ref[1], rtol=1e-12)
-    return ref
+    if n not in _refs:
+        ref = rosenbrock_reference(rosen_point(n))
+        np.testing.assert_allclose(rosenbrock_numpy(rosen_point(n))[1], ref[1], rtol=1e-12)
+        _refs[n] = ref
+    return _refs[n]
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_rosenbrock_kernel(benchmark, n):
-    benchmark.group = f"rosenbrock-{n}"
+def test_w4_kernel(benchmark, n):
     tape, x = rosen_tape(n), rosen_point(n)
     check(tape.value_and_grad(x), rosen_ref(n), rtol=1e-11)
-    benchmark(tape.value_and_grad, x)
+    run(benchmark, w4(n), KERNEL_ROLE, tape.value_and_grad, x)
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_rosenbrock_twin(benchmark, n):
-    benchmark.group = f"rosenbrock-{n}"
+def test_w4_twin(benchmark, n):
     tape, x = twin_tape(rosen_tape(n)), rosen_point(n)
     check(tape.value_and_grad(x), rosen_ref(n), rtol=1e-11)
-    if n > 1000:  # node-by-node Python: a couple of rounds say enough
-        benchmark.pedantic(tape.value_and_grad, args=(x,), rounds=3, iterations=1)
-    else:
-        benchmark(tape.value_and_grad, x)
+    # node-by-node Python: at n = 10,000 three rounds say enough
+    run(benchmark, w4(n), FASTTAPE_ROLE, tape.value_and_grad, x,
+        rounds=3 if n > 1000 else None)
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_rosenbrock_numpy(benchmark, n):
-    benchmark.group = f"rosenbrock-{n}"
+def test_w4_numpy(benchmark, n):
     x = rosen_point(n)
     check(rosenbrock_numpy(x), rosen_ref(n), rtol=1e-11)
-    benchmark(rosenbrock_numpy, x)
+    run(benchmark, w4(n), PEER_ROLE, rosenbrock_numpy, x)
+
+
+def rosenbrock_vectorized(x):
+    """The same text on a torch or JAX vector."""
+    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_rosenbrock_torch(benchmark, n):
-    torch = pytest.importorskip("torch")
-    benchmark.group = f"rosenbrock-{n}"
-    x0 = torch.tensor(rosen_point(n), dtype=torch.float64)
+def test_w4_torch_eager(benchmark, n):
+    torch_ = torch()
+    x0 = torch_.tensor(rosen_point(n), dtype=torch_.float64)
 
     def call():
-        x = x0.clone().requires_grad_(True)
-        f = torch.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-        f.backward()
-        return f.item(), x.grad.numpy()
+        x = x0.detach().requires_grad_(True)
+        f = rosenbrock_vectorized(x)
+        (g,) = torch_.autograd.grad(f, x)
+        return f.item(), g.numpy()
 
     check(call(), rosen_ref(n), rtol=1e-11)
-    benchmark(call)
+    run(benchmark, w4(n), PEER_ROLE, call)
+
+
+def _torch_rosen_call(n, compiled):
+    torch_ = torch()
+    f = torch_.func.grad_and_value(rosenbrock_vectorized)
+    x = torch_.tensor(rosen_point(n), dtype=torch_.float64)
+    if compiled:
+        f = torch_compile(f, x)
+
+    def call():
+        g, value = f(x)
+        return value.item(), g.numpy()
+    return call
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_rosenbrock_jax_jit(benchmark, n):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    jnp = jax.numpy
-    f = jax.jit(jax.value_and_grad(
-        lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)))
-    x = jnp.asarray(rosen_point(n))
+def test_w4_torch_func(benchmark, n):
+    call = _torch_rosen_call(n, compiled=False)
+    check(call(), rosen_ref(n), rtol=1e-11)
+    run(benchmark, w4(n), PEER_ROLE, call)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_w4_torch_compile(benchmark, n):
+    call = _torch_rosen_call(n, compiled=True)
+    check(call(), rosen_ref(n), rtol=1e-11)
+    run(benchmark, w4(n), PEER_ROLE, call)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_w4_jax_jit(benchmark, n):
+    jax_ = jax()
+    f = jax_.jit(jax_.value_and_grad(rosenbrock_vectorized))
+    x = jax_.numpy.asarray(rosen_point(n))
 
     def call():
         value, g = f(x)
         return float(value), np.asarray(g)
 
     check(call(), rosen_ref(n), rtol=1e-11)
-    benchmark(call)
+    run(benchmark, w4(n), PEER_ROLE, call)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_w4_casadi(benchmark, n):
+    ca = casadi()
+    x = ca.SX.sym("x", n)
+    f = ca.sum1(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    call = casadi_vg(ca.Function("rosenbrock", [x], [f, ca.gradient(f, x)]))
+    x0 = rosen_point(n)
+    check(call(x0), rosen_ref(n), rtol=1e-11)
+    run(benchmark, w4(n), PEER_ROLE, call, x0)
 
 
 # --------------------------------------------------------------- memory

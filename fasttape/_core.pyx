@@ -77,6 +77,7 @@ cdef struct Call:
     int32_t* miss          # per lane, the first guard node that missed, or -1
     const uint8_t* shared  # per input node, 1 if shared, 2 if batched (or NULL)
     const uint8_t* narrow  # per input node, 1 if shared and only ever read in lane 0 (or NULL)
+    const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
 
 
@@ -133,7 +134,7 @@ cdef class Program:
         cdef const int32_t[::1] argsv = padded[4]
         self.p.op, self.p.a, self.p.b = &opv[0], &av[0], &bv[0]
         self.p.pool, self.p.args = &poolv[0], &argsv[0]
-        self.p.n_inputs, self.p.shared = self.n_inputs, NULL
+        self.p.n_inputs, self.p.shared, self.p.needed = self.n_inputs, NULL, NULL
         self._out = padded[5]
         self.starts = find_runs(&self.p, self.n_inputs, self.n)
         self.starts.flags.writeable = False
@@ -146,9 +147,10 @@ cdef class Program:
         return self._starts.shape[0] - 1
 
     def run(self, shared, shared_nodes, batch, batch_nodes, Py_ssize_t B,
-            seed=None, shared_tangent=None, batch_tangent=None, bint hvp=False):
+            seed=None, shared_tangent=None, batch_tangent=None, bint hvp=False, wanted=None):
         """Sweep B lanes. Inputs are split into shared ones (one value for all
-        lanes) and batched ones (a row per lane).
+        lanes) and batched ones (a row per lane). `wanted` (input nodes) may
+        name the only adjoints the caller reads; others may then be left unset.
 
         Returns (values (B, n_out), shared adjoints summed over lanes,
         batched adjoints (B, nb), output tangents (B, n_out)), the last three
@@ -161,12 +163,14 @@ cdef class Program:
         sv, bv = carray(shared, cnp.NPY_FLOAT64), carray(batch, cnp.NPY_FLOAT64)
         cdef uint8_t* kinds = self._check_inputs(sv, sn, bv, bn, B)
         try:
-            return self._run(sv, sn, bv, bn, B, seed, shared_tangent, batch_tangent, hvp, kinds)
+            return self._run(sv, sn, bv, bn, B, seed, shared_tangent, batch_tangent, hvp, kinds,
+                             None if wanted is None else
+                             node_indices("wanted", wanted, self.n_inputs))
         finally:
             free(kinds)
 
     cdef object _run(self, sv, sn, bv, bn, Py_ssize_t B, seed, shared_tangent, batch_tangent,
-                     bint hvp, const uint8_t* kinds):
+                     bint hvp, const uint8_t* kinds, wanted):
         cdef Py_ssize_t ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
         cdef Py_ssize_t n_out = self.n_outputs
         cdef bint want_grad = seed is not None, want_tan = shared_tangent is not None
@@ -195,6 +199,13 @@ cdef class Program:
         c.hs, c.hb = data(hs), data(hb)
         c.miss = <int32_t*> data(miss)
         c.shared = kinds
+        # Nodes no wanted input reaches need no adjoint (a batch's data, say).
+        needed = None
+        if wanted is not None and want_grad and not hvp and B > 1:
+            needed = np.zeros(self.n + 1, dtype=np.uint8)
+            needed[wanted] = 1
+            mark_needed(&self.p, self.n, <uint8_t*> cnp.PyArray_DATA(needed))
+        c.needed = <uint8_t*> data(needed)
         if B:
             self._sweep(&c, want_grad, want_tan, hvp)
         result = (out, gs, gb, tout)
@@ -226,8 +237,8 @@ cdef class Program:
         cdef double* G = V + block if grad else NULL
         cdef double* T = V + block * (1 + grad) if tan else NULL
         cdef double* H = V + block * (1 + grad + tan) if hvp else NULL
-        cdef Prog p = self.p  # this call's view: which inputs it shares
-        p.shared = c.shared
+        cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
+        p.shared, p.needed = c.shared, c.needed
         c.bad = -1
         try:
             if self.n * c.B > SMALL_TAPE:
@@ -327,7 +338,7 @@ cdef class Program:
             for k in range(n_in):
                 buf[n_in + 2 * n_out + k] = 0.0
             c.miss = &miss
-            c.shared = c.narrow = NULL
+            c.shared = c.narrow = c.needed = NULL
             self._sweep(&c, grad, False, False)
             values = [c.out[k] for k in range(n_out)]
             return values, ([c.gs[k] for k in range(n_in)] if grad else None)
@@ -358,7 +369,7 @@ cdef class Program:
         c.bn = NULL
         c.seed = seed if grad else NULL
         c.out, c.gs, c.gb, c.tout, c.hs, c.hb = data(out), data(gs), NULL, NULL, NULL, NULL
-        c.miss, c.shared, c.narrow = &miss, NULL, NULL
+        c.miss, c.shared, c.narrow, c.needed = &miss, NULL, NULL, NULL
         try:
             self._sweep(&c, grad, False, False)
         finally:

@@ -12,6 +12,11 @@ cdef struct Prog:
     const int32_t* args
     Py_ssize_t n_inputs
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
+    const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
+
+
+cdef inline bint needed(const Prog* p, Py_ssize_t node) noexcept nogil:
+    return p.needed == NULL or p.needed[node]
 
 
 cdef inline bint uniform(const Prog* p, Py_ssize_t node) noexcept nogil:
@@ -108,20 +113,32 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
 cdef inline void dot_shared(double w, const double* x, const double* gi, double* gw,
                             double* gx, Py_ssize_t C) noexcept nogil:
     """Reverse of w * x[l] over C lanes with w the same in all of them: the
-    weight's adjoint, summed over lanes, goes to its first lane. The sum runs
-    in four independent partial sums, so it pipelines (and vectorizes)."""
+    weight's adjoint, summed over lanes, goes to its first lane (gx NULL when
+    x's adjoint is not needed)."""
+    cdef Py_ssize_t l
+    cdef double total = dot_lanes(x, gi, C)
+    if total != total:  # a NaN: let zero adjoints contribute nothing, as everywhere
+        total = 0.0
+        for l in range(C):
+            total += zmul(x[l], gi[l])
+    if gx != NULL:
+        for l in range(C):
+            gx[l] += zmul(w, gi[l])
+    gw[0] += total
+
+
+cdef inline double dot_lanes(const double* x, const double* y, Py_ssize_t C) noexcept nogil:
+    """Sum of x[l] * y[l] in four independent partial sums (it pipelines)."""
     cdef Py_ssize_t l, m = C - C % 4
     cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
     for l in range(0, m, 4):
-        s0 += zmul(x[l], gi[l])
-        s1 += zmul(x[l + 1], gi[l + 1])
-        s2 += zmul(x[l + 2], gi[l + 2])
-        s3 += zmul(x[l + 3], gi[l + 3])
+        s0 += x[l] * y[l]
+        s1 += x[l + 1] * y[l + 1]
+        s2 += x[l + 2] * y[l + 2]
+        s3 += x[l + 3] * y[l + 3]
     for l in range(m, C):
-        s0 += zmul(x[l], gi[l])
-    for l in range(C):
-        gx[l] += zmul(w, gi[l])
-    gw[0] += (s0 + s1) + (s2 + s3)
+        s0 += x[l] * y[l]
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef inline double lane_sum(const double* row, Py_ssize_t C) noexcept nogil:
@@ -214,9 +231,9 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
             xa, xb = V + arg[j] * C, V + arg[n + j] * C
             gb = G + arg[n + j] * C
             if H == NULL and uniform(p, arg[j]):  # a shared weight: its lanes are summed anyway
-                dot_shared(xa[0], xb, gi, ga, gb, C)
+                dot_shared(xa[0], xb, gi, ga, gb if needed(p, arg[n + j]) else NULL, C)
             elif H == NULL and uniform(p, arg[n + j]):
-                dot_shared(xb[0], xa, gi, gb, ga, C)
+                dot_shared(xb[0], xa, gi, gb, ga if needed(p, arg[j]) else NULL, C)
             else:
                 for l in range(C):
                     ga[l] += zmul(xb[l], gi[l])
@@ -241,6 +258,8 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
     if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
+        return
+    if k == 1 and not needed(p, i):  # no wanted input below: nothing to pass on
         return
     if kind == K_UNARY or kind == K_UNARY_C:
         reverse_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
@@ -420,3 +439,21 @@ cdef void mark_lanewise(const Prog* p, const uint8_t* shared, Py_ssize_t n,
             for j in range(cnt):
                 if arg[j] < n_in:
                     wide[arg[j]] = 1
+
+
+cdef void mark_needed(const Prog* p, Py_ssize_t n, uint8_t* need) noexcept nogil:
+    """need[i] = 1 for every node some wanted input (need[u] = 1 on entry)
+    reaches: only those nodes' adjoints matter for the wanted gradients."""
+    cdef Py_ssize_t i, j, cnt
+    cdef int kind
+    cdef const int32_t* arg
+    for i in range(p.n_inputs, n):
+        kind = KIND_OF[p.op[i]]
+        if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
+            need[i] = need[p.a[i]] or (kind == K_BINARY and need[p.b[i]])
+        elif kind >= K_SUM:
+            cnt, arg = p.b[i] * (2 if kind == K_DOT else 1), p.args + p.a[i]
+            for j in range(cnt):
+                if need[arg[j]]:
+                    need[i] = 1
+                    break

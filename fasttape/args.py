@@ -214,8 +214,10 @@ class Plan:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.slots, ends = [], {None: 0, 0: 0}
         shared, batch = [], []
+        self.nodes = []  # each argument's input nodes
         for k, ax in enumerate(axes):
             nodes = np.arange(offsets[k], offsets[k + 1], dtype=np.int32)
+            self.nodes.append(nodes)
             (shared if ax is None else batch).append(nodes)
             self.slots.append((ends[ax], ends[ax] + sizes[k]))
             ends[ax] += sizes[k]

@@ -129,8 +129,10 @@ class Tape:
     def __call__(self, *args, in_axes=None):
         """The outputs at args (forward sweep only)."""
         if in_axes is None and self._program is not None and self._scalars:
-            fast = self._program.call1(args, False)
+            fast = self._call1(args, False)
             if fast is not None:
+                if self._out_spec == "s":
+                    return fast[0][0]
                 return A.unflatten(np.array(fast[0]), self._out_spec, False)
         plan = self._plan(in_axes)
         split = plan.split(args)
@@ -188,8 +190,9 @@ class Tape:
             if split is not None:  # the common call, with nothing to convert or check
                 shared, batch, B = split
                 out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
-                                                   plan.batch_nodes, B, seed=self._ones(B))
-                return (out[:, 0] if plan.batched else float(out[0, 0])), plan.part(wrt, gs, gb, B)
+                                                   plan.batch_nodes, B, seed=self._ones(B),
+                                                   wanted=plan.nodes[wrt])
+                return out[:, 0], plan.part(wrt, gs, gb, B)
         self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         if in_axes is None and self._scalars:

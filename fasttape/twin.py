@@ -184,8 +184,8 @@ class Program:
         self.guards = np.flatnonzero(kinds == ops.GUARD).astype(np.int32)
 
     def run(self, shared, shared_nodes, batch, batch_nodes, B,
-            seed=None, shared_tangent=None, batch_tangent=None, hvp=False):
-        """Same contract as the kernel's Program.run."""
+            seed=None, shared_tangent=None, batch_tangent=None, hvp=False, wanted=None):
+        """Same contract as the kernel's Program.run (every adjoint is set)."""
         shared = np.asarray(shared, dtype=float)
         batch = np.asarray(batch, dtype=float)
         sn = node_indices("shared_nodes", shared_nodes, self.n_inputs).astype(np.int64)
