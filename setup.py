@@ -5,6 +5,7 @@ The kernel's per-op cases are generated from the op table first
 """
 
 import os
+import platform
 import runpy
 
 from setuptools import Extension, setup
@@ -18,12 +19,19 @@ def extensions():
 
     codegen = runpy.run_path(os.path.join(HERE, "fasttape", "_codegen.py"))
     codegen["write"](os.path.join(HERE, "fasttape", "_ops.pxi"))
-    # Portable by default; FASTTAPE_NATIVE=1 opts in to this CPU's instructions.
-    flags = ["-O3", "-fno-trapping-math"] + (["-march=native"] if os.environ.get("FASTTAPE_NATIVE") == "1" else [])
-    ext = Extension("fasttape._core", ["fasttape/_core.pyx"], extra_compile_args=flags,
-                    include_dirs=[numpy.get_include()],
-                    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-    return cythonize([ext], compiler_directives={"language_level": 3})
+    # -fno-trapping-math lets the zero-adjoint selects vectorize; contraction
+    # into FMAs is off, so every build gives the same bits.
+    base = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
+    if os.environ.get("FASTTAPE_NATIVE") == "1":  # opt in: this CPU only
+        base.append("-march=native")
+    common = dict(include_dirs=[numpy.get_include()],
+                  define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+    exts = [Extension("fasttape._core", ["fasttape/_core.pyx"], extra_compile_args=base, **common)]
+    if platform.machine().lower() in ("x86_64", "amd64") and os.name != "nt":
+        # A second build of the same kernel for AVX2 CPUs, chosen at import.
+        exts.append(Extension("fasttape._core_avx2", ["fasttape/_core_avx2.pyx"],
+                              extra_compile_args=base + ["-mavx2", "-mfma"], **common))
+    return cythonize(exts, compiler_directives={"language_level": 3})
 
 
 setup(ext_modules=extensions())

@@ -2,7 +2,8 @@
 
 FASTTAPE_BACKEND=python forces the twin; =cython makes a missing kernel an
 ImportError; unset, the kernel is used when it imports, else the twin with a
-RuntimeWarning saying why.
+RuntimeWarning saying why. On x86-64 CPUs with AVX2 the kernel's AVX2 build
+is used (FASTTAPE_KERNEL=baseline picks the portable one).
 """
 
 import os
@@ -11,13 +12,31 @@ import warnings
 from . import ops
 
 
-def _compiled():
-    from . import _core
+def _cpu_has_avx2():
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # NumPy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return False
+    return bool(features.get("AVX2") and features.get("FMA3"))
 
+
+def _compiled():
+    """The kernel: its AVX2 build where the CPU has AVX2 and it was built."""
+    core = None
+    if _cpu_has_avx2() and os.environ.get("FASTTAPE_KERNEL", "") != "baseline":
+        try:
+            from . import _core_avx2 as core
+        except ImportError:
+            core = None
+    if core is None:
+        from . import _core as core
     table = tuple((op.code, op.name, op.kind) for op in ops.OPS)
-    if tuple(_core.OP_TABLE) != table:  # built from another op table
-        raise ImportError("fasttape._core was built from a different op table; rebuild it")
-    return _core
+    if tuple(core.OP_TABLE) != table:  # built from another op table
+        raise ImportError(f"{core.__name__} was built from a different op table; rebuild it")
+    return core
 
 
 def _choose():

@@ -160,3 +160,31 @@ def test_dot_with_shared_weights_matches_the_plain_path():
         np.testing.assert_allclose(u, v, rtol=1e-13)
     np.testing.assert_allclose(fast[1], every[2][:, :3].sum(axis=0), rtol=1e-13)
     np.testing.assert_allclose(fast[2], every[2][:, 3:], rtol=1e-14)
+
+
+def test_the_avx2_build_gives_the_baseline_bits():
+    """The kernel is built twice on x86-64 (portable, and AVX2, picked at
+    import where the CPU has it), with FMA contraction off: same numbers."""
+    import importlib
+
+    core = pytest.importorskip("fasttape._core")
+    if not importlib.import_module("fasttape.backend")._cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2, so the AVX2 build cannot run here")
+    avx2 = pytest.importorskip("fasttape._core_avx2")
+    from fasttape import nn
+    model = nn.MLP((3, 7, 2))
+
+    def f(p, x, y):
+        return nn.softmax_cross_entropy(model(p, x), y) + rosenbrock(x) * 1e-3
+
+    params, X = model.init(0), rng.normal(size=(37, 3))
+    Y = np.eye(2)[rng.integers(0, 2, 37)]
+    p = ft.trace(f, params, X[0], Y[0])._program
+    arrays = (p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
+    n_par = len(params)
+    args = (params, np.arange(n_par, dtype=np.int32), np.hstack([X, Y]),
+            np.arange(n_par, p.n_inputs, dtype=np.int32), 37)
+    kw = dict(seed=np.ones((37, 1)), shared_tangent=rng.normal(size=n_par),
+              batch_tangent=rng.normal(size=(37, 5)), hvp=True)
+    for u, v in zip(core.Program(*arrays).run(*args, **kw), avx2.Program(*arrays).run(*args, **kw)):
+        np.testing.assert_array_equal(u, v)

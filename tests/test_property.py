@@ -38,7 +38,9 @@ from hypothesis import strategies as st  # noqa: E402
 import fasttape as ft  # noqa: E402
 from fasttape import twin  # noqa: E402
 
+# derandomize: the same random programs every run, so CI is reproducible
 SETTINGS = settings(max_examples=int(os.environ.get("FASTTAPE_PROPERTY_EXAMPLES", 100)), deadline=None, database=None,
+                    derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 IN_BOUND = 2.0       # inputs are drawn from [-IN_BOUND, IN_BOUND]
@@ -566,7 +568,10 @@ def test_gradient_matches_finite_differences_and_jvp(prog, x, seed):
         out, tan = tape.jvp(args, tape_args(prog, d))
         assert out == value
         want = float(g @ d)
-        assert abs(tan - want) <= 1e-10 * max(np.sum(np.abs(g * d)), 1e-300), (tan, want)
+        # relative to the terms summed, with a floor at the problem's scale:
+        # forward and reverse round differently through large intermediates
+        floor = 1e-12 * scale * np.max(np.abs(d))
+        assert abs(tan - want) <= 1e-10 * np.sum(np.abs(g * d)) + floor, (tan, want)
 
     # vjp with a cotangent scales the gradient
     # (rounding differs from c * g; compare normwise over the tape's adjoints)
