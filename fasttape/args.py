@@ -56,79 +56,29 @@ def normalize_wrt(wrt, n, word="wrt"):
     return tuple(int(w) % n for w in idx), single
 
 
-class Inputs:
-    """One call's arguments, checked against the traced shapes and split into
-    shared and batched inputs."""
-
-    def __init__(self, args, names, shapes, in_axes, fn_name):
-        n = len(shapes)
-        if len(args) != n:
-            raise ArgumentTypeError(f"{fn_name}() takes {n} argument{'s' * (n != 1)} "
-                                    f"({', '.join(names)}), got {len(args)}")
-        self.axes = normalize_axes(in_axes, n)
-        self.batched = any(ax == 0 for ax in self.axes)
-        self.arrays, self.B = [], None
-        for k, (arg, shape, ax) in enumerate(zip(args, shapes, self.axes)):
-            arr = as_float(arg, label(names, k))
-            if ax is None and arr.shape != shape:
-                raise ArgumentError(f"{label(names, k)}: expected shape {shape}, got {arr.shape}")
-            if ax == 0:
-                if arr.ndim == 0 or arr.shape[1:] != shape:
-                    raise ArgumentError(f"{label(names, k)} is batched: expected shape "
-                                        f"(B,) + {shape}, got {arr.shape}")
-                if self.B is not None and arr.shape[0] != self.B:
-                    raise ArgumentError(f"{label(names, k)} has batch size {arr.shape[0]}, "
-                                        f"but an earlier argument has {self.B}")
-                self.B = arr.shape[0]
-            self.arrays.append(arr)
-        if not self.batched:
-            self.B = 1
-        sizes = [int(np.prod(s)) for s in shapes]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        sh = [k for k in range(n) if self.axes[k] is None]
-        bt = [k for k in range(n) if self.axes[k] == 0]
-        self.shared_args, self.batch_args = sh, bt
-        self.shared_nodes = self._nodes(sh)
-        self.batch_nodes = self._nodes(bt)
-        self.shared = (np.concatenate([self.arrays[k].ravel() for k in sh]) if sh
-                       else np.zeros(0))
-        self.batch = (np.concatenate([self.arrays[k].reshape(self.B, int(np.prod(shapes[k])))
-                                      for k in bt], axis=1)
-                      if bt else np.zeros((self.B, 0)))
-
-    def _nodes(self, ks):
-        parts = [np.arange(self.offsets[k], self.offsets[k + 1]) for k in ks]
-        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
-
-    def split(self, per_arg, names, shapes, what):
-        """Tangents given per argument -> (shared, batch) arrays like the inputs."""
-        if len(per_arg) != len(shapes):
-            raise ArgumentTypeError(f"{what}: expected {len(shapes)}, one per argument, "
-                                    f"got {len(per_arg)}")
-        shared, batch = [], []
-        for k, (t, shape, ax) in enumerate(zip(per_arg, shapes, self.axes)):
-            arr = as_float(t, f"{what} of {label(names, k)}")
-            want = shape if ax is None else (self.B,) + shape
-            if arr.shape != want:
-                raise ArgumentError(f"{what} of {label(names, k)}: expected shape {want}, "
-                                    f"got {arr.shape}")
-            if ax is None:
-                shared.append(arr.ravel())
-            else:
-                batch.append(arr.reshape(self.B, int(np.prod(shape))))
-        return (np.concatenate(shared) if shared else np.zeros(0),
-                np.concatenate(batch, axis=1) if batch else np.zeros((self.B, 0)))
-
-    def per_arg(self, gs, gb, k, shape):
-        """Argument k's slice of shared (summed) or batched adjoints."""
-        if self.axes[k] is None:
-            pos = np.searchsorted(self.shared_args, k)
-            start = int(sum(np.prod(self.arrays[j].shape) for j in self.shared_args[:pos]))
-            g = gs[start:start + int(np.prod(shape))].reshape(shape)
-            return float(g) if shape == () else g
-        pos = np.searchsorted(self.batch_args, k)
-        start = int(sum(np.prod(self.arrays[j].shape[1:]) for j in self.batch_args[:pos]))
-        return gb[:, start:start + int(np.prod(shape))].reshape((self.B,) + shape)
+def check(args, names, shapes, axes, fn_name):
+    """The arguments of a call as float64 arrays of the traced shapes (with a
+    leading batch axis where axes say 0), or an error naming the argument and
+    the shapes expected and given."""
+    n = len(shapes)
+    if len(args) != n:
+        raise ArgumentTypeError(f"{fn_name}() takes {n} argument{'s' * (n != 1)} "
+                                f"({', '.join(names)}), got {len(args)}")
+    arrays, B = [], None
+    for k, (arg, shape, ax) in enumerate(zip(args, shapes, axes)):
+        arr = as_float(arg, label(names, k))
+        if ax is None and arr.shape != shape:
+            raise ArgumentError(f"{label(names, k)}: expected shape {shape}, got {arr.shape}")
+        if ax == 0:
+            if arr.ndim == 0 or arr.shape[1:] != shape:
+                raise ArgumentError(f"{label(names, k)} is batched: expected shape "
+                                    f"(B,) + {shape}, got {arr.shape}")
+            if B is not None and arr.shape[0] != B:
+                raise ArgumentError(f"{label(names, k)} has batch size {arr.shape[0]}, "
+                                    f"but an earlier argument has {B}")
+            B = arr.shape[0]
+        arrays.append(arr)
+    return arrays
 
 
 # ------------------------------------------------------------------ outputs
@@ -197,10 +147,6 @@ def flatten_like(value, spec, B, what):
                             f"({len(spec[1])} items)")
     parts = [flatten_like(v, s, B, what) for v, s in zip(value, spec[1])]
     return np.concatenate(parts, axis=1)
-
-
-def output_shape(spec):
-    return () if spec == "s" else tuple(spec[1]) if spec[0] == "a" else None
 
 
 class Plan:

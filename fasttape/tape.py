@@ -114,36 +114,31 @@ class Tape:
 
     # ------------------------------------------------------------ replay
 
-    def _inputs(self, args, in_axes):
-        self._prog()
-        return A.Inputs(args, self._names, self._shapes, in_axes, self._fn_name)
+    def _split(self, args, in_axes):
+        """(plan, shared values, batch rows, B) for a call: arrays of the traced
+        shapes go straight through; anything else is checked and converted by
+        args.check, which also words the errors."""
+        plan = self._plan(in_axes)
+        split = plan.split(args)
+        if split is None:
+            split = plan.split(A.check(args, self._names, self._shapes, plan.axes, self._fn_name))
+        return (plan,) + split
 
-    def _run(self, inp, **kw):
-        return self._program.run(inp.shared, inp.shared_nodes, inp.batch, inp.batch_nodes,
-                                 inp.B, **kw)
-
-    def _outputs(self, inp, flat):
-        return A.unflatten(flat if inp.batched else flat[0], self._out_spec, inp.batched)
+    def _outputs(self, plan, flat):
+        return A.unflatten(flat if plan.batched else flat[0], self._out_spec, plan.batched)
 
     @_explained
     def __call__(self, *args, in_axes=None):
         """The outputs at args (forward sweep only)."""
-        if in_axes is None and self._program is not None and self._scalars:
-            fast = self._call1(args, False)
+        if in_axes is None and self._scalars:
+            fast = self._call1(args, False)  # scalars in: no arrays at all
             if fast is not None:
                 if self._out_spec == "s":
                     return fast[0][0]
                 return A.unflatten(np.array(fast[0]), self._out_spec, False)
-        plan = self._plan(in_axes)
-        split = plan.split(args)
-        if split is not None:
-            shared, batch, B = split
-            out, _, _, _ = self._program.run(shared, plan.shared_nodes, batch,
-                                             plan.batch_nodes, B)
-            return A.unflatten(out if plan.batched else out[0], self._out_spec, plan.batched)
-        inp = self._inputs(args, in_axes)
-        out, _, _, _ = self._run(inp)
-        return self._outputs(inp, out)
+        plan, shared, batch, B = self._split(args, in_axes)
+        out, _, _, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B)
+        return self._outputs(plan, out)
 
     def _explain(self, exc):
         """The kernel names a node; say it as str(tape) does."""
@@ -181,38 +176,19 @@ class Tape:
             fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
             if fast is not None:
                 return fast[0][0], fast[1][wrt]
-        if self._out_spec == "s" and type(wrt) is int and 0 <= wrt < len(self._shapes):
-            plan = self._plans.get(in_axes) if type(in_axes) is not list else None
-            split = plan.split(args) if plan is not None else None
-            if split is not None and not plan.batched:  # one sample: all inputs, in order
-                values, g = self._program.call_flat(split[0], True)
-                return float(values[0]), plan.part(wrt, g, None, 1)
-            if split is not None:  # the common call, with nothing to convert or check
-                shared, batch, B = split
-                out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
-                                                   plan.batch_nodes, B, seed=self._ones(B),
-                                                   wanted=plan.nodes[wrt])
-                return out[:, 0], plan.part(wrt, gs, gb, B)
         self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
-        if in_axes is None and self._scalars:
-            fast = self._call1(args, True)
-            if fast is not None:
-                grads = tuple(fast[1][k] for k in idx)
-                return fast[0][0], (grads[0] if single else grads)
-        plan = self._plan(in_axes)
-        split = plan.split(args)
-        if split is not None:  # arrays of the traced shapes: no further checks needed
-            shared, batch, B = split
-            out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch,
-                                               plan.batch_nodes, B, seed=self._ones(B))
-            grads = tuple(plan.part(k, gs, gb, B) for k in idx)
-            value = out[:, 0] if plan.batched else float(out[0, 0])
-            return value, (grads[0] if single else grads)
-        inp = self._inputs(args, in_axes)
-        out, gs, gb, _ = self._run(inp, seed=np.ones((inp.B, 1)))
-        grads = tuple(inp.per_arg(gs, gb, k, self._shapes[k]) for k in idx)
-        return self._outputs(inp, out), (grads[0] if single else grads)
+        plan, shared, batch, B = self._split(args, in_axes)
+        if plan.batched:
+            wanted = np.concatenate([plan.nodes[k] for k in idx])  # adjoints worth computing
+            out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes,
+                                               B, seed=self._ones(B), wanted=wanted)
+            value = out[:, 0]
+        else:  # one sample: every input, in order
+            values, gs = self._program.call_flat(shared, True)
+            value, gb = float(values[0]), None
+        grads = tuple(plan.part(k, gs, gb, B) for k in idx)
+        return value, (grads[0] if single else grads)
 
     def _ones(self, B):
         """A read-only seed of ones for B lanes, kept for the next call."""
@@ -245,19 +221,39 @@ class Tape:
     @_explained
     def vjp(self, args, cotangent, in_axes=None):
         """Cotangents of every argument for an output cotangent (reverse mode)."""
-        inp = self._inputs(tuple(args), in_axes)
-        seed = A.flatten_like(cotangent, self._out_spec, inp.B if inp.batched else None,
-                              "cotangent")
-        _, gs, gb, _ = self._run(inp, seed=seed)
-        return tuple(inp.per_arg(gs, gb, k, s) for k, s in enumerate(self._shapes))
+        plan, shared, batch, B = self._split(tuple(args), in_axes)
+        seed = A.flatten_like(cotangent, self._out_spec, B if plan.batched else None, "cotangent")
+        _, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
+                                         seed=seed)
+        return tuple(plan.part(k, gs, gb, B) for k in range(len(self._shapes)))
 
     @_explained
     def jvp(self, args, tangents, in_axes=None):
         """(outputs, output tangents) for argument tangents (forward mode)."""
-        inp = self._inputs(tuple(args), in_axes)
-        st, bt = inp.split(tuple(tangents), self._names, self._shapes, "tangent")
-        out, _, _, tout = self._run(inp, shared_tangent=st, batch_tangent=bt)
-        return self._outputs(inp, out), self._outputs(inp, tout)
+        plan, shared, batch, B = self._split(tuple(args), in_axes)
+        st, bt = self._tangent_split(plan, B, tuple(tangents), "tangent")
+        out, _, _, tout = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
+                                            shared_tangent=st, batch_tangent=bt)
+        return self._outputs(plan, out), self._outputs(plan, tout)
+
+    def _tangent_split(self, plan, B, tangents, what):
+        """Per-argument tangents as (shared, batch) arrays like the inputs."""
+        if len(tangents) != len(self._shapes):
+            raise ArgumentTypeError(f"{what}: expected {len(self._shapes)}, one per argument, "
+                                    f"got {len(tangents)}")
+        shared, batch = [], []
+        for k, (t, shape, ax) in enumerate(zip(tangents, self._shapes, plan.axes)):
+            arr = A.as_float(t, f"{what} of {A.label(self._names, k)}")
+            want = shape if ax is None else (B,) + shape
+            if arr.shape != want:
+                raise ArgumentError(f"{what} of {A.label(self._names, k)}: expected shape "
+                                    f"{want}, got {arr.shape}")
+            if ax is None:
+                shared.append(arr.ravel())
+            else:
+                batch.append(arr.reshape(B, int(np.prod(shape))))
+        return (np.concatenate(shared) if shared else np.zeros(0),
+                np.concatenate(batch, axis=1) if batch else np.zeros((B, 0)))
 
     @_explained
     def jacobian(self, *args, wrt=0, in_axes=None):
@@ -276,12 +272,7 @@ class Tape:
 
     def _every_input(self, args, in_axes):
         """(X, B, batched): X[b] holds every input node's value in sample b."""
-        plan = self._plan(in_axes)
-        split = plan.split(args)
-        if split is None:  # the checked path, which also words the errors
-            inp = self._inputs(args, in_axes)
-            split = inp.shared, inp.batch, inp.B
-        shared, batch, B = split
+        plan, shared, batch, B = self._split(args, in_axes)
         X = np.empty((B, self._program.n_inputs))
         X[:, plan.shared_nodes] = shared
         X[:, plan.batch_nodes] = batch
@@ -297,26 +288,15 @@ class Tape:
         pair, a small constant times the cost of a gradient."""
         self._scalar_output("hvp")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
-        args, vs = tuple(args), ((v,) if single else tuple(v))
+        vs = (v,) if single else tuple(v)
         if len(vs) != len(idx):
             raise ArgumentError(f"hvp: {len(idx)} arguments in wrt but {len(vs)} vectors")
-        plan = self._plan(in_axes)
-        split = plan.split(args)
-        if split is not None:
-            tsplit = plan.split(self._tangents(idx, vs, plan.axes, split[2]))
-            if tsplit is not None:  # all of the traced shapes: the fast path
-                (shared, batch, B), (st, bt, _) = split, tsplit
-                *_, hs, hb = self._program.run(shared, plan.shared_nodes, batch,
-                                               plan.batch_nodes, B, seed=np.ones((B, 1)),
-                                               shared_tangent=st, batch_tangent=bt, hvp=True)
-                out = tuple(plan.part(k, hs, hb, B) for k in idx)
-                return out[0] if single else out
-        inp = self._inputs(args, in_axes)
-        st, bt = inp.split(self._tangents(idx, vs, inp.axes, inp.B), self._names,
-                           self._shapes, "hvp vector")
-        *_, hs, hb = self._run(inp, seed=np.ones((inp.B, 1)), shared_tangent=st,
-                               batch_tangent=bt, hvp=True)
-        out = tuple(inp.per_arg(hs, hb, k, self._shapes[k]) for k in idx)
+        plan, shared, batch, B = self._split(tuple(args), in_axes)
+        st, bt = self._tangent_split(plan, B, self._tangents(idx, vs, plan.axes, B), "hvp vector")
+        *_, hs, hb = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
+                                       seed=self._ones(B), shared_tangent=st,
+                                       batch_tangent=bt, hvp=True)
+        out = tuple(plan.part(k, hs, hb, B) for k in idx)
         return out[0] if single else out
 
     def _tangents(self, idx, vs, axes, B):
