@@ -48,6 +48,8 @@ def normalize_axes(in_axes, n):
 
 def normalize_wrt(wrt, n, word="wrt"):
     """(indices, single): wrt as a tuple of argument indices."""
+    if type(wrt) is int and 0 <= wrt < n:  # the common case, at once
+        return (wrt,), True
     single = not isinstance(wrt, (tuple, list))
     idx = (wrt,) if single else tuple(wrt)
     for w in idx:
@@ -160,7 +162,7 @@ class Plan:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.slots, ends = [], {None: 0, 0: 0}
         shared, batch = [], []
-        self.nodes = []  # each argument's input nodes
+        self.nodes, self._wanted = [], {}  # each argument's input nodes
         for k, ax in enumerate(axes):
             nodes = np.arange(offsets[k], offsets[k + 1], dtype=np.int32)
             self.nodes.append(nodes)
@@ -203,6 +205,13 @@ class Plan:
         batch = batch[0] if len(batch) == 1 else (np.concatenate(batch, axis=1) if batch
                                                    else np.zeros((B, 0)))
         return shared, batch, B
+
+    def wanted(self, idx):
+        """The input nodes of the arguments idx (kept per idx)."""
+        nodes = self._wanted.get(idx)
+        if nodes is None:
+            nodes = self._wanted[idx] = np.concatenate([self.nodes[k] for k in idx])
+        return nodes
 
     def part(self, k, gs, gb, B):
         """Argument k's slice of shared (summed) or batched adjoints."""

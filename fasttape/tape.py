@@ -180,9 +180,8 @@ class Tape:
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         plan, shared, batch, B = self._split(args, in_axes)
         if plan.batched:
-            wanted = np.concatenate([plan.nodes[k] for k in idx])  # adjoints worth computing
             out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes,
-                                               B, seed=self._ones(B), wanted=wanted)
+                                               B, seed=self._ones(B), wanted=plan.wanted(idx))
             value = out[:, 0]
         else:  # one sample: every input, in order
             values, gs = self._program.call_flat(shared, True)
