@@ -15,11 +15,11 @@ from .tape import Tape, trace
 from .transforms import grad, hessian, jacobian, value_and_grad
 from .finite import check_finite
 from .io import load
+from . import datasets, nn  # after the core: they are written with ft.* themselves
 
 __version__ = "0.1.0"
 
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
-           "hessian", "check_finite",
+           "hessian", "check_finite", "nn", "datasets",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
            "ArgumentTypeError", *_function_names]
-from . import datasets, nn  # noqa: E402  ft.nn, ft.datasets

@@ -8,7 +8,7 @@ indices, and keep only the constants and operand lists they use.
 import numpy as np
 
 from . import ops
-from .validate import _KIND_CODE, _K, _ragged_positions
+from .validate import _KIND_CODE, _K
 
 _NODE_A = [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY], _K[ops.GUARD]]
 _POOL_B = [_K[ops.CONST], _K[ops.CONSTANT], _K[ops.GUARD]]

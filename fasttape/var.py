@@ -9,7 +9,6 @@ can reclaim nodes no live Var reaches.
 import numbers
 import threading
 
-import numpy as np
 
 from . import ops
 from .backend import kernel
