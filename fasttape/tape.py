@@ -315,38 +315,43 @@ class Tape:
         self._scalar_output("hessian")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         X, B, batched = self._every_input(args, in_axes)
-        off = self._offsets
-        cols = np.concatenate([np.arange(off[k], off[k + 1]) for k in idx])
-        M = self._hessian_matrix(X, B, idx, cols)  # (B, m, m) over the wrt arguments' elements
-        starts = np.concatenate([[0], np.cumsum([off[k + 1] - off[k] for k in idx])])
+        M = self._hessian_matrix(X, B, idx)  # (B, m, m) over the wrt arguments' elements
+        off = [0]
+        for k in idx:
+            off.append(off[-1] + self._offsets[k + 1] - self._offsets[k])
         blocks = []
         for ipos, i in enumerate(idx):
             row = []
             for jpos, j in enumerate(idx):
-                block = M[:, starts[ipos]:starts[ipos + 1], starts[jpos]:starts[jpos + 1]]
+                block = M[:, off[ipos]:off[ipos + 1], off[jpos]:off[jpos + 1]]
                 block = block.reshape((B,) + self._shapes[i] + self._shapes[j])
                 block = block if batched else block[0]
                 row.append(float(block) if np.ndim(block) == 0 else block)
             blocks.append(tuple(row))
         return blocks[0][0] if single else tuple(blocks)
 
-    def _hessian_matrix(self, X, B, idx, cols):
-        if idx not in self._colourings:  # worked out once per tape and wrt
+    def _hessian_matrix(self, X, B, idx):
+        n_in = self._program.n_inputs
+        plan = self._colourings.get(idx)
+        if plan is None:  # worked out once per tape and wrt: the colouring and its indices
             if self._pattern is None:
                 self._pattern = sparsity.hessian_pattern(self._program)
-            self._colourings[idx] = sparsity.colour_columns(self._pattern, cols)
-        colour, k, (r, s) = self._colourings[idx]
-        m, n_in = len(cols), self._program.n_inputs
-        tangent = np.zeros((B, k, n_in))  # lane (b, c): ones at the columns coloured c
-        tangent[:, colour, cols] = 1.0
+            cols = np.concatenate([np.arange(self._offsets[k], self._offsets[k + 1])
+                                   for k in idx])
+            colour, k, (r, s) = sparsity.colour_columns(self._pattern, cols)
+            seeds = np.zeros((k, n_in))  # row c: ones at the columns coloured c
+            seeds[colour, cols] = 1.0
+            m = len(cols)
+            plan = self._colourings[idx] = (m, k, seeds, colour[s] * n_in + cols[r], r * m + s)
+        m, k, seeds, src, dst = plan
         *_, hb = self._program.run(np.zeros(0), np.zeros(0, np.int32), np.repeat(X, k, axis=0),
-                                   self._all_nodes, B * k,
-                                   seed=np.ones((B * k, 1)), shared_tangent=np.zeros(0),
-                                   batch_tangent=tangent.reshape(B * k, n_in), hvp=True)
-        HS = hb.reshape(B, k, n_in)  # HS[b, c] = Hessian times the sum of colour c's columns
-        M = np.zeros((B, m, m))
-        M[:, r, s] = HS[:, colour[s], cols[r]]
-        return M
+                                   self._all_nodes, B * k, seed=np.ones((B * k, 1)),
+                                   shared_tangent=np.zeros(0), batch_tangent=np.tile(seeds, (B, 1)),
+                                   hvp=True)
+        # hb[b * k + c] = Hessian times the sum of colour c's columns
+        M = np.zeros((B, m * m))
+        M[:, dst] = hb.reshape(B, k * n_in)[:, src]
+        return M.reshape(B, m, m)
 
     def _jac_block(self, gb, k, B, batched):
         shape = self._shapes[k]
