@@ -39,6 +39,8 @@ SLOW_BLAS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # Display names, by the part of a test's name after its workload.
 LABELS = {
     "kernel": "fasttape kernel",
+    "gradient": "fasttape value and gradient",
+    "hessian_numpy": "NumPy dense Hessian by hand",
     "kernel_value_only": "fasttape kernel, value only",
     "twin": "fasttape pure twin",
     "plain_python": "Python by hand",
@@ -99,6 +101,8 @@ TARGETS = [
     ("W4 rosenbrock n=100", "under 3.5 µs", _abs_target(3.5 * US)),
     ("W4 rosenbrock n=10000", "at most 1.0x JAX jit", _peer_target(1.0, only="jax_jit")),
     ("W5 recording traced", "at least 3 M nodes/s", _rate_target(3e6)),
+    ("S1 hvp n=10000", "within 4x of one gradient", _peer_target(4.0, only="gradient")),
+    ("S2 hessian n=100", "within 2x of NumPy's dense form", _peer_target(2.0, only="hessian_numpy")),
 ]
 
 
@@ -134,7 +138,7 @@ def _label(bench):
     m = re.match(r"test_(\w+?)(?:\[(.*)\])?$", base)
     stem, params = (m.group(1), m.group(2)) if m else (base, None)
     parts = stem.split("_")
-    if re.fullmatch(r"w\d+", parts[0]):
+    if re.fullmatch(r"[ws]\d+", parts[0]):
         parts = parts[1:]
     if parts and parts[0] in ("eager", "traced", "sgd") and len(parts) > 1:
         parts = parts[1:]
