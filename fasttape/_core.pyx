@@ -113,7 +113,8 @@ cdef class Program:
     cdef const int32_t[::1] _out
     cdef const int32_t[::1] _guards
     cdef object _keep  # the arrays behind p's pointers
-    cdef object _inputs
+    cdef object _inputs          # 0 .. n_inputs-1, for one-sample calls
+    cdef const int32_t* _input_nodes
     cdef double* _ws
     cdef Py_ssize_t _ws_size
     cdef bint _ws_busy
@@ -140,6 +141,8 @@ cdef class Program:
         self.starts.flags.writeable = False
         self._starts = self.starts
         self.guards = np.flatnonzero(_KIND_ARRAY[self.op] == K_GUARD).astype(np.int32)
+        self._inputs = np.arange(max(self.n_inputs, 1), dtype=np.int32)
+        self._input_nodes = <int32_t*> cnp.PyArray_DATA(self._inputs)
         self._guards = self.guards
 
     @property
@@ -318,30 +321,15 @@ cdef class Program:
         for x in args:
             if type(x) is not float and type(x) is not int:
                 return None
-        cdef double* buf = <double*> malloc((2 * n_in + 2 * n_out + 1) * sizeof(double))
-        cdef int32_t miss = -1
-        cdef const int32_t[::1] inputs = self._all_inputs()
-        cdef Call c
+        cdef double* buf = <double*> calloc(2 * n_in + n_out + 1, sizeof(double))
         if buf == NULL:
             raise MemoryError()
         try:
             for k in range(n_in):
                 buf[k] = args[k]
-            c.B, c.ns, c.nb, c.n_out = 1, n_in, 0, n_out
-            c.sv, c.sn, c.bv, c.bn = buf, (&inputs[0] if n_in else NULL), NULL, NULL
-            c.st = c.bt = NULL
-            c.out, c.tout, c.hs, c.hb, c.gb = buf + n_in, NULL, NULL, NULL, NULL
-            c.seed = buf + n_in + n_out if grad else NULL
-            c.gs = buf + n_in + 2 * n_out if grad else NULL
-            for k in range(n_out):
-                buf[n_in + n_out + k] = 1.0 if k == 0 else 0.0
-            for k in range(n_in):
-                buf[n_in + 2 * n_out + k] = 0.0
-            c.miss = &miss
-            c.shared = c.narrow = c.needed = NULL
-            self._sweep(&c, grad, False, False)
-            values = [c.out[k] for k in range(n_out)]
-            return values, ([c.gs[k] for k in range(n_in)] if grad else None)
+            self._one(buf, grad, buf + n_in, buf + n_in + n_out)
+            values = [buf[n_in + k] for k in range(n_out)]
+            return values, ([buf[n_in + n_out + k] for k in range(n_in)] if grad else None)
         finally:
             free(buf)
 
@@ -353,33 +341,36 @@ cdef class Program:
             raise ValueError(f"expected {self.n_inputs} input values, got {x.shape}")
         if grad and self.n_outputs < 1:
             raise ValueError("a gradient needs an output")
-        cdef Py_ssize_t n_out = self.n_outputs, k
-        cdef const int32_t[::1] inputs = self._all_inputs()
-        out = new_array(-1, n_out, False)
+        out = new_array(-1, self.n_outputs, False)
         gs = new_array(-1, self.n_inputs, True) if grad else None
-        cdef double* seed = <double*> calloc(n_out + 1, sizeof(double))
+        self._one(data(x), grad, data(out), data(gs))
+        return out, gs
+
+    cdef int _one(self, const double* x, bint grad, double* out, double* gs) except -1:
+        """One sample with every input from x: values into out and, with
+        grad, the adjoints of output 0 into gs (which starts at zero)."""
+        cdef double few[8]  # the seed of a call with few outputs needs no allocation
+        cdef double* seed = few if self.n_outputs < 8 else <double*> malloc(
+            (self.n_outputs + 1) * sizeof(double))
         cdef int32_t miss = -1
         cdef Call c
         if seed == NULL:
             raise MemoryError()
-        seed[0] = 1.0  # d output 0
-        c.B, c.ns, c.nb, c.n_out = 1, self.n_inputs, 0, n_out
-        c.sv, c.sn = data(x), (&inputs[0] if self.n_inputs else NULL)
+        memset(seed, 0, (self.n_outputs + 1) * sizeof(double))
+        seed[0] = 1.0
+        c.B, c.ns, c.nb, c.n_out = 1, self.n_inputs, 0, self.n_outputs
+        c.sv, c.sn = x, self._input_nodes
         c.bv = c.st = c.bt = NULL
         c.bn = NULL
         c.seed = seed if grad else NULL
-        c.out, c.gs, c.gb, c.tout, c.hs, c.hb = data(out), data(gs), NULL, NULL, NULL, NULL
+        c.out, c.gs, c.gb, c.tout, c.hs, c.hb = out, gs if grad else NULL, NULL, NULL, NULL, NULL
         c.miss, c.shared, c.narrow, c.needed = &miss, NULL, NULL, NULL
         try:
             self._sweep(&c, grad, False, False)
         finally:
-            free(seed)
-        return out, gs
-
-    cdef object _all_inputs(self):
-        if self._inputs is None:
-            self._inputs = np.arange(max(self.n_inputs, 1), dtype=np.int32)[: self.n_inputs]
-        return self._inputs
+            if seed != few:
+                free(seed)
+        return 0
 
     cdef double* _workspace(self, Py_ssize_t size) except NULL:
         """The program's own workspace when free (called with the GIL held, so
@@ -437,9 +428,6 @@ cdef class Program:
             raise ValueError(f"{name} has shape {arr.shape}, expected {(B, width)}")
         return arr
 
-
-_NO_BATCH = np.zeros((1, 0))
-_NO_NODES = np.zeros(0, dtype=np.int32)
 
 
 cdef inline void put_inputs(double* W, const double* sv, const int32_t* sn, Py_ssize_t ns,

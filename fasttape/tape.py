@@ -168,14 +168,19 @@ class Tape:
             raise ArgumentTypeError(f"{what} needs a scalar output, but {self._fn_name} returns "
                                     f"{_describe(self._out_spec)}; use jacobian or vjp")
 
-    @_explained
     def value_and_grad(self, *args, wrt=0, in_axes=None):
         """(value, gradient) of a scalar output; wrt an int or a tuple of ints.
         Batched: values (B,), a shared argument's gradient summed over lanes."""
-        if self._fast_grad and in_axes is None and type(wrt) is int and 0 <= wrt < len(args):
-            fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
-            if fast is not None:
-                return fast[0][0], fast[1][wrt]
+        try:
+            if self._fast_grad and in_axes is None and type(wrt) is int and 0 <= wrt < len(args):
+                fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
+                if fast is not None:
+                    return fast[0][0], fast[1][wrt]
+            return self._value_and_grad(args, wrt, in_axes)
+        except (GuardError, NonFiniteError) as exc:  # (inline, not _explained: the hot path)
+            raise self._explain(exc) from None
+
+    def _value_and_grad(self, args, wrt, in_axes):
         self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         plan, shared, batch, B = self._split(args, in_axes)
