@@ -350,8 +350,9 @@ cdef class Program:
         """One sample with every input from x: values into out and, with
         grad, the adjoints of output 0 into gs (which starts at zero)."""
         cdef double few[8]  # the seed of a call with few outputs needs no allocation
-        cdef double* seed = few if self.n_outputs < 8 else <double*> malloc(
-            (self.n_outputs + 1) * sizeof(double))
+        cdef double* seed = &few[0]
+        if self.n_outputs >= 8:
+            seed = <double*> malloc((self.n_outputs + 1) * sizeof(double))
         cdef int32_t miss = -1
         cdef Call c
         if seed == NULL:
@@ -368,7 +369,7 @@ cdef class Program:
         try:
             self._sweep(&c, grad, False, False)
         finally:
-            if seed != few:
+            if seed != &few[0]:
                 free(seed)
         return 0
 
