@@ -6,6 +6,7 @@ RuntimeWarning saying why. On x86-64 CPUs with AVX2 the kernel's AVX2 build
 is used (FASTTAPE_KERNEL=baseline picks the portable one).
 """
 
+import importlib
 import os
 import warnings
 
@@ -28,11 +29,11 @@ def _compiled():
     core = None
     if _cpu_has_avx2() and os.environ.get("FASTTAPE_KERNEL", "") != "baseline":
         try:
-            from . import _core_avx2 as core
+            core = importlib.import_module(f"{__package__}._core_avx2")
         except ImportError:
             core = None
     if core is None:
-        from . import _core as core
+        core = importlib.import_module(f"{__package__}._core")
     table = tuple((op.code, op.name, op.kind) for op in ops.OPS)
     if tuple(core.OP_TABLE) != table:  # built from another op table
         raise ImportError(f"{core.__name__} was built from a different op table; rebuild it")
