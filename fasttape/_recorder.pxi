@@ -82,7 +82,7 @@ cdef class Recorder:
             self._reclaim()
         return 0
 
-    cdef Py_ssize_t _push(self, int op, Py_ssize_t a, Py_ssize_t b) except -1:
+    cdef Py_ssize_t _push(self, int op, Py_ssize_t a, Py_ssize_t b, double value=0.0) except -1:
         if self.n >= LIMIT:
             raise TapeError(f"a tape holds at most {LIMIT} nodes")
         if self.n == self.cap:
@@ -92,6 +92,7 @@ cdef class Recorder:
         self.a[i] = a
         self.b[i] = b
         self.n += 1
+        self.val[i] = value  # an input's; any other node's is computed next
         forward_node(&self.p, i, 1, self.val, 1)
         if CHECK_FINITE and not isfinite(self.val[i]):
             self._pop()
@@ -156,9 +157,7 @@ cdef class Recorder:
 
     def input(self, double value):
         self._maybe_reclaim()
-        h = self._push(0, 0, 0)
-        self.val[self.node_of[h]] = value
-        return h
+        return self._push(0, 0, 0, value)
 
     def const(self, double value):
         self._maybe_reclaim()

@@ -309,14 +309,14 @@ class Recorder:
         if self.reclaim and len(self.op) >= self.reclaim_at:
             self._reclaim()
 
-    def _push(self, op, a, b):
+    def _push(self, op, a, b, value=0.0):
         if len(self.op) >= MAX_NODES:
             raise TapeError(f"a tape holds at most {MAX_NODES} nodes")
         i = len(self.op)
         self.op.append(op)
         self.a.append(a)
         self.b.append(b)
-        self.val.append(0.0)
+        self.val.append(float(value))  # an input's; any other node's is computed next
         self.adj.append(0.0)
         self.live.append(True)
         with np.errstate(all="ignore"):
@@ -356,9 +356,7 @@ class Recorder:
 
     def input(self, value):
         self._maybe_reclaim()
-        h = self._push(0, 0, 0)
-        self.val[self.node_of[h]] = float(value)
-        return h
+        return self._push(0, 0, 0, value)
 
     def const(self, value):
         self._maybe_reclaim()

@@ -9,7 +9,6 @@ can reclaim nodes no live Var reaches.
 import numbers
 import threading
 
-
 from . import ops
 from .backend import kernel
 

@@ -147,3 +147,12 @@ def test_check_finite_with_shared_weights_in_a_batch():
         value, grad = tape.value_and_grad(W, X, in_axes=(None, 0))
     np.testing.assert_array_equal(value, expected[0])
     np.testing.assert_array_equal(grad, expected[1])
+
+
+def test_check_finite_on_eager_inputs():
+    with ft.check_finite():
+        for _ in range(50):  # an input's check reads its own value, never stale memory
+            x = ft.Var(1.5)
+            assert (x * 2.0).value == 3.0
+        with pytest.raises(FloatingPointError, match="input"):
+            ft.Var(float("nan"))
