@@ -79,6 +79,7 @@ cdef struct Call:
     const uint8_t* narrow  # per input node, 1 if shared and only ever read in lane 0 (or NULL)
     const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
+    bint check             # look for non-finite values (check_finite)
 
 
 cdef inline object carray(object obj, int typenum):
@@ -219,7 +220,8 @@ cdef class Program:
         missed and non-finite values."""
         cdef uint8_t* narrow = NULL
         cdef Py_ssize_t k, n_narrow = 0
-        if c.shared != NULL and c.B > 1 and not (tan or hvp or CHECK_FINITE):
+        c.check = CHECK_FINITE  # read once: another thread may turn it over meanwhile
+        if c.shared != NULL and c.B > 1 and not (tan or hvp or c.check):
             narrow = <uint8_t*> calloc(self.n_inputs + 1, 1)
             if narrow == NULL:
                 raise MemoryError()
@@ -296,7 +298,7 @@ cdef class Program:
             b0 += w
 
     cdef void _check(self, Call* c, const double* V, Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
-        """Guards that missed in these lanes; with CHECK_FINITE, the first
+        """Guards that missed in these lanes; with check_finite on, the first
         node (lowest index, so the one that produced it) not finite."""
         cdef Py_ssize_t k, l, g, i
         for k in range(self._guards.shape[0]):
@@ -304,7 +306,7 @@ cdef class Program:
             for l in range(w):
                 if V[g * w + l] != 0.0 and c.miss[b0 + l] < 0:
                     c.miss[b0 + l] = g
-        if CHECK_FINITE:
+        if c.check:
             for i in range(self.n if c.bad < 0 else c.bad):
                 for l in range(w):
                     if not isfinite(V[i * w + l]):
