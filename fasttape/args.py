@@ -151,6 +151,10 @@ def flatten_like(value, spec, B, what):
     return np.concatenate(parts, axis=1)
 
 
+_NO_BATCH = np.zeros((1, 0))
+_NO_BATCH.flags.writeable = False
+
+
 class Plan:
     """How one in_axes splits a tape's arguments into shared and batched
     inputs, worked out once per in_axes; split() is the per-call fast path."""
@@ -158,6 +162,7 @@ class Plan:
     def __init__(self, shapes, axes):
         self.shapes, self.axes = shapes, axes
         self.batched = any(ax == 0 for ax in axes)
+        self.one_array = len(shapes) == 1 and not self.batched and shapes[0] != ()
         self.sizes = sizes = [int(np.prod(s)) for s in shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.slots, ends = [], {None: 0, 0: 0}
@@ -177,6 +182,11 @@ class Plan:
         float64 array (or float) of the traced shape; None sends the call down
         the checked general path, which also words the errors."""
         if len(args) != len(self.shapes):
+            return None
+        if self.one_array:  # one unbatched array: the commonest call, at once
+            arg = args[0]
+            if type(arg) is np.ndarray and arg.dtype == np.float64 and arg.shape == self.shapes[0]:
+                return arg.reshape(-1), _NO_BATCH, 1
             return None
         shared, batch, B = [], [], None
         for arg, shape, size, ax in zip(args, self.shapes, self.sizes, self.axes):
@@ -215,6 +225,8 @@ class Plan:
 
     def part(self, k, gs, gb, B):
         """Argument k's slice of shared (summed) or batched adjoints."""
+        if self.one_array:
+            return gs.reshape(self.shapes[0])
         lo, hi = self.slots[k]
         shape = self.shapes[k]
         if self.axes[k] is None:

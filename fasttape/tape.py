@@ -32,6 +32,7 @@ class Tape:
     """A Wengert list: recording (in a `with` block) or traced and frozen."""
 
     _scalars = _fast_grad = False  # fast paths, for traced tapes only
+    _plans = None
 
     def __init__(self):
         self._rec = kernel.Recorder()
@@ -181,7 +182,8 @@ class Tape:
             raise self._explain(exc) from None
 
     def _value_and_grad(self, args, wrt, in_axes):
-        self._scalar_output("value_and_grad")
+        if self._out_spec != "s":
+            self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         plan, shared, batch, B = self._split(args, in_axes)
         if plan.batched:
@@ -206,10 +208,10 @@ class Tape:
 
     def _plan(self, in_axes):
         """The cached Plan of an in_axes (None, 0, or a tuple of them)."""
-        self._prog()
         try:
             return self._plans[in_axes]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError):  # (a recording tape's _plans is None)
+            self._prog()
             axes = A.normalize_axes(in_axes, len(self._shapes))
             plan = A.Plan(self._shapes, axes)
             try:
