@@ -1,16 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, nonecheck=False
-"""The compiled kernel: forward, reverse and tangent sweeps over a flat tape.
+"""The compiled kernel: forward, reverse, tangent and forward-over-reverse
+sweeps over a flat tape (Program), and the recorder that builds one.
 
 A tape is structure-of-arrays: opcode, operand indices a and b, a constant
 pool and a CSR list of operands for n-ary nodes (see ops.py for what each
 kind of node keeps where). The workspace is values[node, lane], lanes
 contiguous, so every node is one tight loop over lanes; consecutive nodes of
 one op whose operands are consecutive too ("runs", as numpy-style code
-records them) are one loop over all their lanes. Sweeps run without the GIL.
+records them) are one loop over all their lanes. Sweeps of any size run
+without the GIL (tiny ones keep it: releasing it would cost more).
 
 Only validated programs are swept: Program validates its arrays when built,
-and Recorder checks every operand as it records.
+and Recorder checks every operand as it records. _sweeps.pxi holds the
+node-level sweeps, _ops.pxi (generated) the per-op loops, _vmath.pxi the
+vectorizable elementary functions, _recorder.pxi the recorder.
 """
 
 from libc.math cimport isfinite
