@@ -97,8 +97,11 @@ class MLP:
             raise ValueError(f"x: expected {self.sizes[0]} features, got {h.shape[0]}")
         layers = self.layers(params)
         for k, (W, b) in enumerate(layers):
-            # One n-ary dot node per unit, not a chain of multiply-adds.
-            z = [ft.dot(W[j], h) + b[j] for j in range(W.shape[0])]
+            # One n-ary dot node per unit, not a chain of multiply-adds; all
+            # the layer's dots first, so its bias adds and then its
+            # activations record as runs the kernel sweeps as one loop each.
+            dots = [ft.dot(W[j], h) for j in range(W.shape[0])]
+            z = [d + b[j] for j, d in enumerate(dots)]
             if k < len(layers) - 1:
                 z = [act(v) for v in z]
             h = np.empty(len(z), dtype=object)
