@@ -34,6 +34,7 @@ include "_vmath.pxi"
 include "_ops.pxi"
 
 include "_sweeps.pxi"
+include "_dotblock.pxi"
 
 
 # --------------------------------------------------------------- programs
@@ -54,6 +55,16 @@ cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n):
 
 _KIND_ARRAY = np.array([KIND_OF[o] for o in range(N_OPS)], dtype=np.uint8)
 cdef bint CHECK_FINITE = False
+
+
+cdef bint DOT_BLOCKS = True
+
+
+def set_dot_blocks(bint on):
+    """Sweep layers of dots as matrix products (the default), or node by
+    node: the plain path, which tests and benchmarks compare against."""
+    global DOT_BLOCKS
+    DOT_BLOCKS = on
 
 
 def set_check_finite(bint on):
@@ -241,13 +252,19 @@ cdef class Program:
 
     cdef int _sweep_in(self, Call* c, bint grad, bint tan, bint hvp, Py_ssize_t rows) except -1:
         # Chunks of lanes sized by the rows the sweep really touches.
-        cdef Py_ssize_t C = chunk_lanes(c.B, rows), block = self.n * C
-        cdef double* V = self._workspace(block * (1 + grad + tan + hvp))
+        cdef Py_ssize_t k, C = chunk_lanes(c.B, rows), block = self.n * C
+        cdef Py_ssize_t rows_total = block * (1 + grad + tan + hvp)
+        cdef double* V = self._workspace(rows_total + 2 * self.n_inputs)
         cdef double* G = V + block if grad else NULL
         cdef double* T = V + block * (1 + grad) if tan else NULL
         cdef double* H = V + block * (1 + grad + tan) if hvp else NULL
+        cdef double* U = V + rows_total
+        cdef double* GU = U + self.n_inputs
         cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
-        p.shared, p.needed = c.shared, c.needed
+        p.shared, p.needed, p.U, p.GU = c.shared, c.needed, U, GU
+        memset(GU, 0, self.n_inputs * sizeof(double))
+        for k in range(c.ns):
+            U[c.sn[k]] = c.sv[k]
         c.bad = -1
         try:
             if self.n * c.B > SMALL_TAPE:
@@ -255,6 +272,9 @@ cdef class Program:
                     self._chunks(&p, c, C, V, G, T, H)
             else:
                 self._chunks(&p, c, C, V, G, T, H)
+            if c.gs != NULL:
+                for k in range(c.ns):
+                    c.gs[k] += GU[c.sn[k]]
         finally:
             self._release(V)
         if c.bad >= 0:
@@ -441,13 +461,12 @@ cdef inline void put_inputs(double* W, const double* sv, const int32_t* sn, Py_s
                             const double* bv, const int32_t* bn, Py_ssize_t nb,
                             Py_ssize_t b0, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
     """Input rows of a chunk of w lanes: shared values repeated (a narrow one
-    only in lane 0), batched ones copied."""
+    has none: it is read as one number), batched ones copied."""
     cdef Py_ssize_t k, l
     cdef double* row
     for k in range(ns):
         row = W + sn[k] * w
         if narrow != NULL and narrow[sn[k]]:
-            row[0] = sv[k]
             continue
         for l in range(w):
             row[l] = sv[k]
@@ -459,16 +478,14 @@ cdef inline void put_inputs(double* W, const double* sv, const int32_t* sn, Py_s
 
 cdef inline void zero_adjoints(double* G, Py_ssize_t n_in, Py_ssize_t n, Py_ssize_t w,
                                const uint8_t* narrow) noexcept nogil:
-    """Adjoints start at zero: every lane, but only lane 0 of a narrow input."""
+    """Adjoints start at zero, but for narrow inputs (they have no rows)."""
     cdef Py_ssize_t k
     if narrow == NULL:
         memset(G, 0, n * w * sizeof(double))
         return
     memset(G + n_in * w, 0, (n - n_in) * w * sizeof(double))
     for k in range(n_in):
-        if narrow[k]:
-            G[k * w] = 0.0
-        else:
+        if not narrow[k]:
             memset(G + k * w, 0, w * sizeof(double))
 
 
@@ -476,13 +493,11 @@ cdef inline void take_adjoints(const double* W, double* gs, double* gb, const in
                                Py_ssize_t ns, const int32_t* bn, Py_ssize_t nb,
                                Py_ssize_t b0, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
     """Input adjoints of a chunk: shared ones summed over lanes (a narrow one
-    has its sum in lane 0 already), batched ones copied."""
+    has none: its adjoints are summed in GU), batched ones copied."""
     cdef Py_ssize_t k, l
     cdef const double* row
     for k in range(ns):
-        if narrow != NULL and narrow[sn[k]]:
-            gs[k] += W[sn[k] * w]
-        else:
+        if narrow == NULL or not narrow[sn[k]]:
             gs[k] += lane_sum(W + sn[k] * w, w)
     for k in range(nb):
         row = W + bn[k] * w

@@ -13,6 +13,8 @@ cdef struct Prog:
     Py_ssize_t n_inputs
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
     const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
+    const double* U        # per input node, its value when shared (with shared)
+    double* GU             # per input node, adjoints summed over lanes where uniform() read it
 
 
 cdef inline bint needed(const Prog* p, Py_ssize_t node) noexcept nogil:
@@ -21,7 +23,8 @@ cdef inline bint needed(const Prog* p, Py_ssize_t node) noexcept nogil:
 
 cdef inline bint uniform(const Prog* p, Py_ssize_t node) noexcept nogil:
     """Is node a shared input of this call, so the same in every lane? A dot
-    then reads it as one number (a layer's weights, say), not a row of lanes."""
+    then reads it as one number U[node] (a layer's weights, say), not a row
+    of lanes, and sums its adjoint into GU[node]."""
     return p.shared != NULL and node < p.n_inputs and p.shared[node] == 1
 
 
@@ -71,7 +74,9 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
     cdef Py_ssize_t j, l, n = p.b[i]
     if kind == K_INPUT:
         return
-    if kind == K_CONST:
+    if k > 1 and kind == K_DOT:
+        forward_dots(p, i, k, V, C)
+    elif kind == K_CONST:
         forward_elem(o, k * C, constant(p, i), out, NULL, NULL)
     elif kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
         forward_elem(o, k * C, constant(p, i), out, operand(p, i, V, C), NULL)
@@ -94,11 +99,11 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
             elif kind == K_DOT:
                 xb = V + arg[n + j] * C
                 if uniform(p, arg[j]):
-                    w = xa[0]
+                    w = p.U[arg[j]]
                     for l in range(C):
                         out[l] += w * xb[l]
                 elif uniform(p, arg[n + j]):
-                    w = xb[0]
+                    w = p.U[arg[n + j]]
                     for l in range(C):
                         out[l] += xa[l] * w
                 else:
@@ -113,8 +118,8 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
 cdef inline void dot_shared(double w, const double* x, const double* gi, double* gw,
                             double* gx, Py_ssize_t C) noexcept nogil:
     """Reverse of w * x[l] over C lanes with w the same in all of them: the
-    weight's adjoint, summed over lanes, goes to its first lane (gx NULL when
-    x's adjoint is not needed)."""
+    weight's adjoint, summed over lanes, goes to gw[0] (gx NULL when x's
+    adjoint is not needed)."""
     cdef Py_ssize_t l
     cdef double total = dot_lanes(x, gi, C)
     if total != total:  # a NaN: let zero adjoints contribute nothing, as everywhere
@@ -231,9 +236,11 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
             xa, xb = V + arg[j] * C, V + arg[n + j] * C
             gb = G + arg[n + j] * C
             if H == NULL and uniform(p, arg[j]):  # a shared weight: its lanes are summed anyway
-                dot_shared(xa[0], xb, gi, ga, gb if needed(p, arg[n + j]) else NULL, C)
+                dot_shared(p.U[arg[j]], xb, gi, p.GU + arg[j],
+                           gb if needed(p, arg[n + j]) else NULL, C)
             elif H == NULL and uniform(p, arg[n + j]):
-                dot_shared(xb[0], xa, gi, gb, ga if needed(p, arg[j]) else NULL, C)
+                dot_shared(p.U[arg[n + j]], xa, gi, p.GU + arg[n + j],
+                           ga if needed(p, arg[j]) else NULL, C)
             else:
                 for l in range(C):
                     ga[l] += zmul(xb[l], gi[l])
@@ -258,6 +265,9 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
     if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
+        return
+    if k > 1 and kind == K_DOT:
+        reverse_dots(p, i, k, V, G, C)
         return
     if k == 1 and not needed(p, i):  # no wanted input below: nothing to pass on
         return
@@ -285,7 +295,10 @@ cdef inline void tangent_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     cdef Py_ssize_t j, l, n = p.b[i]
     if kind == K_INPUT:
         return
-    if kind == K_CONST or kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
+    if k > 1 and kind == K_DOT:  # a dot block, node by node
+        for j in range(k):
+            tangent_node(p, i + j, 1, V, T, C)
+    elif kind == K_CONST or kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
         tangent_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
                      T + p.a[i] * C, NULL, ti)
     elif kind == K_BINARY:
@@ -319,9 +332,13 @@ cdef inline void hvp_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const doubl
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
     cdef Py_ssize_t a = p.a[i], b = p.b[i]
+    cdef Py_ssize_t j
     if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
         return
-    if kind == K_UNARY or kind == K_UNARY_C:
+    if k > 1 and kind == K_DOT:  # a dot block, node by node
+        for j in range(k - 1, -1, -1):
+            hvp_node(p, i + j, 1, V, T, G, H, C)
+    elif kind == K_UNARY or kind == K_UNARY_C:
         hvp_elem(o, k * C, constant(p, i), V + i * C, V + a * C, NULL, T + a * C, NULL,
                  G + i * C, G + a * C, NULL, H + i * C, H + a * C, NULL)
     elif kind == K_BINARY:
@@ -372,6 +389,8 @@ cdef bint run_continues(const Prog* p, Py_ssize_t i, Py_ssize_t k) noexcept nogi
         return False
     if kind == K_CONST:
         return p.b[j] == p.b[i]
+    if kind == K_DOT:
+        return dot_joins(p, i, k)
     if kind != K_UNARY and kind != K_UNARY_C and kind != K_BINARY and kind != K_GUARD:
         return False
     if p.a[j] != p.a[i] + k or p.a[j] >= i:
@@ -403,7 +422,7 @@ cdef void mark_lanewise(const Prog* p, const uint8_t* shared, Py_ssize_t n,
                         const int32_t* out, Py_ssize_t n_out, uint8_t* wide) noexcept nogil:
     """wide[u] = 1 for each input u that some sweep step reads lane by lane.
     A shared input read only as a dot's single number (uniform(), above)
-    stays 0: its row need not be filled, nor its adjoints summed."""
+    stays 0: its row is never touched."""
     cdef Prog q = p[0]
     cdef Py_ssize_t i, j, k, cnt, u, v, n_in = p.n_inputs
     cdef int kind

@@ -1,0 +1,107 @@
+/* Register tiles for dot blocks (see _dotblock.pxi), in GCC/Clang vector
+ * extensions: the compiler maps a 4-double vector to one AVX2 register or
+ * two SSE2 ones. Each lane's arithmetic is the scalar loops' own, in the
+ * same order (multiplies and adds, never contracted), so the bits match.
+ * Other compilers get FT_TILES 0 and the node-by-node sweeps. */
+#ifndef FASTTAPE_TILES_H
+#define FASTTAPE_TILES_H
+
+#include <stddef.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FT_TILES 1
+
+typedef double ft_v4 __attribute__((vector_size(32)));
+typedef double ft_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+typedef long long ft_m4 __attribute__((vector_size(32)));
+
+static inline ft_v4 ft_load(const double *p) { return *(const ft_v4u *)p; }
+static inline void ft_store(double *p, ft_v4 v) { *(ft_v4u *)p = v; }
+static inline ft_v4 ft_splat(double x) { ft_v4 v = {x, x, x, x}; return v; }
+
+/* w * g where g != 0, else 0: a zero adjoint contributes nothing (zmul). */
+static inline ft_v4 ft_zmul(ft_v4 w, ft_v4 g)
+{
+    const ft_v4 zero = {0.0, 0.0, 0.0, 0.0};
+    return (ft_v4)((ft_m4)(w * g) & (ft_m4)(g != zero));
+}
+
+/* out[r*C + l0 + t] = sum_j W[r*n + j] * X[j][l0 + t], 4 units by 8 lanes. */
+static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
+                                   double *out, ptrdiff_t C, ptrdiff_t l0)
+{
+    ft_v4 a[4][2] = {{{0}}};
+    for (ptrdiff_t j = 0; j < n; j++) {
+        ft_v4 x0 = ft_load(X[j] + l0), x1 = ft_load(X[j] + l0 + 4);
+        for (int r = 0; r < 4; r++) {
+            ft_v4 w = ft_splat(W[r * n + j]);
+            a[r][0] += w * x0;
+            a[r][1] += w * x1;
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        ft_store(out + r * C + l0, a[r][0]);
+        ft_store(out + r * C + l0 + 4, a[r][1]);
+    }
+}
+
+/* dW[r][c] = sum_l X[c][l] * G[r][l] for 2 units by 4 inputs, as dot_lanes
+ * sums: four partial sums striped over lanes, leftover lanes into the first. */
+static inline void ft_weight_tile(const double *G0, const double *G1, const double *const *X,
+                                  ptrdiff_t C, double *dW0, double *dW1)
+{
+    ft_v4 s[2][4] = {{{0}}};
+    ptrdiff_t l, m4 = C - C % 4;
+    for (l = 0; l < m4; l += 4) {
+        ft_v4 g0 = ft_load(G0 + l), g1 = ft_load(G1 + l);
+        for (int c = 0; c < 4; c++) {
+            ft_v4 x = ft_load(X[c] + l);
+            s[0][c] += x * g0;
+            s[1][c] += x * g1;
+        }
+    }
+    for (int c = 0; c < 4; c++) {
+        for (l = m4; l < C; l++) {
+            s[0][c][0] += X[c][l] * G0[l];
+            s[1][c][0] += X[c][l] * G1[l];
+        }
+        dW0[c] = (s[0][c][0] + s[0][c][1]) + (s[0][c][2] + s[0][c][3]);
+        dW1[c] = (s[1][c][0] + s[1][c][1]) + (s[1][c][2] + s[1][c][3]);
+    }
+}
+
+/* GX[c][l0 + t] += zmul(W[r*n + c], G[r*C + l0 + t]) for r = m-1 .. 0,
+ * 4 inputs by 8 lanes (W and GX start at the tile's first input). */
+static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
+                                 double *const *GX, ptrdiff_t C, ptrdiff_t l0)
+{
+    ft_v4 a[4][2];
+    for (int c = 0; c < 4; c++) {
+        a[c][0] = ft_load(GX[c] + l0);
+        a[c][1] = ft_load(GX[c] + l0 + 4);
+    }
+    for (ptrdiff_t r = m - 1; r >= 0; r--) {
+        ft_v4 g0 = ft_load(G + r * C + l0), g1 = ft_load(G + r * C + l0 + 4);
+        for (int c = 0; c < 4; c++) {
+            ft_v4 w = ft_splat(W[r * n + c]);
+            a[c][0] += ft_zmul(w, g0);
+            a[c][1] += ft_zmul(w, g1);
+        }
+    }
+    for (int c = 0; c < 4; c++) {
+        ft_store(GX[c] + l0, a[c][0]);
+        ft_store(GX[c] + l0 + 4, a[c][1]);
+    }
+}
+
+#else
+#define FT_TILES 0
+static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
+                                   double *out, ptrdiff_t C, ptrdiff_t l0) {}
+static inline void ft_weight_tile(const double *G0, const double *G1, const double *const *X,
+                                  ptrdiff_t C, double *dW0, double *dW1) {}
+static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
+                                 double *const *GX, ptrdiff_t C, ptrdiff_t l0) {}
+#endif
+
+#endif
