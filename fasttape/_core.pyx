@@ -73,26 +73,34 @@ def set_check_finite(bint on):
     CHECK_FINITE = on
 
 
+cdef enum:
+    MAX_PARTS = 16         # arguments a Layout's fast path takes
+
+
+cdef struct Part:
+    # Input nodes given together: shared (a value each, for every lane) or
+    # batched (a row of `width` values per lane: row-major (B, width)).
+    const int32_t* nodes
+    Py_ssize_t width
+    bint batched
+    const double* v        # values
+    const double* t        # tangents, or NULL
+    double* g              # adjoints (a shared one summed over lanes), or NULL
+    double* h              # adjoint tangents (Hessian-vector products), or NULL
+
+
 cdef struct Call:
     # One call's buffers, all row-major; NULL where not asked for.
-    Py_ssize_t B, ns, nb, n_out
-    const double* sv       # shared input values (ns)
-    const int32_t* sn      # their nodes
-    const double* bv       # batched input values (B, nb)
-    const int32_t* bn      # their nodes
+    Py_ssize_t B, n_out, n_parts
+    Part parts[MAX_PARTS]
     const double* seed     # output cotangents (B, n_out)
-    const double* st       # shared input tangents (ns)
-    const double* bt       # batched input tangents (B, nb)
     double* out            # output values (B, n_out)
-    double* gs             # shared adjoints, summed over lanes (ns)
-    double* gb             # batched adjoints (B, nb)
     double* tout           # output tangents (B, n_out)
-    double* hs             # shared adjoint tangents: Hessian-vector products (ns)
-    double* hb             # batched ones (B, nb)
     int32_t* miss          # per lane, the first guard node that missed, or -1
     const uint8_t* shared  # per input node, 1 if shared, 2 if batched (or NULL)
-    const uint8_t* narrow  # per input node, 1 if shared and only ever read in lane 0 (or NULL)
+    const uint8_t* narrow  # per input node, 1 if shared and never read lane by lane (or NULL)
     const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
+    const uint8_t* blocks  # per node, 1 where a dot block that applies starts (or NULL)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
     bint check             # look for non-finite values (check_finite)
 
@@ -118,6 +126,9 @@ cdef inline object new_array(Py_ssize_t rows, Py_ssize_t cols, bint zero):
     if zero:
         return cnp.PyArray_ZEROS(nd, dims, cnp.NPY_FLOAT64, 0)
     return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT64, 0)
+
+
+cdef class Layout
 
 
 cdef class Program:
@@ -177,24 +188,16 @@ cdef class Program:
         (seed and tangents given) also (shared, batched) adjoint tangents:
         Hessian-vector products.
         """
-        sn = carray(node_indices("shared_nodes", shared_nodes, self.n_inputs), cnp.NPY_INT32)
-        bn = carray(node_indices("batch_nodes", batch_nodes, self.n_inputs), cnp.NPY_INT32)
-        sv, bv = carray(shared, cnp.NPY_FLOAT64), carray(batch, cnp.NPY_FLOAT64)
-        cdef uint8_t* kinds = self._check_inputs(sv, sn, bv, bn, B)
-        try:
-            return self._run(sv, sn, bv, bn, B, seed, shared_tangent, batch_tangent, hvp, kinds,
-                             None if wanted is None else
-                             node_indices("wanted", wanted, self.n_inputs))
-        finally:
-            free(kinds)
-
-    cdef object _run(self, sv, sn, bv, bn, Py_ssize_t B, seed, shared_tangent, batch_tangent,
-                     bint hvp, const uint8_t* kinds, wanted):
-        cdef Py_ssize_t ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
-        cdef Py_ssize_t n_out = self.n_outputs
+        cdef Layout lay = self.layout(shared_nodes, batch_nodes, wanted)
+        cdef Py_ssize_t ns = lay.ns, nb = lay.nb, n_out = self.n_outputs
         cdef bint want_grad = seed is not None, want_tan = shared_tangent is not None
         if hvp and not (want_grad and want_tan):
             raise ValueError("hvp needs a seed and tangents")
+        sv, bv = carray(shared, cnp.NPY_FLOAT64), carray(batch, cnp.NPY_FLOAT64)
+        if sv.shape != (ns,):
+            raise ValueError(f"{sv.shape} shared values for {ns} shared inputs")
+        if bv.shape != (B, nb):
+            raise ValueError(f"batch has shape {bv.shape}, expected ({B}, {nb})")
         if want_grad:
             seed = self._lanes(seed, B, n_out, "seed")
         if want_tan:
@@ -208,63 +211,55 @@ cdef class Program:
         tout = new_array(B, n_out, False) if want_tan else None
         hs = new_array(-1, ns, True) if hvp else None
         hb = new_array(B, nb, True) if hvp else None
-        miss = np.full(B, -1, dtype=np.int32) if self._guards.shape[0] else None
         cdef Call c
-        c.B, c.ns, c.nb, c.n_out = B, ns, nb, n_out
-        c.sv, c.bv, c.seed = data(sv), data(bv), data(seed)
-        c.sn, c.bn = <int32_t*> data(sn), <int32_t*> data(bn)
-        c.st, c.bt = data(shared_tangent), data(batch_tangent)
-        c.out, c.gs, c.gb, c.tout = data(out), data(gs), data(gb), data(tout)
-        c.hs, c.hb = data(hs), data(hb)
-        c.miss = <int32_t*> data(miss)
-        c.shared = kinds
-        # Nodes no wanted input reaches need no adjoint (a batch's data, say).
-        needed = None
-        if wanted is not None and want_grad and not hvp and B > 1:
-            needed = np.zeros(self.n + 1, dtype=np.uint8)
-            needed[wanted] = 1
-            mark_needed(&self.p, self.n, <uint8_t*> cnp.PyArray_DATA(needed))
-        c.needed = <uint8_t*> data(needed)
-        if B:
-            self._sweep(&c, want_grad, want_tan, hvp)
+        c.n_parts = 2
+        set_part(&c.parts[0], lay._sn, ns, False, data(sv), data(shared_tangent), data(gs), data(hs))
+        set_part(&c.parts[1], lay._bn, nb, True, data(bv), data(batch_tangent), data(gb), data(hb))
+        c.seed, c.out, c.tout = data(seed), data(out), data(tout)
+        self._call(&c, lay, B, want_grad, want_tan, hvp)
         result = (out, gs, gb, tout)
         return result + (hs, hb) if hvp else result
 
-    cdef int _sweep(self, Call* c, bint grad, bint tan, bint hvp) except -1:
-        """Run the sweeps of a call in a workspace, then report guards that
-        missed and non-finite values."""
-        cdef uint8_t* narrow = NULL
-        cdef Py_ssize_t k, n_narrow = 0
-        c.check = CHECK_FINITE  # read once: another thread may turn it over meanwhile
-        if c.shared != NULL and c.B > 1 and not (tan or hvp or c.check):
-            narrow = <uint8_t*> calloc(self.n_inputs + 1, 1)
-            if narrow == NULL:
-                raise MemoryError()
-            mark_lanewise(&self.p, c.shared, self.n, &self._out[0], self.n_outputs, narrow)
-            for k in range(self.n_inputs):
-                narrow[k] = c.shared[k] == 1 and not narrow[k]
-                n_narrow += narrow[k]
-        c.narrow = narrow
-        try:
-            return self._sweep_in(c, grad, tan, hvp, self.n - n_narrow)
-        finally:
-            free(narrow)
+    def layout(self, shared_nodes, batch_nodes, wanted=None, args=None):
+        """The Layout of calls that share the input nodes shared_nodes and
+        batch batch_nodes (each input exactly once), reading the adjoints of
+        `wanted` only (None: all). With args, a list of (shape, batched,
+        wanted) per argument, their inputs in node order, it also takes such
+        arguments directly (Layout.value_and_grad)."""
+        return Layout(self, shared_nodes, batch_nodes, wanted, args)
 
-    cdef int _sweep_in(self, Call* c, bint grad, bint tan, bint hvp, Py_ssize_t rows) except -1:
-        # Chunks of lanes sized by the rows the sweep really touches.
-        cdef Py_ssize_t k, C = chunk_lanes(c.B, rows), block = self.n * C
+    cdef int _call(self, Call* c, Layout lay, Py_ssize_t B, bint grad, bint tan,
+                   bint hvp) except -1:
+        """Fill in what the layout knows, then sweep."""
+        miss = np.full(B, -1, dtype=np.int32) if self._guards.shape[0] else None
+        c.B, c.n_out, c.miss = B, self.n_outputs, <int32_t*> data(miss)
+        c.check = CHECK_FINITE  # read once: another thread may turn it over meanwhile
+        c.shared = lay._kinds
+        if B > 1:
+            lay._analyse()
+        c.needed = lay._needed if grad and not hvp and B > 1 else NULL
+        c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
+        c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
+        if B:
+            self._sweep(c, grad, tan, hvp, self.n - (lay.n_narrow if c.narrow != NULL else 0))
+        return 0
+
+    cdef int _sweep(self, Call* c, bint grad, bint tan, bint hvp, Py_ssize_t rows) except -1:
+        """Run the sweeps of a call in a workspace, chunks of lanes sized by
+        the rows the sweep really touches, then report guards that missed
+        and non-finite values."""
+        cdef Py_ssize_t C = chunk_lanes(c.B, rows), block = self.n * C, n_in = self.n_inputs
         cdef Py_ssize_t rows_total = block * (1 + grad + tan + hvp)
-        cdef double* V = self._workspace(rows_total + 2 * self.n_inputs)
+        cdef double* V = self._workspace(rows_total + 3 * n_in)
         cdef double* G = V + block if grad else NULL
         cdef double* T = V + block * (1 + grad) if tan else NULL
         cdef double* H = V + block * (1 + grad + tan) if hvp else NULL
-        cdef double* U = V + rows_total
-        cdef double* GU = U + self.n_inputs
+        cdef double* U = V + rows_total  # shared inputs by node: values, adjoints, their tangents
         cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
-        p.shared, p.needed, p.U, p.GU = c.shared, c.needed, U, GU
-        memset(GU, 0, self.n_inputs * sizeof(double))
-        for k in range(c.ns):
-            U[c.sn[k]] = c.sv[k]
+        p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
+        p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
+        memset(U + n_in, 0, 2 * n_in * sizeof(double))
+        shared_values(c, U)
         c.bad = -1
         try:
             if self.n * c.B > SMALL_TAPE:
@@ -272,9 +267,7 @@ cdef class Program:
                     self._chunks(&p, c, C, V, G, T, H)
             else:
                 self._chunks(&p, c, C, V, G, T, H)
-            if c.gs != NULL:
-                for k in range(c.ns):
-                    c.gs[k] += GU[c.sn[k]]
+            shared_adjoints(c, p.GU, p.HU)
         finally:
             self._release(V)
         if c.bad >= 0:
@@ -290,35 +283,38 @@ cdef class Program:
     cdef void _chunks(self, const Prog* p, Call* c, Py_ssize_t C, double* V, double* G,
                       double* T, double* H) noexcept nogil:
         """The sweeps of one call, chunk by chunk of at most C lanes."""
-        cdef Py_ssize_t b0 = 0, w, l, k, o, nn = self.n, n_out = c.n_out
+        cdef Py_ssize_t b0 = 0, w, l, o, nn = self.n, n_out = c.n_out
         cdef Py_ssize_t nruns = self._starts.shape[0] - 1
         cdef const int32_t* starts = &self._starts[0]
         while b0 < c.B:
             w = min(C, c.B - b0)
-            put_inputs(V, c.sv, c.sn, c.ns, c.bv, c.bn, c.nb, b0, w, c.narrow)
+            put_inputs(V, c, p.U, b0, w, False)
             sweep_forward(p, starts, nruns, V, w)
             for o in range(n_out):
                 for l in range(w):
                     c.out[(b0 + l) * n_out + o] = V[self._out[o] * w + l]
             self._check(c, V, b0, w)
             if T != NULL:
-                put_inputs(T, c.st, c.sn, c.ns, c.bt, c.bn, c.nb, b0, w, NULL)
+                put_inputs(T, c, NULL, b0, w, True)
                 sweep_tangent(p, starts, nruns, V, T, w)
                 for o in range(n_out):
                     for l in range(w):
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
             if G != NULL:
                 zero_adjoints(G, self.n_inputs, nn, w, c.narrow)
-                for o in range(n_out):
+                if c.seed == NULL:  # the gradient of output 0
+                    for l in range(w):
+                        G[self._out[0] * w + l] += 1.0
+                for o in range(n_out if c.seed != NULL else 0):
                     for l in range(w):
                         G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
                 if H != NULL:
                     memset(H, 0, nn * w * sizeof(double))
                     sweep_hvp(p, starts, nruns, V, T, G, H, w)
-                    take_adjoints(H, c.hs, c.hb, c.sn, c.ns, c.bn, c.nb, b0, w, NULL)
+                    take_adjoints(H, c, p.HU, b0, w, True)
                 else:
                     sweep_reverse(p, starts, nruns, V, G, w)
-                take_adjoints(G, c.gs, c.gb, c.sn, c.ns, c.bn, c.nb, b0, w, c.narrow)
+                take_adjoints(G, c, p.GU, b0, w, False)
             b0 += w
 
     cdef void _check(self, Call* c, const double* V, Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
@@ -374,29 +370,16 @@ cdef class Program:
 
     cdef int _one(self, const double* x, bint grad, double* out, double* gs) except -1:
         """One sample with every input from x: values into out and, with
-        grad, the adjoints of output 0 into gs (which starts at zero)."""
-        cdef double few[8]  # the seed of a call with few outputs needs no allocation
-        cdef double* seed = &few[0]
-        if self.n_outputs >= 8:
-            seed = <double*> malloc((self.n_outputs + 1) * sizeof(double))
+        grad, the adjoints of output 0 into gs."""
         cdef int32_t miss = -1
         cdef Call c
-        if seed == NULL:
-            raise MemoryError()
-        memset(seed, 0, (self.n_outputs + 1) * sizeof(double))
-        seed[0] = 1.0
-        c.B, c.ns, c.nb, c.n_out = 1, self.n_inputs, 0, self.n_outputs
-        c.sv, c.sn = x, self._input_nodes
-        c.bv = c.st = c.bt = NULL
-        c.bn = NULL
-        c.seed = seed if grad else NULL
-        c.out, c.gs, c.gb, c.tout, c.hs, c.hb = out, gs if grad else NULL, NULL, NULL, NULL, NULL
-        c.miss, c.shared, c.narrow, c.needed = &miss, NULL, NULL, NULL
-        try:
-            self._sweep(&c, grad, False, False)
-        finally:
-            if seed != &few[0]:
-                free(seed)
+        c.B, c.n_out, c.n_parts = 1, self.n_outputs, 1
+        set_part(&c.parts[0], self._input_nodes, self.n_inputs, False, x, NULL,
+                 gs if grad else NULL, NULL)
+        c.seed, c.out, c.tout = NULL, out, NULL  # (no seed: output 0's gradient)
+        c.miss, c.shared, c.narrow, c.needed, c.blocks = &miss, NULL, NULL, NULL, NULL
+        c.check = CHECK_FINITE
+        self._sweep(&c, grad, False, False, self.n)
         return 0
 
     cdef double* _workspace(self, Py_ssize_t size) except NULL:
@@ -426,29 +409,6 @@ cdef class Program:
     def __dealloc__(self):
         free(self._ws)
 
-    cdef uint8_t* _check_inputs(self, sv, sn, bv, bn, Py_ssize_t B) except NULL:
-        """Every input node given exactly once, as shared or batched. Returns
-        (to be freed) which are shared: 1, or batched: 2, per input node."""
-        cdef Py_ssize_t k, v, ns = cnp.PyArray_SIZE(sn), nb = cnp.PyArray_SIZE(bn)
-        cdef const int32_t* snp = <int32_t*> data(sn)
-        cdef const int32_t* bnp = <int32_t*> data(bn)
-        if sv.shape != (ns,) or sn.ndim != 1 or bn.ndim != 1:
-            raise ValueError(f"{sv.shape} shared values for {ns} shared inputs")
-        if bv.shape != (B, nb):
-            raise ValueError(f"batch has shape {bv.shape}, expected ({B}, {nb})")
-        if ns + nb != self.n_inputs:
-            raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
-        cdef uint8_t* seen = <uint8_t*> calloc(self.n_inputs + 1, 1)
-        if seen == NULL:
-            raise MemoryError()
-        for k in range(ns + nb):
-            v = snp[k] if k < ns else bnp[k - ns]
-            if v < 0 or v >= self.n_inputs or seen[v]:
-                free(seen)
-                raise ValueError(f"expected each of the {self.n_inputs} input nodes once")
-            seen[v] = 1 if k < ns else 2
-        return seen
-
     cdef _lanes(self, arr, Py_ssize_t B, Py_ssize_t width, name):
         arr = carray(arr, cnp.NPY_FLOAT64)
         if arr.shape != (B, width):
@@ -456,24 +416,62 @@ cdef class Program:
         return arr
 
 
+include "_layout.pxi"
 
-cdef inline void put_inputs(double* W, const double* sv, const int32_t* sn, Py_ssize_t ns,
-                            const double* bv, const int32_t* bn, Py_ssize_t nb,
-                            Py_ssize_t b0, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
-    """Input rows of a chunk of w lanes: shared values repeated (a narrow one
-    has none: it is read as one number), batched ones copied."""
-    cdef Py_ssize_t k, l
-    cdef double* row
-    for k in range(ns):
-        row = W + sn[k] * w
-        if narrow != NULL and narrow[sn[k]]:
+
+# --------------------------------------------------------------- inputs and adjoints
+
+cdef inline void set_part(Part* part, const int32_t* nodes, Py_ssize_t width, bint batched,
+                          const double* v, const double* t, double* g, double* h) noexcept:
+    part.nodes, part.width, part.batched = nodes, width, batched
+    part.v, part.t, part.g, part.h = v, t, g, h
+
+
+cdef void shared_values(const Call* c, double* U) noexcept nogil:
+    """U[node] = the value of each shared input."""
+    cdef Py_ssize_t j, k
+    for j in range(c.n_parts):
+        if not c.parts[j].batched:
+            for k in range(c.parts[j].width):
+                U[c.parts[j].nodes[k]] = c.parts[j].v[k]
+
+
+cdef void shared_adjoints(const Call* c, const double* GU, const double* HU) noexcept nogil:
+    """Each shared input's adjoint (and its tangent), summed over all lanes."""
+    cdef Py_ssize_t j, k
+    cdef const Part* part
+    for j in range(c.n_parts):
+        part = &c.parts[j]
+        if part.batched:
             continue
-        for l in range(w):
-            row[l] = sv[k]
-    for k in range(nb):
-        row = W + bn[k] * w
-        for l in range(w):
-            row[l] = bv[(b0 + l) * nb + k]
+        for k in range(part.width):
+            if part.g != NULL:
+                part.g[k] = GU[part.nodes[k]]
+            if part.h != NULL:
+                part.h[k] = HU[part.nodes[k]]
+
+
+cdef inline void put_inputs(double* W, const Call* c, const double* U, Py_ssize_t b0,
+                            Py_ssize_t w, bint tangents) noexcept nogil:
+    """Input rows of a chunk of w lanes (their tangents with `tangents`):
+    shared values repeated (a narrow one has none: it is read as one
+    number), batched ones copied."""
+    cdef Py_ssize_t j, k, l, width
+    cdef const double* src
+    cdef double* row
+    cdef double x
+    for j in range(c.n_parts):
+        width = c.parts[j].width
+        src = c.parts[j].t if tangents else c.parts[j].v
+        for k in range(width):
+            row = W + c.parts[j].nodes[k] * w
+            if c.parts[j].batched:
+                for l in range(w):
+                    row[l] = src[(b0 + l) * width + k]
+            elif c.narrow == NULL or not c.narrow[c.parts[j].nodes[k]]:
+                x = src[k]
+                for l in range(w):
+                    row[l] = x
 
 
 cdef inline void zero_adjoints(double* G, Py_ssize_t n_in, Py_ssize_t n, Py_ssize_t w,
@@ -489,20 +487,27 @@ cdef inline void zero_adjoints(double* G, Py_ssize_t n_in, Py_ssize_t n, Py_ssiz
             memset(G + k * w, 0, w * sizeof(double))
 
 
-cdef inline void take_adjoints(const double* W, double* gs, double* gb, const int32_t* sn,
-                               Py_ssize_t ns, const int32_t* bn, Py_ssize_t nb,
-                               Py_ssize_t b0, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
-    """Input adjoints of a chunk: shared ones summed over lanes (a narrow one
-    has none: its adjoints are summed in GU), batched ones copied."""
-    cdef Py_ssize_t k, l
+cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ssize_t b0,
+                               Py_ssize_t w, bint tangents) noexcept nogil:
+    """Input adjoints of a chunk (their tangents with `tangents`): shared ones
+    summed over lanes into GU (a narrow one has no row: it is summed there
+    already), batched ones copied where asked for."""
+    cdef Py_ssize_t j, k, l, node, width
     cdef const double* row
-    for k in range(ns):
-        if narrow == NULL or not narrow[sn[k]]:
-            gs[k] += lane_sum(W + sn[k] * w, w)
-    for k in range(nb):
-        row = W + bn[k] * w
-        for l in range(w):
-            gb[(b0 + l) * nb + k] = row[l]
+    cdef double* dst
+    for j in range(c.n_parts):
+        width = c.parts[j].width
+        dst = c.parts[j].h if tangents else c.parts[j].g
+        if dst == NULL:
+            continue
+        for k in range(width):
+            node = c.parts[j].nodes[k]
+            row = W + node * w
+            if c.parts[j].batched:
+                for l in range(w):
+                    dst[(b0 + l) * width + k] = row[l]
+            elif c.narrow == NULL or not c.narrow[node]:
+                GU[node] += lane_sum(row, w)
 
 
 include "_recorder.pxi"

@@ -66,13 +66,13 @@ cdef bint dot_joins(const Prog* p, Py_ssize_t i, Py_ssize_t k) noexcept nogil:
     return True
 
 
-cdef bint block_applies(const Prog* p, Py_ssize_t i, Py_ssize_t k, Py_ssize_t side,
-                        Py_ssize_t C) noexcept nogil:
-    """In this call, are all of the block's W operands shared weights (one
-    number each) and none of its X operands?"""
+cdef bint block_applies(const Prog* p, Py_ssize_t i, Py_ssize_t k,
+                        Py_ssize_t side) noexcept nogil:
+    """With p's shared inputs, are all of the block's W operands shared
+    weights (one number each) and none of its X operands? (Layout asks.)"""
     cdef Py_ssize_t r, t, n = p.b[i]
     cdef const int32_t* arg
-    if not (FT_TILES and DOT_BLOCKS) or C < TILE_LANES or p.shared == NULL:
+    if not FT_TILES or p.shared == NULL:
         return False
     for t in range(n):
         if uniform(p, p.args[p.a[i] + side * n + t]):
@@ -83,6 +83,10 @@ cdef bint block_applies(const Prog* p, Py_ssize_t i, Py_ssize_t k, Py_ssize_t si
             if not uniform(p, arg[t]):
                 return False
     return True
+
+
+cdef inline bint as_block(const Prog* p, Py_ssize_t i, Py_ssize_t C) noexcept nogil:
+    return p.blocks != NULL and p.blocks[i] and C >= TILE_LANES
 
 
 cdef struct Block:
@@ -228,7 +232,7 @@ cdef void forward_dots(const Prog* p, Py_ssize_t i, Py_ssize_t k, double* V,
     """Values of the dot block i .. i+k-1."""
     cdef Block blk
     cdef Py_ssize_t r, side = shared_side(p, i)
-    if block_applies(p, i, k, side, C) and open_block(&blk, p, i, k, side, V, NULL, C) == 0:
+    if as_block(p, i, C) and open_block(&blk, p, i, k, side, V, NULL, C) == 0:
         block_forward(&blk, V + i * C)
         close_block(&blk)
         return
@@ -245,7 +249,7 @@ cdef void reverse_dots(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* 
         if not needed(p, i + r):
             break
     else:
-        if block_applies(p, i, k, side, C) and open_block(&blk, p, i, k, side, V, G, C) == 0:
+        if as_block(p, i, C) and open_block(&blk, p, i, k, side, V, G, C) == 0:
             block_inputs(&blk, G + i * C)
             block_weights(&blk, G + i * C)
             for r in range(k - 1, -1, -1):  # node order, as if swept one by one

@@ -13,8 +13,10 @@ cdef struct Prog:
     Py_ssize_t n_inputs
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
     const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
-    const double* U        # per input node, its value when shared (with shared)
-    double* GU             # per input node, adjoints summed over lanes where uniform() read it
+    const uint8_t* blocks  # per node, 1 where a dot block that applies starts; or NULL
+    const double* U        # per input node, its value when shared
+    double* GU             # per shared input node, its adjoint summed over lanes
+    double* HU             # and that adjoint's tangent (Hessian-vector products)
 
 
 cdef inline bint needed(const Prog* p, Py_ssize_t node) noexcept nogil:

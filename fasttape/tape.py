@@ -33,6 +33,7 @@ class Tape:
 
     _scalars = _fast_grad = False  # fast paths, for traced tapes only
     _plans = None
+    _layouts = None
 
     def __init__(self):
         self._rec = kernel.Recorder()
@@ -58,7 +59,7 @@ class Tape:
         tape._scalars = all(s == () for s in tape._shapes)
         tape._fast_grad = tape._scalars and out_spec == "s"
         tape._call1 = program.call1
-        tape._plans, tape._seeds = {}, {}
+        tape._plans, tape._seeds, tape._layouts = {}, {}, {}
         tape._pattern, tape._colourings = None, {}
         sizes = [int(np.prod(s)) for s in tape._shapes]
         tape._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
@@ -177,6 +178,13 @@ class Tape:
                 fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
                 if fast is not None:
                     return fast[0][0], fast[1][wrt]
+            kept = self._layouts.get((in_axes, wrt)) if in_axes is not None else None
+            if kept is not None:  # a batch seen before: straight to the kernel
+                fast = kept[0].value_and_grad(args)
+                if fast is not None:
+                    if type(wrt) is int:
+                        return fast[0], fast[1][0]
+                    return fast[0], tuple(fast[1][k] for k in kept[1])
             return self._value_and_grad(args, wrt, in_axes)
         except (GuardError, NonFiniteError) as exc:  # (inline, not _explained: the hot path)
             raise self._explain(exc) from None
@@ -190,11 +198,27 @@ class Tape:
             out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes,
                                                B, seed=self._ones(B), wanted=plan.wanted(idx))
             value = out[:, 0]
+            self._keep_layout(plan, in_axes, wrt, idx)
         else:  # one sample: every input, in order
             values, gs = self._program.call_flat(shared, True)
             value, gb = float(values[0]), None
         grads = tuple(plan.part(k, gs, gb, B) for k in idx)
         return value, (grads[0] if single else grads)
+
+    def _keep_layout(self, plan, in_axes, wrt, idx):
+        """Keep the Layout of a batched value_and_grad, whose fast path then
+        takes arrays of the traced shapes with no Python in between."""
+        try:
+            if (in_axes, wrt) in self._layouts or len(self._layouts) >= 64:
+                return
+            args = [(shape, ax == 0, k in idx)
+                    for k, (shape, ax) in enumerate(zip(self._shapes, plan.axes))]
+            layout = self._program.layout(plan.shared_nodes, plan.batch_nodes,
+                                          plan.wanted(idx), args)
+            order = sorted(set(idx))  # the layout's gradients come in argument order
+            self._layouts[(in_axes, wrt)] = layout, tuple(order.index(k) for k in idx)
+        except TypeError:  # an unhashable in_axes or wrt (a list): not kept
+            pass
 
     def _ones(self, B):
         """A read-only seed of ones for B lanes, kept for the next call."""

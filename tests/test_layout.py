@@ -1,0 +1,141 @@
+"""The batched value_and_grad fast path: a tape keeps the Layout of each
+(in_axes, wrt) it has served, and later calls whose arguments are float64
+C-contiguous arrays of the traced shapes go straight to the kernel. Its
+results must equal the general path's (Program.run), and anything else must
+fall through to the general path, which converts and words the errors.
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import fasttape as ft
+from fasttape import twin
+
+rng = np.random.default_rng(5)
+core = importlib.import_module("fasttape.backend")._compiled()
+
+
+def f(W, b, x, s, t):
+    """Arguments of every shape: a matrix, a vector, a batched vector, scalars."""
+    h = np.tanh(ft.dot(W, x) + b)
+    return ft.sum(h * h) * s + t * ft.dot(b, h)
+
+
+def arguments(B):
+    return (rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(B, 4)),
+            np.array(rng.normal()), rng.normal(size=B))
+
+
+AXES = (None, None, 0, None, 0)
+
+
+def general_path(tape, args, wrt):
+    """value_and_grad the long way: Program.run on the plan's split."""
+    plan, shared, batch, B = tape._split(args, AXES)
+    idx = (wrt,) if type(wrt) is int else tuple(wrt)
+    out, gs, gb, _ = tape._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
+                                       seed=np.ones((B, 1)))
+    return out[:, 0], [plan.part(k, gs, gb, B) for k in idx]
+
+
+@pytest.mark.parametrize("wrt", [0, 2, 3, (0, 1, 2, 3, 4), (4, 1)])
+@pytest.mark.parametrize("B", [1, 9, 700])
+def test_fast_path_equals_the_general_path(wrt, B):
+    args = arguments(B)
+    tape = ft.trace(f, *(a[0] if ax == 0 else a for a, ax in zip(args, AXES)))
+    first = tape.value_and_grad(*args, wrt=wrt, in_axes=AXES)  # general path; keeps the layout
+    assert (AXES, wrt) in tape._layouts
+    args = arguments(B)
+    fast = tape.value_and_grad(*args, wrt=wrt, in_axes=AXES)
+    value, grads = general_path(tape, args, wrt)
+    np.testing.assert_allclose(fast[0], value, rtol=1e-14)
+    fast_grads = [fast[1]] if type(wrt) is int else fast[1]
+    assert len(fast_grads) == len(grads) and type(first[1]) is type(fast[1])
+    for u, v in zip(fast_grads, grads):
+        assert np.shape(u) == np.shape(v) and type(u) is type(v)
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-15)
+
+
+def test_other_arguments_fall_through_to_the_checked_path():
+    args = arguments(6)
+    tape = ft.trace(f, *(a[0] if ax == 0 else a for a, ax in zip(args, AXES)))
+    expected = tape.value_and_grad(*args, wrt=(0, 2), in_axes=AXES)
+    layout = tape._layouts[(AXES, (0, 2))][0]
+    W, b, X, s, T = args
+    variants = [(np.asfortranarray(W), b, X, s, T),      # not C-contiguous: converted
+                (W.tolist(), b, X, s, T),                # a list: converted
+                (W, b.astype(np.float32), X, s, T),      # float32: converted (rounded)
+                (W, b, X, float(s), T)]                  # a float for a 0-d array
+    for v in variants:
+        assert layout.value_and_grad(v) is None
+        got = tape.value_and_grad(*v, wrt=(0, 2), in_axes=AXES)
+        rtol = 1e-6 if v[1].dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(got[0], expected[0], rtol=rtol)
+        np.testing.assert_allclose(got[1][0], expected[1][0], rtol=rtol * 100)
+    with pytest.raises(ft.ArgumentError, match="batch"):  # samples disagree in number
+        tape.value_and_grad(W, b, X, s, T[:5], wrt=(0, 2), in_axes=AXES)
+    with pytest.raises(ft.ArgumentError):  # a wrong shape
+        tape.value_and_grad(W[:2], b, X, s, T, wrt=(0, 2), in_axes=AXES)
+
+
+def test_a_layout_keeps_its_own_node_lists():
+    """Changing the node arrays a layout was made from changes nothing: the
+    kernel never reads indices it has not checked."""
+    tape = ft.trace(lambda w, x: ft.dot(w, x), np.ones(3), np.ones(3))
+    p = tape._program
+    shared, batch = np.arange(3, dtype=np.int32), np.arange(3, 6, dtype=np.int32)
+    layout = p.layout(shared, batch, None, [((3,), False, True), ((3,), True, True)])
+    shared[:] = 10 ** 6
+    batch[:] = -(10 ** 6)
+    w, X = rng.normal(size=3), rng.normal(size=(20, 3))
+    values, (gw, gx) = layout.value_and_grad((w, X))
+    np.testing.assert_allclose(values, X @ w, rtol=1e-14)
+    np.testing.assert_allclose(gw, X.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(gx, np.tile(w, (20, 1)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("Program", [core.Program, twin.Program], ids=["kernel", "twin"])
+def test_layouts_refuse_bad_node_lists(Program):
+    p0 = ft.trace(lambda w, x: ft.dot(w, x), np.ones(2), np.ones(2))._program
+    p = Program(p0.op, p0.a, p0.b, p0.pool, p0.args, p0.n_inputs, p0.outputs)
+    for shared, batch in [([0, 1], [2, 4]), ([0, 1], [2, 2]), ([0, -1], [2, 3]), ([0], [2, 3])]:
+        with pytest.raises(ValueError):
+            p.layout(np.array(shared, np.int32), np.array(batch, np.int32)) \
+                .value_and_grad((np.ones(2), np.ones((3, 2))))
+    with pytest.raises(ValueError):
+        p.layout(np.array([0, 1], np.int32), np.array([2, 3], np.int32), wanted=[7])
+
+
+def test_the_kernel_and_twin_layouts_agree():
+    args = arguments(50)
+    tape = ft.trace(f, *(a[0] if ax == 0 else a for a, ax in zip(args, AXES)))
+    p0 = tape._program
+    spec = [(np.shape(a[0] if ax == 0 else a), ax == 0, k in (0, 2))
+            for k, (a, ax) in enumerate(zip(args, AXES))]
+    plan = tape._plan(AXES)
+    results = []
+    for Program in (core.Program, twin.Program):
+        p = Program(p0.op, p0.a, p0.b, p0.pool, p0.args, p0.n_inputs, p0.outputs)
+        results.append(p.layout(plan.shared_nodes, plan.batch_nodes,
+                                plan.wanted((0, 2)), spec).value_and_grad(args))
+    (v1, g1), (v2, g2) = results
+    np.testing.assert_allclose(v1, v2, rtol=1e-13)
+    for u, v in zip(g1, g2):
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-15)
+
+
+def test_a_guard_missed_on_the_fast_path_is_explained():
+    def g(w, x):
+        return w * x if x > 0.0 else w - x  # a guard: the branch traced is recorded
+
+    tape = ft.trace(g, 2.0, 1.0)
+    X = np.array([1.0, 2.0, 3.0])
+    tape.value_and_grad(2.0, X, in_axes=(None, 0))  # general path: keeps the layout
+    values, grad = tape.value_and_grad(np.array(2.0), X, in_axes=(None, 0))
+    np.testing.assert_allclose(values, 2.0 * X)
+    assert grad == pytest.approx(X.sum())
+    with pytest.raises(ft.GuardError, match=r"lanes \[1\] of 3") as info:
+        tape.value_and_grad(np.array(2.0), np.array([1.0, -2.0, 3.0]), in_axes=(None, 0))
+    assert info.value.lanes.tolist() == [1]
