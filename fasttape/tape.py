@@ -205,6 +205,24 @@ class Tape:
         grads = tuple(plan.part(k, gs, gb, B) for k in idx)
         return value, (grads[0] if single else grads)
 
+    def _fast_path(self, wrt, in_axes, grad_only):
+        """A function of the arguments giving value_and_grad (or grad) by a
+        kept Layout, or None when it gets arguments it does not take or no
+        Layout is kept for in_axes and wrt."""
+        try:
+            layout, order = self._layouts[(in_axes, wrt)]
+        except (KeyError, TypeError):
+            return None
+        run = layout.value_and_grad
+
+        def fast(args):
+            out = run(args)
+            if out is None:
+                return None
+            grads = out[1][0] if type(wrt) is int else tuple(out[1][k] for k in order)
+            return grads if grad_only else (out[0], grads)
+        return fast
+
     def _keep_layout(self, plan, in_axes, wrt, idx):
         """Keep the Layout of a batched value_and_grad, whose fast path then
         takes arrays of the traced shapes with no Python in between."""

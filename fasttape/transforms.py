@@ -22,6 +22,7 @@ class _Transformed:
         self.fn, self.method, self.argnums, self.in_axes = fn, method, argnums, in_axes
         self.tapes = {}  # argument shapes -> tapes, one per branch pattern met
         self._names, self._axes = {}, {}
+        self._layout = None  # the last batched gradient's Layout: tried first
         functools.update_wrapper(self, fn)
 
     def _examples(self, args):
@@ -50,6 +51,13 @@ class _Transformed:
                      else np.shape(arg)[1 if ax == 0 else 0:] for arg, ax in zip(args, axes))
 
     def __call__(self, *args):
+        if self._layout is not None:  # the last batch's tape, if the arguments fit it
+            try:
+                fast = self._layout(args)
+            except GuardError:  # another branch: the tapes below sort it out, and the
+                fast = self._layout = None  # one that serves it is tried first next
+            if fast is not None:
+                return fast
         tapes = self.tapes.get(self._key(args), ())
         for tape in tapes:
             try:
@@ -66,7 +74,10 @@ class _Transformed:
         return self._replay(tape, args)
 
     def _replay(self, tape, args):
-        return getattr(tape, self.method)(*args, wrt=self.argnums, in_axes=self.in_axes)
+        out = getattr(tape, self.method)(*args, wrt=self.argnums, in_axes=self.in_axes)
+        if self._layout is None and self.method in ("grad", "value_and_grad"):
+            self._layout = tape._fast_path(self.argnums, self.in_axes, self.method == "grad")
+        return out
 
 
 def grad(fn, argnums=0, in_axes=None):

@@ -139,3 +139,25 @@ def test_a_guard_missed_on_the_fast_path_is_explained():
     with pytest.raises(ft.GuardError, match=r"lanes \[1\] of 3") as info:
         tape.value_and_grad(np.array(2.0), np.array([1.0, -2.0, 3.0]), in_axes=(None, 0))
     assert info.value.lanes.tolist() == [1]
+
+
+def test_transformed_functions_take_the_fast_path_and_still_retrace():
+    """ft.value_and_grad tries its last batch's layout first; a batch taking
+    another branch everywhere re-traces, and alternating batches stay right."""
+    def h(w, x):
+        return ft.sum(w * x) if x[0] > 0.0 else ft.sum(w / x)
+
+    step = ft.value_and_grad(h, argnums=0, in_axes=(None, 0))
+    grad = ft.grad(h, argnums=0, in_axes=(None, 0))
+    w = rng.normal(size=3)
+    up, down = rng.uniform(1, 2, size=(8, 3)), -rng.uniform(1, 2, size=(8, 3))
+    for X in (up, up, down, up, down, down):
+        values, g = step(w, X)
+        if X[0, 0] > 0:
+            np.testing.assert_allclose(values, X @ w, rtol=1e-14)
+            np.testing.assert_allclose(g, X.sum(axis=0), rtol=1e-14)
+        else:
+            np.testing.assert_allclose(values, (1 / X) @ w, rtol=1e-14)
+            np.testing.assert_allclose(g, (1 / X).sum(axis=0), rtol=1e-14)
+        np.testing.assert_allclose(grad(w, X), g, rtol=1e-14)
+    assert step._layout is not None and len(step.tapes[((3,), (3,))]) == 2
