@@ -39,18 +39,20 @@ include "_dotblock.pxi"
 
 # --------------------------------------------------------------- programs
 
+cdef Py_ssize_t CHUNK_DOUBLES = 32768  # per buffer (values, adjoints ...): 256 kB
 cdef Py_ssize_t SMALL_TAPE = 1024  # node-lanes below which releasing the GIL costs more
 cdef Py_ssize_t WORKSPACE_KEEP = 1 << 23  # doubles a program keeps between calls
 
 
 cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n):
-    """Lanes per chunk: keep values and adjoints near cache size."""
-    cdef Py_ssize_t C = 32768 // max(n, 1)
+    """Lanes per chunk: keep values and adjoints near cache size, and whole
+    register tiles of lanes (dot blocks) in every chunk but the last."""
+    cdef Py_ssize_t C = CHUNK_DOUBLES // max(n, 1)
     if C < 16:
         C = 16
     if C > 4096:
         C = 4096
-    return min(C, B)
+    return B if B <= C else C - C % 8
 
 
 _KIND_ARRAY = np.array([KIND_OF[o] for o in range(N_OPS)], dtype=np.uint8)
@@ -58,6 +60,7 @@ cdef bint CHECK_FINITE = False
 
 
 cdef bint DOT_BLOCKS = True
+FUSED_MULTIPLY_ADD = bool(FT_FMA)  # do dot blocks round each multiply-add once (AVX2 build)?
 
 
 def set_dot_blocks(bint on):

@@ -5,12 +5,14 @@
 # out[r] = sum_j W[r, j] * X[j]: a matrix product, swept here in register
 # tiles over a compact copy of W instead of one node at a time streaming X.
 # Every lane's sums run in the same order as the node-by-node loops of
-# _sweeps.pxi (which a block falls back to when it does not apply), so both
-# paths give the same bits.
+# _sweeps.pxi (which a block falls back to when it does not apply); where
+# the build targets FMA the tiles fuse each multiply-add (see _tiles.h),
+# elsewhere both paths give the same bits.
 
 cdef extern from "_tiles.h":
     # 4 units x 8 lanes; 2 units x 4 inputs; 4 inputs x 8 lanes (see there)
     bint FT_TILES
+    bint FT_FMA
     void ft_forward_tile(const double* W, Py_ssize_t n, const double** X, double* out,
                          Py_ssize_t C, Py_ssize_t l0) noexcept nogil
     void ft_weight_tile(const double* G0, const double* G1, const double** X, Py_ssize_t C,

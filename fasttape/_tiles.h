@@ -1,7 +1,10 @@
 /* Register tiles for dot blocks (see _dotblock.pxi), in GCC/Clang vector
  * extensions: the compiler maps a 4-double vector to one AVX2 register or
- * two SSE2 ones. Each lane's arithmetic is the scalar loops' own, in the
- * same order (multiplies and adds, never contracted), so the bits match.
+ * two SSE2 ones. Each lane's sums run in the node-by-node loops' order.
+ * Where the build targets FMA (the AVX2 build), each multiply-add is one
+ * fused instruction, rounded once: twice the speed, and results that
+ * differ from the plain sweeps' in the last bits only. Elsewhere (the
+ * portable build) they are a multiply and an add, giving the same bits.
  * Other compilers get FT_TILES 0 and the node-by-node sweeps. */
 #ifndef FASTTAPE_TILES_H
 #define FASTTAPE_TILES_H
@@ -15,15 +18,28 @@ typedef double ft_v4 __attribute__((vector_size(32)));
 typedef double ft_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 typedef long long ft_m4 __attribute__((vector_size(32)));
 
+#if defined(__FMA__)
+#include <immintrin.h>
+#define FT_FMA 1
+static inline ft_v4 ft_madd(ft_v4 a, ft_v4 b, ft_v4 c)  /* a * b + c */
+{
+    return (ft_v4)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+}
+#else
+#define FT_FMA 0
+static inline ft_v4 ft_madd(ft_v4 a, ft_v4 b, ft_v4 c) { return a * b + c; }
+#endif
+
 static inline ft_v4 ft_load(const double *p) { return *(const ft_v4u *)p; }
 static inline void ft_store(double *p, ft_v4 v) { *(ft_v4u *)p = v; }
 static inline ft_v4 ft_splat(double x) { ft_v4 v = {x, x, x, x}; return v; }
 
-/* w * g where g != 0, else 0: a zero adjoint contributes nothing (zmul). */
-static inline ft_v4 ft_zmul(ft_v4 w, ft_v4 g)
+/* a + w * g where g != 0, else a: a zero adjoint contributes nothing (zmul). */
+static inline ft_v4 ft_zmadd(ft_v4 a, ft_v4 w, ft_v4 g)
 {
     const ft_v4 zero = {0.0, 0.0, 0.0, 0.0};
-    return (ft_v4)((ft_m4)(w * g) & (ft_m4)(g != zero));
+    ft_m4 live = (ft_m4)(g != zero);
+    return (ft_v4)(((ft_m4)ft_madd(w, g, a) & live) | ((ft_m4)a & ~live));
 }
 
 /* out[r*C + l0 + t] = sum_j W[r*n + j] * X[j][l0 + t], 4 units by 8 lanes. */
@@ -35,8 +51,8 @@ static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *c
         ft_v4 x0 = ft_load(X[j] + l0), x1 = ft_load(X[j] + l0 + 4);
         for (int r = 0; r < 4; r++) {
             ft_v4 w = ft_splat(W[r * n + j]);
-            a[r][0] += w * x0;
-            a[r][1] += w * x1;
+            a[r][0] = ft_madd(w, x0, a[r][0]);
+            a[r][1] = ft_madd(w, x1, a[r][1]);
         }
     }
     for (int r = 0; r < 4; r++) {
@@ -56,8 +72,8 @@ static inline void ft_weight_tile(const double *G0, const double *G1, const doub
         ft_v4 g0 = ft_load(G0 + l), g1 = ft_load(G1 + l);
         for (int c = 0; c < 4; c++) {
             ft_v4 x = ft_load(X[c] + l);
-            s[0][c] += x * g0;
-            s[1][c] += x * g1;
+            s[0][c] = ft_madd(x, g0, s[0][c]);
+            s[1][c] = ft_madd(x, g1, s[1][c]);
         }
     }
     for (int c = 0; c < 4; c++) {
@@ -84,8 +100,8 @@ static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, cons
         ft_v4 g0 = ft_load(G + r * C + l0), g1 = ft_load(G + r * C + l0 + 4);
         for (int c = 0; c < 4; c++) {
             ft_v4 w = ft_splat(W[r * n + c]);
-            a[c][0] += ft_zmul(w, g0);
-            a[c][1] += ft_zmul(w, g1);
+            a[c][0] = ft_zmadd(a[c][0], w, g0);
+            a[c][1] = ft_zmadd(a[c][1], w, g1);
         }
     }
     for (int c = 0; c < 4; c++) {
@@ -96,6 +112,7 @@ static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, cons
 
 #else
 #define FT_TILES 0
+#define FT_FMA 0
 static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
                                    double *out, ptrdiff_t C, ptrdiff_t l0) {}
 static inline void ft_weight_tile(const double *G0, const double *G1, const double *const *X,
