@@ -78,7 +78,7 @@ _ROWS = [
          "number / x"),
     _row("pow_c", CONSTANT, "powc(x, c)", ("c * powc(x, c - 1.0)",),
          ("c * (c - 1.0) * powc(x, c - 2.0)",), "{x} ** {c}", "x ** number"),
-    _row("rpow_c", CONSTANT, "pow(c, x)", ("f * log(c)",), ("f * log(c) * log(c)",),
+    _row("rpow_c", CONSTANT, "pow(c, x)", ("f * vlog(c)",), ("f * vlog(c) * vlog(c)",),
          "{c} ** {x}", "number ** x"),
     _row("maximum_c", CONSTANT, "maxv(x, c)", ("maxd(x, c)",), sym="maximum({x}, {c})",
          doc="larger of x and a number"),
@@ -89,8 +89,8 @@ _ROWS = [
     _row("gt_c", CONSTANT, "lt(c, x)", sym="{x} > {c}", doc="condition x > number"),
     _row("ge_c", CONSTANT, "le(c, x)", sym="{x} >= {c}", doc="condition x >= number"),
     _row("neg", UNARY, "-x", ("-1.0",), sym="-{x}", doc="-x"),
-    _row("exp", UNARY, "exp(x)", ("f",), ("f",), "exp({x})", "e ** x"),
-    _row("log", UNARY, "log(x)", ("1.0 / x",), ("-1.0 / (x * x)",), "log({x})", "natural logarithm"),
+    _row("exp", UNARY, "vexp(x)", ("f",), ("f",), "exp({x})", "e ** x"),
+    _row("log", UNARY, "vlog(x)", ("1.0 / x",), ("-1.0 / (x * x)",), "log({x})", "natural logarithm"),
     _row("sqrt", UNARY, "sqrt(x)", ("0.5 / f",), ("-0.25 / (f * f * f)",), "sqrt({x})", "square root"),
     _row("sin", UNARY, "sin(x)", ("cos(x)",), ("-f",), "sin({x})", "sine"),
     _row("cos", UNARY, "cos(x)", ("-sin(x)",), ("-f",), "cos({x})", "cosine"),
@@ -102,7 +102,7 @@ _ROWS = [
          "sigmoid({x})", "1 / (1 + exp(-x))"),
     _row("relu", UNARY, "maxv(x, 0.0)", ("step(x)",), sym="relu({x})", doc="max(x, 0); gradient 0 at 0"),
     _row("abs", UNARY, "fabs(x)", ("sign(x)",), sym="abs({x})", doc="|x|; gradient 0 at 0"),
-    _row("log1p", UNARY, "log1p(x)", ("1.0 / (1.0 + x)",), ("-1.0 / ((1.0 + x) * (1.0 + x))",),
+    _row("log1p", UNARY, "vlog1p(x)", ("1.0 / (1.0 + x)",), ("-1.0 / ((1.0 + x) * (1.0 + x))",),
          "log1p({x})", "log(1 + x), accurate near 0"),
     _row("expm1", UNARY, "expm1(x)", ("f + 1.0",), ("f + 1.0",), "expm1({x})",
          "exp(x) - 1, accurate near 0"),
@@ -121,7 +121,7 @@ N_OPS = len(OPS)
 
 # Helpers the formulas use beyond libm: (Cython source, NumPy twin).
 HELPERS = {
-    "sigmoid": ("return 1.0 / (1.0 + exp(-x))",
+    "sigmoid": ("return 1.0 / (1.0 + vexp(-x))",
                 lambda x: 1.0 / (1.0 + np.exp(-x))),
     "step": ("return 1.0 if x > 0.0 else 0.0",
              lambda x: np.where(x > 0.0, 1.0, 0.0)),
@@ -131,7 +131,7 @@ HELPERS = {
     "maxd": ("return 1.0 if x > y else (0.5 if x == y else 0.0)",
              lambda x, y: np.where(x > y, 1.0, np.where(x == y, 0.5, 0.0))),
     # d x**y / dy = x**y log x, taken as 0 at x = 0 (the limit from the right).
-    "powd1": ("return 0.0 if x == 0.0 else y * log(x)",
+    "powd1": ("return 0.0 if x == 0.0 else y * vlog(x)",
               lambda x, y: np.where(x == 0.0, 0.0, y * np.log(np.where(x == 0.0, 1.0, x)))),
     # maximum / minimum propagate NaN, as NumPy's do (fmax would drop it).
     "maxv": ("return x if (x > y or x != x) else y", np.maximum),
@@ -148,11 +148,13 @@ HELPERS = {
 }
 HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "miss")}
 
-# The NumPy meaning of every name a formula may use. vtanh is the kernel's
-# own vectorizable tanh (fasttape/_vmath.pxi), within two ulp of libm's.
+# The NumPy meaning of every name a formula may use. vexp, vlog, vlog1p and
+# vtanh are the kernel's own vectorizable functions (fasttape/_vmath.pxi),
+# within two ulp of NumPy's.
 NUMPY_NAMES = dict(
     exp=np.exp, log=np.log, sqrt=np.sqrt, sin=np.sin, cos=np.cos, tan=np.tan,
-    tanh=np.tanh, vtanh=np.tanh, log1p=np.log1p, expm1=np.expm1, fabs=np.abs, pow=np.power,
+    tanh=np.tanh, log1p=np.log1p, expm1=np.expm1, fabs=np.abs, pow=np.power,
+    vexp=np.exp, vlog=np.log, vlog1p=np.log1p, vtanh=np.tanh,
     **{name: fn for name, (_, fn) in HELPERS.items()},
 )
 LIBM_NAMES = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1",
