@@ -8,6 +8,8 @@
 from .compact import compact, frozen
 
 cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
+# Reclaim only when more than a quarter of the nodes is garbage.
+cdef Py_ssize_t RECLAIM_KEEP_NUM = 3, RECLAIM_KEEP_DEN = 4
 cdef Py_ssize_t LIMIT = MAX_NODES   # nodes, and operand-list entries: int32 indices
 
 
@@ -269,36 +271,51 @@ cdef class Recorder:
         if self.n == 0:
             return keep.astype(bool)
         cdef uint8_t[::1] k = keep
-        cdef Py_ssize_t i, j, s, cnt, kind
         for r in roots:
             k[r] = 1
-        with nogil:
-            for i in range(self.n - 1, -1, -1):
-                if not k[i]:
-                    continue
-                kind = KIND_OF[self.op[i]]
-                if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY or kind == K_GUARD:
-                    k[self.a[i]] = 1
-                if kind == K_BINARY:
-                    k[self.b[i]] = 1
-                if kind >= K_SUM:  # kinds with an operand list
-                    s = self.a[i]
-                    cnt = self.b[i] * (2 if kind == K_DOT else 1)
-                    for j in range(cnt):
-                        k[self.args[s + j]] = 1
+        self._mark(&k[0])
         return keep.astype(bool)
 
+    cdef Py_ssize_t _mark(self, uint8_t* k) noexcept nogil:
+        """Spread the marks k[i] of roots to their operands; the count marked."""
+        cdef Py_ssize_t i, j, s, cnt, kind, marked = 0
+        for i in range(self.n - 1, -1, -1):
+            if not k[i]:
+                continue
+            marked += 1
+            kind = KIND_OF[self.op[i]]
+            if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY or kind == K_GUARD:
+                k[self.a[i]] = 1
+            if kind == K_BINARY:
+                k[self.b[i]] = 1
+            if kind >= K_SUM:  # kinds with an operand list
+                s = self.a[i]
+                cnt = self.b[i] * (2 if kind == K_DOT else 1)
+                for j in range(cnt):
+                    k[self.args[s + j]] = 1
+        return marked
+
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest."""
-        live = self.live_nodes()
-        keep = self.mark(live)
+        """Drop the nodes no live Var can reach, renumbering the rest. When
+        nearly all are reachable (a trace, say) copying the tape would buy
+        little: it is left as it is until it has doubled."""
+        keep = np.zeros(self.n, dtype=np.uint8)
+        cdef uint8_t[::1] k = keep
+        cdef Py_ssize_t h, n = self.n
+        if n:
+            memcpy(&k[0], self.live, n)
+        if self._mark(&k[0]) * RECLAIM_KEEP_DEN > n * RECLAIM_KEEP_NUM:
+            self.reclaim_at = max(RECLAIM_MIN, 2 * n)
+            return
+        keep = keep.astype(bool)
         op, a, b, pool, args, val = self.arrays()
-        adj = np.asarray(<double[:self.n]> self.adj).copy()
+        adj = np.asarray(<double[:n]> self.adj).copy()
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
         self._load(op, a, b, pool, args, val[keep], adj[keep])
+        cdef int64_t[::1] renum = remap
         for h in range(self.n_handles):
             if self.node_of[h] >= 0:
-                self.node_of[h] = remap[self.node_of[h]]
+                self.node_of[h] = renum[self.node_of[h]]
                 self.live[self.node_of[h]] = 1
         kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
         self.root = remap[kept_below[-1]] if len(kept_below) else -1

@@ -285,6 +285,7 @@ class Recorder:
     """A growing tape in Python lists (the kernel's Recorder)."""
 
     RECLAIM_MIN = 4096
+    RECLAIM_KEEP = 0.75  # reclaim only when more than a quarter of the nodes is garbage
 
     def __init__(self, reclaim=True):
         self.reclaim = reclaim
@@ -448,8 +449,13 @@ class Recorder:
         return mark(self, roots)
 
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest."""
+        """Drop the nodes no live Var can reach, renumbering the rest. When
+        nearly all are reachable (a trace, say) copying the tape would buy
+        little: it is left as it is until it has doubled."""
         keep = self.mark(self.live_nodes())
+        if keep.sum() > self.RECLAIM_KEEP * len(self.op):
+            self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
+            return
         op, a, b, pool, args, val = self.arrays()
         adj = np.array(self.adj)
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)

@@ -71,3 +71,32 @@ def test_each_thread_has_its_own_default_tape():
     for k, (g, rec) in results.items():
         assert g == pytest.approx(k * (1 - np.tanh(k) ** 2), rel=1e-14)
     assert len({id(rec) for _, rec in results.values()}) == 3
+
+
+def record_with_garbage(every):
+    """5000 kept Vars on a fresh tape, each k-th step also leaving a dead node
+    below the next one; returns (tape length, kept Vars)."""
+    with ft.Tape() as tape:
+        x = ft.Var(1.0)
+        kept = [x]
+        for k in range(5000):
+            dead = kept[-1] + 1.0 if k % every == 0 else None
+            kept.append(kept[-1] * 1.0001)
+            del dead
+    return len(tape), kept
+
+
+def test_a_tape_of_mostly_reachable_nodes_is_left_as_it_is():
+    """One dead node in six: compacting would free too little to pay."""
+    n, kept = record_with_garbage(every=5)
+    assert n == 1 + 5000 + 1000
+    assert kept[-1].value == pytest.approx(1.0001 ** 5000, rel=1e-12)
+
+
+def test_a_tape_of_much_garbage_is_compacted():
+    """One dead node in two: the dead ones go once the tape passes 4096 nodes."""
+    n, kept = record_with_garbage(every=1)
+    assert 1 + 5000 <= n < 1 + 5000 + 5000 - 2000
+    kept[-1].backward()
+    assert kept[0].grad == pytest.approx(1.0001 ** 5000, rel=1e-12)
+    assert kept[2500].grad == pytest.approx(1.0001 ** 2500, rel=1e-12)
