@@ -491,3 +491,4 @@ cdef inline void take_adjoints(const double* W, double* gs, double* gb, const in
 
 
 include "_recorder.pxi"
+include "_var.pxi"

@@ -157,28 +157,42 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
         return 0
 
-    def input(self, double value):
+    # The cdef entry points are the C Var's (_var.pxi); the def ones Python's.
+
+    cdef Py_ssize_t _input(self, double value) except -1:
         self._maybe_reclaim()
         return self._push(0, 0, 0, value)
+
+    cdef Py_ssize_t _unary(self, int op, Py_ssize_t h) except -1:
+        self._maybe_reclaim()
+        self._kind(op, K_UNARY)
+        return self._push(op, self._node(h), 0)
+
+    cdef Py_ssize_t _unary_c(self, int op, Py_ssize_t h, double c) except -1:
+        self._maybe_reclaim()
+        self._kind(op, K_UNARY_C)
+        return self._push(op, self._node(h), self._constant(c))
+
+    cdef Py_ssize_t _binary(self, int op, Py_ssize_t ha, Py_ssize_t hb) except -1:
+        self._maybe_reclaim()
+        self._kind(op, K_BINARY)
+        return self._push(op, self._node(ha), self._node(hb))
+
+    def input(self, double value):
+        return self._input(value)
 
     def const(self, double value):
         self._maybe_reclaim()
         return self._push(1, 0, self._constant(value))
 
     def unary(self, int op, Py_ssize_t h):
-        self._maybe_reclaim()
-        self._kind(op, K_UNARY)
-        return self._push(op, self._node(h), 0)
+        return self._unary(op, h)
 
     def unary_c(self, int op, Py_ssize_t h, double c):
-        self._maybe_reclaim()
-        self._kind(op, K_UNARY_C)
-        return self._push(op, self._node(h), self._constant(c))
+        return self._unary_c(op, h, c)
 
     def binary(self, int op, Py_ssize_t ha, Py_ssize_t hb):
-        self._maybe_reclaim()
-        self._kind(op, K_BINARY)
-        return self._push(op, self._node(ha), self._node(hb))
+        return self._binary(op, ha, hb)
 
     def nary(self, int op, handles, coefs=None):
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
@@ -225,9 +239,11 @@ cdef class Recorder:
         return self.adj[i] if i <= self.root else 0.0
 
     def release(self, Py_ssize_t h):
+        self._release(h)
+
+    cdef void _release(self, Py_ssize_t h) noexcept:
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
         below can refer to them, as operands only point backwards."""
-        cdef Py_ssize_t i
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
             self.live[self.node_of[h]] = 0
             self.node_of[h] = -1
