@@ -5,6 +5,8 @@
 # only the handle table has to follow. Every operand is checked as it is
 # recorded, so the tape is valid by construction.
 
+from libc.stdint cimport uint64_t
+
 from .compact import compact, frozen
 
 cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
@@ -18,6 +20,14 @@ cdef inline int64_t bits(double c) noexcept:
     cdef int64_t k
     memcpy(&k, &c, sizeof(double))
     return k
+
+
+cdef enum: N_CACHED = 16  # constants remembered by bits, in front of pool_index
+
+
+cdef inline int cache_line(int64_t k) noexcept:
+    """A constant's line in the cache: the top bits of a multiplicative hash."""
+    return <int> ((<uint64_t> k * 0x9E3779B97F4A7C15ULL) >> 60)
 
 
 cdef inline void* grow(void* ptr, Py_ssize_t count, size_t size) except NULL:
@@ -44,6 +54,8 @@ cdef class Recorder:
     cdef Py_ssize_t reclaim_at
     cdef readonly bint reclaim
     cdef dict pool_index       # constant's bits -> pool slot
+    cdef int64_t cached_bits[N_CACHED]     # a few of them, looked up in C
+    cdef Py_ssize_t cached_slot[N_CACHED]  # (-1: an empty line)
     cdef Prog p
 
     def __cinit__(self, bint reclaim=True):
@@ -51,6 +63,7 @@ cdef class Recorder:
         self.root = -1
         self.reclaim_at = RECLAIM_MIN
         self.pool_index = {}
+        self._forget_constants()
         self._reserve(64)
 
     def __dealloc__(self):
@@ -126,11 +139,24 @@ cdef class Recorder:
         self.live[node] = 1
         return h
 
+    cdef void _forget_constants(self) noexcept:
+        cdef Py_ssize_t j
+        for j in range(N_CACHED):
+            self.cached_slot[j] = -1
+
     cdef Py_ssize_t _constant(self, double c) except -1:
-        key = bits(c)
+        cdef int64_t k = bits(c)
+        cdef int line = cache_line(k)
+        if self.cached_slot[line] >= 0 and self.cached_bits[line] == k:
+            return self.cached_slot[line]
+        key = k
         slot = self.pool_index.get(key)
-        if slot is not None:
-            return slot
+        if slot is None:
+            slot = self._new_constant(c, key)
+        self.cached_bits[line], self.cached_slot[line] = k, slot
+        return slot
+
+    cdef Py_ssize_t _new_constant(self, double c, key) except -1:
         if self.n_pool == self.cap_pool:
             self.cap_pool = max(64, 2 * self.cap_pool)
             self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
@@ -358,6 +384,7 @@ cdef class Recorder:
             np.asarray(<int32_t[:len(args)]> self.args)[:] = args
         self.p.pool, self.p.args = self.pool, self.args
         self.pool_index = {}
+        self._forget_constants()
         for slot, c in enumerate(pool):
             self._index_constant(c, slot)
 

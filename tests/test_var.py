@@ -204,3 +204,24 @@ def test_vars_left_at_interpreter_exit_are_quiet():
                           text=True, check=True)
     assert done.stdout.split() == ["3.0", "4.0"]
     assert done.stderr == ""
+
+
+def test_constants_are_pooled_once_each_and_kept_apart_by_bits():
+    """Many constants, more than the recorder remembers in front of its
+    dictionary, in an order that revisits them: each is in the pool once,
+    -0.0 apart from 0.0, and every node uses its own."""
+    consts = [k * 0.37 - 3.0 for k in range(40)] + [0.0, -0.0]
+
+    def f(x):
+        total = x
+        for rounds in range(3):
+            for c in consts[::(1 if rounds % 2 == 0 else -1)]:
+                total = total + x * c
+        return total
+
+    tape = ft.trace(f, 2.0)
+    pool = tape._program.pool.tolist()
+    assert sorted(pool) == sorted(consts)
+    assert [math.copysign(1.0, c) for c in pool if c == 0.0] in ([1.0, -1.0], [-1.0, 1.0])
+    assert tape(2.0) == pytest.approx(2.0 + 3 * 2.0 * sum(consts), rel=1e-13)
+    assert ft.grad(f)(2.0) == pytest.approx(1.0 + 3 * sum(consts), rel=1e-13)
