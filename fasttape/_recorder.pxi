@@ -228,29 +228,34 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} has no operand list")
         if kind == K_SELECT and len(handles) != 3:
             raise ValueError("fasttape: where takes a condition and two values")
+        cdef Py_ssize_t count = len(handles), start = self.n_args, start_pool = self.n_pool
+        if (kind == K_DOT or kind == K_DOTC) and len(coefs) != count:
+            raise ValueError("fasttape: dot of operand lists of different lengths")
         self._maybe_reclaim()
-        nodes = [self._node(h) for h in handles]
-        other = [self._node(h) for h in coefs] if kind == K_DOT else None
-        if kind == K_DOT and len(other) != len(nodes):
-            raise ValueError("fasttape: dot of operand lists of different lengths")
-        if kind == K_DOTC and len(coefs) != len(nodes):
-            raise ValueError("fasttape: dot of operand lists of different lengths")
-        start = self.n_args
-        for v in nodes:
-            self._arg(v)
-        if kind == K_DOT:
-            for v in other:
-                self._arg(v)
-        elif kind == K_DOTC:
-            self._arg(self.n_pool)
-            for c in coefs:  # not deduplicated: the run must be contiguous
-                if self.n_pool == self.cap_pool:
-                    self.cap_pool = max(64, 2 * self.cap_pool)
-                    self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
-                    self.p.pool = self.pool
-                self.pool[self.n_pool] = c
-                self.n_pool += 1
-        return self._push(op, start, len(nodes))
+        try:
+            self._args_of(handles)
+            if kind == K_DOT:
+                self._args_of(coefs)
+            elif kind == K_DOTC:
+                self._arg(self.n_pool)
+                for c in coefs:  # not deduplicated: the run must be contiguous
+                    if self.n_pool == self.cap_pool:
+                        self.cap_pool = max(64, 2 * self.cap_pool)
+                        self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
+                        self.p.pool = self.pool
+                    self.pool[self.n_pool] = c
+                    self.n_pool += 1
+        except BaseException:  # a bad handle or coefficient: nothing recorded
+            self.n_args, self.n_pool = start, start_pool
+            raise
+        return self._push(op, start, count)
+
+    cdef int _args_of(self, handles) except -1:
+        """Append the nodes of handles to the operand lists."""
+        cdef Py_ssize_t h
+        for h in handles:
+            self._arg(self._node(h))
+        return 0
 
     # ----------------------------------------------------------- reading
 

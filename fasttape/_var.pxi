@@ -47,6 +47,17 @@ def new_var(type cls, rec, Py_ssize_t h):
     return wrap(cls, rec, h)
 
 
+def handles_of(rec, variables):
+    """The handles of Vars (VarBase instances) all on rec, as a list."""
+    cdef list out = []
+    cdef VarBase v
+    for v in variables:
+        if v._rec is not rec:
+            raise ValueError("fasttape: these Vars live on different tapes")
+        out.append(v._h)
+    return out
+
+
 cdef inline VarBase wrap(type cls, object rec, Py_ssize_t h):
     # (VarBase.__new__(cls) would go through Python: call the slot itself)
     cdef VarBase v = <VarBase> (<PyTypeObject*> cls).tp_new(cls, <PyObject*> EMPTY, NULL)

@@ -390,16 +390,18 @@ class Recorder:
             raise ValueError("fasttape: where takes a condition and two values")
         self._maybe_reclaim()
         nodes = [self._node(h) for h in handles]
-        if kind in (ops.DOT, ops.DOTC) and len(coefs) != len(nodes):
+        count = len(nodes)
+        if kind in (ops.DOT, ops.DOTC) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
+        if kind == ops.DOT:
+            nodes += [self._node(h) for h in coefs]
+        elif kind == ops.DOTC:
+            coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
+            nodes.append(len(self.pool))
+            self.pool.extend(coefs)
         start = len(self.args)
         self.args.extend(nodes)
-        if kind == ops.DOT:
-            self.args.extend(self._node(h) for h in coefs)
-        elif kind == ops.DOTC:
-            self.args.append(len(self.pool))
-            self.pool.extend(float(c) for c in coefs)
-        return self._push(op, start, len(nodes))
+        return self._push(op, start, count)
 
     # ----------------------------------------------------------- reading
 
@@ -505,6 +507,13 @@ def new_var(cls, rec, h):
     v._rec = rec
     v._h = h
     return v
+
+
+def handles_of(rec, variables):
+    """The handles of Vars (VarBase instances) all on rec, as a list."""
+    if any(v._rec is not rec for v in variables):
+        raise ValueError("fasttape: these Vars live on different tapes")
+    return [v._h for v in variables]
 
 
 _PLAIN = (float, int)

@@ -225,3 +225,25 @@ def test_constants_are_pooled_once_each_and_kept_apart_by_bits():
     assert [math.copysign(1.0, c) for c in pool if c == 0.0] in ([1.0, -1.0], [-1.0, 1.0])
     assert tape(2.0) == pytest.approx(2.0 + 3 * 2.0 * sum(consts), rel=1e-13)
     assert ft.grad(f)(2.0) == pytest.approx(1.0 + 3 * sum(consts), rel=1e-13)
+
+
+def test_a_sum_or_dot_that_fails_records_nothing():
+    with ft.Tape() as tape:
+        xs = [ft.Var(float(k)) for k in range(4)]
+        rec = xs[0]._rec
+        dead = (xs[0] * 2.0)._h  # released at once: no longer a live handle
+        before = [a.tolist() for a in rec.arrays()]
+        for bad in (lambda: rec.nary(ops.CODE["sum"], [xs[0]._h, xs[1]._h, dead]),
+                    lambda: rec.nary(ops.CODE["dot"], [xs[0]._h, xs[1]._h], [xs[2]._h, dead]),
+                    lambda: rec.nary(ops.CODE["dotc"], [xs[0]._h, xs[1]._h], [1.0, "x"]),
+                    lambda: rec.nary(ops.CODE["dotc"], [xs[0]._h], [1.0, 2.0])):
+            with pytest.raises((ValueError, TypeError)):
+                bad()
+            assert [a.tolist() for a in rec.arrays()] == before
+        with ft.Tape():
+            other = ft.Var(1.0)
+        with pytest.raises(ValueError, match="different tapes"):
+            ft.sum([xs[0], other])
+        total = ft.sum(xs + [0.5]) + ft.dot(xs, [1.0, 2.0, 3.0, 4.0])
+        assert total.value == 6.5 + 20.0
+    assert len(tape) > 4
