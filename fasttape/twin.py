@@ -542,6 +542,10 @@ class VarBase:
     def __del__(self):
         self._release()
 
+    def __reduce_ex__(self, protocol):
+        # A copy would share the handle, released twice (as the kernel's C type).
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     def _release(self):
         rec = getattr(self, "_rec", None)
         self._rec = None

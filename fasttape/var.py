@@ -114,10 +114,10 @@ def _new(rec, h, cls=None):
 
 
 def _unary_method(op):
-    unary = kernel.VarBase._unary
+    unary, code = kernel.VarBase._unary, op.code
 
     def method(self):
-        return unary(self, op.code)
+        return unary(self, code)
     method.__name__ = op.name
     method.__doc__ = f"{op.doc} (records a {op.name!r} node)"
     return method

@@ -136,6 +136,16 @@ def test_a_var_is_hashed_by_identity_and_has_no_dict():
     assert isinstance(x, ft.Var) and isinstance(x < 2.0, ft.Var)
 
 
+def test_a_var_is_not_copied_or_pickled():
+    """A copy would share the handle, and release it twice."""
+    import copy
+    import pickle
+    x = ft.Var(1.0)
+    for make in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match="cannot pickle 'Var' object"):
+            make(x)
+
+
 def test_numpy_object_arrays_of_vars():
     values = np.array([0.3, -1.2, 2.5])
     with ft.Tape():
