@@ -514,3 +514,4 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
 
 
 include "_recorder.pxi"
+include "_var.pxi"

@@ -5,9 +5,13 @@
 # only the handle table has to follow. Every operand is checked as it is
 # recorded, so the tape is valid by construction.
 
+from libc.stdint cimport uint64_t
+
 from .compact import compact, frozen
 
 cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
+# Reclaim only when more than a quarter of the nodes is garbage.
+cdef Py_ssize_t RECLAIM_KEEP_NUM = 3, RECLAIM_KEEP_DEN = 4
 cdef Py_ssize_t LIMIT = MAX_NODES   # nodes, and operand-list entries: int32 indices
 
 
@@ -16,6 +20,14 @@ cdef inline int64_t bits(double c) noexcept:
     cdef int64_t k
     memcpy(&k, &c, sizeof(double))
     return k
+
+
+cdef enum: N_CACHED = 16  # constants remembered by bits, in front of pool_index
+
+
+cdef inline int cache_line(int64_t k) noexcept:
+    """A constant's line in the cache: the top bits of a multiplicative hash."""
+    return <int> ((<uint64_t> k * 0x9E3779B97F4A7C15ULL) >> 60)
 
 
 cdef inline void* grow(void* ptr, Py_ssize_t count, size_t size) except NULL:
@@ -42,6 +54,8 @@ cdef class Recorder:
     cdef Py_ssize_t reclaim_at
     cdef readonly bint reclaim
     cdef dict pool_index       # constant's bits -> pool slot
+    cdef int64_t cached_bits[N_CACHED]     # a few of them, looked up in C
+    cdef Py_ssize_t cached_slot[N_CACHED]  # (-1: an empty line)
     cdef Prog p
 
     def __cinit__(self, bint reclaim=True):
@@ -49,6 +63,7 @@ cdef class Recorder:
         self.root = -1
         self.reclaim_at = RECLAIM_MIN
         self.pool_index = {}
+        self._forget_constants()
         self._reserve(64)
 
     def __dealloc__(self):
@@ -124,11 +139,24 @@ cdef class Recorder:
         self.live[node] = 1
         return h
 
+    cdef void _forget_constants(self) noexcept:
+        cdef Py_ssize_t j
+        for j in range(N_CACHED):
+            self.cached_slot[j] = -1
+
     cdef Py_ssize_t _constant(self, double c) except -1:
-        key = bits(c)
+        cdef int64_t k = bits(c)
+        cdef int line = cache_line(k)
+        if self.cached_slot[line] >= 0 and self.cached_bits[line] == k:
+            return self.cached_slot[line]
+        key = k
         slot = self.pool_index.get(key)
-        if slot is not None:
-            return slot
+        if slot is None:
+            slot = self._new_constant(c, key)
+        self.cached_bits[line], self.cached_slot[line] = k, slot
+        return slot
+
+    cdef Py_ssize_t _new_constant(self, double c, key) except -1:
         if self.n_pool == self.cap_pool:
             self.cap_pool = max(64, 2 * self.cap_pool)
             self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
@@ -155,28 +183,42 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
         return 0
 
-    def input(self, double value):
+    # The cdef entry points are the C Var's (_var.pxi); the def ones Python's.
+
+    cdef Py_ssize_t _input(self, double value) except -1:
         self._maybe_reclaim()
         return self._push(0, 0, 0, value)
+
+    cdef Py_ssize_t _unary(self, int op, Py_ssize_t h) except -1:
+        self._maybe_reclaim()
+        self._kind(op, K_UNARY)
+        return self._push(op, self._node(h), 0)
+
+    cdef Py_ssize_t _unary_c(self, int op, Py_ssize_t h, double c) except -1:
+        self._maybe_reclaim()
+        self._kind(op, K_UNARY_C)
+        return self._push(op, self._node(h), self._constant(c))
+
+    cdef Py_ssize_t _binary(self, int op, Py_ssize_t ha, Py_ssize_t hb) except -1:
+        self._maybe_reclaim()
+        self._kind(op, K_BINARY)
+        return self._push(op, self._node(ha), self._node(hb))
+
+    def input(self, double value):
+        return self._input(value)
 
     def const(self, double value):
         self._maybe_reclaim()
         return self._push(1, 0, self._constant(value))
 
     def unary(self, int op, Py_ssize_t h):
-        self._maybe_reclaim()
-        self._kind(op, K_UNARY)
-        return self._push(op, self._node(h), 0)
+        return self._unary(op, h)
 
     def unary_c(self, int op, Py_ssize_t h, double c):
-        self._maybe_reclaim()
-        self._kind(op, K_UNARY_C)
-        return self._push(op, self._node(h), self._constant(c))
+        return self._unary_c(op, h, c)
 
     def binary(self, int op, Py_ssize_t ha, Py_ssize_t hb):
-        self._maybe_reclaim()
-        self._kind(op, K_BINARY)
-        return self._push(op, self._node(ha), self._node(hb))
+        return self._binary(op, ha, hb)
 
     def nary(self, int op, handles, coefs=None):
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
@@ -186,29 +228,34 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} has no operand list")
         if kind == K_SELECT and len(handles) != 3:
             raise ValueError("fasttape: where takes a condition and two values")
+        cdef Py_ssize_t count = len(handles), start = self.n_args, start_pool = self.n_pool
+        if (kind == K_DOT or kind == K_DOTC) and len(coefs) != count:
+            raise ValueError("fasttape: dot of operand lists of different lengths")
         self._maybe_reclaim()
-        nodes = [self._node(h) for h in handles]
-        other = [self._node(h) for h in coefs] if kind == K_DOT else None
-        if kind == K_DOT and len(other) != len(nodes):
-            raise ValueError("fasttape: dot of operand lists of different lengths")
-        if kind == K_DOTC and len(coefs) != len(nodes):
-            raise ValueError("fasttape: dot of operand lists of different lengths")
-        start = self.n_args
-        for v in nodes:
-            self._arg(v)
-        if kind == K_DOT:
-            for v in other:
-                self._arg(v)
-        elif kind == K_DOTC:
-            self._arg(self.n_pool)
-            for c in coefs:  # not deduplicated: the run must be contiguous
-                if self.n_pool == self.cap_pool:
-                    self.cap_pool = max(64, 2 * self.cap_pool)
-                    self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
-                    self.p.pool = self.pool
-                self.pool[self.n_pool] = c
-                self.n_pool += 1
-        return self._push(op, start, len(nodes))
+        try:
+            self._args_of(handles)
+            if kind == K_DOT:
+                self._args_of(coefs)
+            elif kind == K_DOTC:
+                self._arg(self.n_pool)
+                for c in coefs:  # not deduplicated: the run must be contiguous
+                    if self.n_pool == self.cap_pool:
+                        self.cap_pool = max(64, 2 * self.cap_pool)
+                        self.pool = <double*> grow(self.pool, self.cap_pool, sizeof(double))
+                        self.p.pool = self.pool
+                    self.pool[self.n_pool] = c
+                    self.n_pool += 1
+        except BaseException:  # a bad handle or coefficient: nothing recorded
+            self.n_args, self.n_pool = start, start_pool
+            raise
+        return self._push(op, start, count)
+
+    cdef int _args_of(self, handles) except -1:
+        """Append the nodes of handles to the operand lists."""
+        cdef Py_ssize_t h
+        for h in handles:
+            self._arg(self._node(h))
+        return 0
 
     # ----------------------------------------------------------- reading
 
@@ -223,9 +270,11 @@ cdef class Recorder:
         return self.adj[i] if i <= self.root else 0.0
 
     def release(self, Py_ssize_t h):
+        self._release(h)
+
+    cdef void _release(self, Py_ssize_t h) noexcept:
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
         below can refer to them, as operands only point backwards."""
-        cdef Py_ssize_t i
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
             self.live[self.node_of[h]] = 0
             self.node_of[h] = -1
@@ -269,36 +318,51 @@ cdef class Recorder:
         if self.n == 0:
             return keep.astype(bool)
         cdef uint8_t[::1] k = keep
-        cdef Py_ssize_t i, j, s, cnt, kind
         for r in roots:
             k[r] = 1
-        with nogil:
-            for i in range(self.n - 1, -1, -1):
-                if not k[i]:
-                    continue
-                kind = KIND_OF[self.op[i]]
-                if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY or kind == K_GUARD:
-                    k[self.a[i]] = 1
-                if kind == K_BINARY:
-                    k[self.b[i]] = 1
-                if kind >= K_SUM:  # kinds with an operand list
-                    s = self.a[i]
-                    cnt = self.b[i] * (2 if kind == K_DOT else 1)
-                    for j in range(cnt):
-                        k[self.args[s + j]] = 1
+        self._mark(&k[0])
         return keep.astype(bool)
 
+    cdef Py_ssize_t _mark(self, uint8_t* k) noexcept nogil:
+        """Spread the marks k[i] of roots to their operands; the count marked."""
+        cdef Py_ssize_t i, j, s, cnt, kind, marked = 0
+        for i in range(self.n - 1, -1, -1):
+            if not k[i]:
+                continue
+            marked += 1
+            kind = KIND_OF[self.op[i]]
+            if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY or kind == K_GUARD:
+                k[self.a[i]] = 1
+            if kind == K_BINARY:
+                k[self.b[i]] = 1
+            if kind >= K_SUM:  # kinds with an operand list
+                s = self.a[i]
+                cnt = self.b[i] * (2 if kind == K_DOT else 1)
+                for j in range(cnt):
+                    k[self.args[s + j]] = 1
+        return marked
+
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest."""
-        live = self.live_nodes()
-        keep = self.mark(live)
+        """Drop the nodes no live Var can reach, renumbering the rest. When
+        nearly all are reachable (a trace, say) copying the tape would buy
+        little: it is left as it is until it has doubled."""
+        keep = np.zeros(self.n, dtype=np.uint8)
+        cdef uint8_t[::1] k = keep
+        cdef Py_ssize_t h, n = self.n
+        if n:
+            memcpy(&k[0], self.live, n)
+        if self._mark(&k[0]) * RECLAIM_KEEP_DEN > n * RECLAIM_KEEP_NUM:
+            self.reclaim_at = max(RECLAIM_MIN, 2 * n)
+            return
+        keep = keep.astype(bool)
         op, a, b, pool, args, val = self.arrays()
-        adj = np.asarray(<double[:self.n]> self.adj).copy()
+        adj = np.asarray(<double[:n]> self.adj).copy()
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
         self._load(op, a, b, pool, args, val[keep], adj[keep])
+        cdef int64_t[::1] renum = remap
         for h in range(self.n_handles):
             if self.node_of[h] >= 0:
-                self.node_of[h] = remap[self.node_of[h]]
+                self.node_of[h] = renum[self.node_of[h]]
                 self.live[self.node_of[h]] = 1
         kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
         self.root = remap[kept_below[-1]] if len(kept_below) else -1
@@ -325,6 +389,7 @@ cdef class Recorder:
             np.asarray(<int32_t[:len(args)]> self.args)[:] = args
         self.p.pool, self.p.args = self.pool, self.args
         self.pool_index = {}
+        self._forget_constants()
         for slot, c in enumerate(pool):
             self._index_constant(c, slot)
 

@@ -10,8 +10,17 @@ import numpy as np
 from . import ops
 from .validate import _KIND_CODE, _K
 
-_NODE_A = [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY], _K[ops.GUARD]]
-_POOL_B = [_K[ops.CONST], _K[ops.CONSTANT], _K[ops.GUARD]]
+
+def _of_kinds(*kinds):
+    """A lookup table: kind code -> is one of kinds (faster than np.isin)."""
+    table = np.zeros(len(ops.KINDS), dtype=bool)
+    table[[_K[k] for k in kinds]] = True
+    return table
+
+
+_NODE_A = _of_kinds(ops.UNARY, ops.CONSTANT, ops.BINARY, ops.GUARD)
+_POOL_B = _of_kinds(ops.CONST, ops.CONSTANT, ops.GUARD)
+_LISTED = _of_kinds(*ops.NARY)
 
 
 def compact(op, a, b, pool, args, keep):
@@ -26,21 +35,22 @@ def compact(op, a, b, pool, args, keep):
     old_a = a.copy()
     kind = _KIND_CODE[op]
 
-    uses_a = np.isin(kind, _NODE_A)
+    uses_a = _NODE_A[kind]
     a[uses_a] = remap[a[uses_a]]
     binary = kind == _K[ops.BINARY]
     b[binary] = remap[b[binary]]
 
     # Constants of one-constant nodes: keep the used entries, in order.
-    one = np.isin(kind, _POOL_B)
-    used, new_b = np.unique(b[one], return_inverse=True)
+    one = _POOL_B[kind]
+    used = np.zeros(len(pool), dtype=bool)  # (np.unique would sort all of b)
+    used[b[one]] = True
+    b[one] = (np.cumsum(used) - 1)[b[one]]
     new_pool = [pool[used]]
-    b[one] = new_b
-    n_pool = len(used)
+    n_pool = int(used.sum())
 
     new_args = []
     n_args = 0
-    nary = np.flatnonzero(np.isin(kind, [_K[k] for k in ops.NARY]))
+    nary = np.flatnonzero(_LISTED[kind])
     for i in nary:  # n-ary nodes are few and each covers many operands
         k = ops.KINDS[kind[i]]
         start, count = int(old_a[i]), int(b[i])

@@ -8,7 +8,10 @@ element.
 import numpy as np
 
 from . import ops
+from .backend import kernel
 from .var import Var, _is_number, _new
+
+_handles = kernel.handles_of
 
 __all__ = ["maximum", "minimum", "sum", "dot", "where", "less", "less_equal", "greater",
            "greater_equal"]
@@ -77,19 +80,15 @@ def sum(iterable):
     """Sum of Vars and numbers, recorded as one n-ary node."""
     items = list(np.asarray(iterable, dtype=object).ravel()) if isinstance(
         iterable, np.ndarray) else list(iterable)
-    rec = _recorder_of(items)
-    numbers_ = [float(x) for x in items if not isinstance(x, Var)]
-    if rec is None:
+    variables = [x for x in items if isinstance(x, Var)]
+    numbers_ = [float(x) for x in items if not isinstance(x, Var)] if len(
+        variables) < len(items) else []
+    if not variables:
         return float(np.sum(numbers_))
-    out = _new(rec, rec.nary(ops.CODE["sum"], _handles(rec, [x for x in items if isinstance(x, Var)])))
+    rec = variables[0]._rec
+    out = _new(rec, rec.nary(ops.CODE["sum"], _handles(rec, variables)))
     extra = float(np.sum(numbers_)) if numbers_ else 0.0
     return out + extra if extra != 0.0 else out
-
-
-def _handles(rec, variables):
-    if any(v._rec is not rec for v in variables):
-        raise ValueError("fasttape: these Vars live on different tapes")
-    return [v._h for v in variables]
 
 
 def _dot1(a, b):

@@ -5,6 +5,8 @@ the op table's own text. It is the reference the kernel is tested against,
 and what runs when the kernel is not built.
 """
 
+import numbers
+
 import numpy as np
 
 from . import ops
@@ -289,6 +291,7 @@ class Recorder:
     """A growing tape in Python lists (the kernel's Recorder)."""
 
     RECLAIM_MIN = 4096
+    RECLAIM_KEEP = 0.75  # reclaim only when more than a quarter of the nodes is garbage
 
     def __init__(self, reclaim=True):
         self.reclaim = reclaim
@@ -391,16 +394,18 @@ class Recorder:
             raise ValueError("fasttape: where takes a condition and two values")
         self._maybe_reclaim()
         nodes = [self._node(h) for h in handles]
-        if kind in (ops.DOT, ops.DOTC) and len(coefs) != len(nodes):
+        count = len(nodes)
+        if kind in (ops.DOT, ops.DOTC) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
+        if kind == ops.DOT:
+            nodes += [self._node(h) for h in coefs]
+        elif kind == ops.DOTC:
+            coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
+            nodes.append(len(self.pool))
+            self.pool.extend(coefs)
         start = len(self.args)
         self.args.extend(nodes)
-        if kind == ops.DOT:
-            self.args.extend(self._node(h) for h in coefs)
-        elif kind == ops.DOTC:
-            self.args.append(len(self.pool))
-            self.pool.extend(float(c) for c in coefs)
-        return self._push(op, start, len(nodes))
+        return self._push(op, start, count)
 
     # ----------------------------------------------------------- reading
 
@@ -452,8 +457,13 @@ class Recorder:
         return mark(self, roots)
 
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest."""
+        """Drop the nodes no live Var can reach, renumbering the rest. When
+        nearly all are reachable (a trace, say) copying the tape would buy
+        little: it is left as it is until it has doubled."""
         keep = self.mark(self.live_nodes())
+        if keep.sum() > self.RECLAIM_KEEP * len(self.op):
+            self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
+            return
         op, a, b, pool, args, val = self.arrays()
         adj = np.array(self.adj)
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
@@ -532,3 +542,149 @@ class Layout:
                     grads.append(float(g[0]) if shape == () else g.reshape(shape))
             s, b = (s, b + size) if batched else (s + size, b)
         return out[:, 0], tuple(grads)
+
+
+# ------------------------------------------------------------------ Var
+
+# The recording half of ft.Var (var.py derives Var and Cond from VarBase):
+# the kernel's VarBase in Python, operator for operator.
+
+_bound = {}  # var.py's Var and Cond, its thread state and current_recorder
+
+
+def bind_var_classes(var, cond, state, current):
+    """The classes operators return (Var and Cond, subclasses of VarBase),
+    and where Var(x) finds its tape: state.stack[-1], or current()."""
+    if not (issubclass(var, VarBase) and issubclass(cond, var)):
+        raise TypeError("fasttape: Var must derive from VarBase, Cond from Var")
+    _bound.update(Var=var, Cond=cond, state=state, current=current)
+
+
+def new_var(cls, rec, h):
+    """A cls (Var or Cond) for handle h of rec, which it now owns."""
+    if cls is not _bound["Var"] and cls is not _bound["Cond"]:
+        raise TypeError("fasttape: new_var makes a Var or a Cond")
+    v = object.__new__(cls)
+    v._rec = rec
+    v._h = h
+    return v
+
+
+def handles_of(rec, variables):
+    """The handles of Vars (VarBase instances) all on rec, as a list."""
+    if any(v._rec is not rec for v in variables):
+        raise ValueError("fasttape: these Vars live on different tapes")
+    return [v._h for v in variables]
+
+
+_PLAIN = (float, int)
+
+
+def _is_number(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, VarBase)
+
+
+class VarBase:
+    """The operators of ft.Var; see var.py for the rest."""
+
+    __slots__ = ("_rec", "_h")
+
+    def __init__(self, value):
+        if value.__class__ not in _PLAIN and not _is_number(value):
+            raise TypeError(f"ft.Var takes a real number, got {type(value).__name__}")
+        try:
+            rec = _bound["state"].stack[-1]
+        except AttributeError:
+            rec = _bound["current"]()
+        h = rec.input(value)
+        self._release()  # (a second __init__)
+        self._rec, self._h = rec, h
+
+    def __del__(self):
+        self._release()
+
+    def __reduce_ex__(self, protocol):
+        # A copy would share the handle, released twice (as the kernel's C type).
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    def _release(self):
+        rec = getattr(self, "_rec", None)
+        self._rec = None
+        if rec is not None:
+            try:
+                rec.release(self._h)
+            except Exception:  # interpreter shutdown
+                pass
+
+    def _unary(self, op):
+        return new_var(_bound["Var"], self._rec, self._rec.unary(op, self._h))
+
+    def _with_const(self, op, c):
+        return new_var(_bound["Var"], self._rec, self._rec.unary_c(op, self._h, float(c)))
+
+    def _same_tape(self, other):
+        if other._rec is not self._rec:
+            raise ValueError("fasttape: these Vars live on different tapes")
+        return other._h
+
+    def __pos__(self):
+        return self
+
+    # Comparisons record a condition (value 1.0 or 0.0): a Cond.
+    def _compare(self, other, op, op_c, swap):
+        rec = self._rec
+        if isinstance(other, VarBase):
+            self._same_tape(other)
+            a, b = (other, self) if swap else (self, other)  # x > y is y < x
+            return new_var(_bound["Cond"], rec, rec.binary(op, a._h, b._h))
+        if _is_number(other):
+            return new_var(_bound["Cond"], rec, rec.unary_c(op_c, self._h, float(other)))
+        return NotImplemented
+
+    def __lt__(self, o): return self._compare(o, _CODE["lt"], _CODE["lt_c"], False)
+    def __le__(self, o): return self._compare(o, _CODE["le"], _CODE["le_c"], False)
+    def __gt__(self, o): return self._compare(o, _CODE["lt"], _CODE["gt_c"], True)
+    def __ge__(self, o): return self._compare(o, _CODE["le"], _CODE["ge_c"], True)
+
+
+def _binary_operator(name, op, op_c, negate=False):
+    """self op other: a Var records `op`, a number a fused `op_c` node."""
+    def method(self, other):
+        rec = self._rec
+        if isinstance(other, VarBase):
+            return new_var(_bound["Var"], rec, rec.binary(op, self._h, self._same_tape(other)))
+        if other.__class__ in _PLAIN or _is_number(other):
+            c = float(other)
+            return new_var(_bound["Var"], rec, rec.unary_c(op_c, self._h, -c if negate else c))
+        return NotImplemented
+    method.__name__ = name
+    return method
+
+
+def _reflected_operator(name, op_c):
+    """number op self, as a fused node."""
+    def method(self, other):
+        if other.__class__ in _PLAIN or _is_number(other):
+            return new_var(_bound["Var"], self._rec, self._rec.unary_c(op_c, self._h, float(other)))
+        return NotImplemented
+    method.__name__ = name
+    return method
+
+
+def _unary_operator(name, op):
+    def method(self):
+        return self._unary(op)
+    method.__name__ = name
+    return method
+
+
+_CODE = ops.CODE
+for _name, _op, _op_c, _negate in [("add", "add", "add_c", False), ("sub", "sub", "add_c", True),
+                                   ("mul", "mul", "mul_c", False), ("truediv", "div", "div_c", False),
+                                   ("pow", "pow", "pow_c", False)]:
+    setattr(VarBase, f"__{_name}__", _binary_operator(f"__{_name}__", _CODE[_op], _CODE[_op_c], _negate))
+for _name, _op_c in [("add", "add_c"), ("sub", "rsub_c"), ("mul", "mul_c"),
+                     ("truediv", "rdiv_c"), ("pow", "rpow_c")]:
+    setattr(VarBase, f"__r{_name}__", _reflected_operator(f"__r{_name}__", _CODE[_op_c]))
+VarBase.__neg__ = _unary_operator("__neg__", _CODE["neg"])
+VarBase.__abs__ = _unary_operator("__abs__", _CODE["abs"])

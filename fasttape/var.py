@@ -43,26 +43,14 @@ def _is_number(x):
     return isinstance(x, numbers.Real) and not isinstance(x, Var)
 
 
-class Var:
+class Var(kernel.VarBase):
     """A scalar recorded on a tape: its value now, its gradient after backward()."""
 
-    __slots__ = ("_rec", "_h")
-
-    def __init__(self, value):
-        if value.__class__ not in _PLAIN and not _is_number(value):
-            raise TypeError(f"ft.Var takes a real number, got {type(value).__name__}")
-        try:
-            rec = _state.stack[-1]
-        except AttributeError:
-            rec = current_recorder()
-        self._rec = rec
-        self._h = rec.input(value)
-
-    def __del__(self):
-        try:
-            self._rec.release(self._h)
-        except Exception:  # interpreter shutdown
-            pass
+    # Recording lives in the backend's VarBase: the kernel's is a C type whose
+    # operators call its recorder directly (the hot path of eager use and
+    # tracing), the twin's the same in Python. What is here is not hot.
+    __slots__ = ()  # (no __dict__: a Var is a recorder and a handle)
+    __hash__ = object.__hash__
 
     @property
     def value(self):
@@ -81,44 +69,9 @@ class Var:
     def __repr__(self):
         return f"Var({self.value!r})"
 
-    # ------------------------------------------------------------ recording
-    # The operators are made by the factories below: this is the hot path of
-    # eager use, so each is one flat function with its opcodes bound.
-
-    def _unary(self, op):
-        return _new(self._rec, self._rec.unary(op, self._h))
-
-    def _with_const(self, op, c):
-        return _new(self._rec, self._rec.unary_c(op, self._h, float(c)))
-
-    def _same_tape(self, other):
-        if other._rec is not self._rec:
-            raise ValueError("fasttape: these Vars live on different tapes")
-        return other._h
-
-    def __pos__(self):
-        return self
-
     def __bool__(self):
         raise TypeError("the truth value of a Var is ambiguous: compare it (x > 0) for a "
                         "condition, use ft.where(cond, a, b), or read x.value")
-
-    # Comparisons record a condition (value 1.0 or 0.0): a Cond.
-    def _compare(self, other, op, op_c, swap):
-        rec = self._rec
-        if isinstance(other, Var):
-            self._same_tape(other)
-            a, b = (other, self) if swap else (self, other)  # x > y is y < x
-            return _new(rec, rec.binary(op, a._h, b._h), Cond)
-        if _is_number(other):
-            return _new(rec, rec.unary_c(op_c, self._h, other), Cond)
-        return NotImplemented
-
-    def __lt__(self, o): return self._compare(o, CODE["lt"], CODE["lt_c"], False)
-    def __le__(self, o): return self._compare(o, CODE["le"], CODE["le_c"], False)
-    def __gt__(self, o): return self._compare(o, CODE["lt"], CODE["gt_c"], True)
-    def __ge__(self, o): return self._compare(o, CODE["le"], CODE["ge_c"], True)
-    __hash__ = object.__hash__
 
 
 class Cond(Var):
@@ -141,6 +94,9 @@ class Cond(Var):
         return outcome
 
 
+kernel.bind_var_classes(Var, Cond, _state, current_recorder)
+
+
 def tracing_guards(rec):
     """Collect the guards recorded on rec (while a trace runs on it)."""
     if not hasattr(_state, "guards"):
@@ -152,67 +108,26 @@ def end_tracing_guards(rec):
     return _state.guards.pop(id(rec), [])
 
 
-_object_new = object.__new__
-_PLAIN = (float, int)
-
-
 def _new(rec, h, cls=None):
-    v = _object_new(cls or Var)
-    v._rec = rec
-    v._h = h
-    return v
+    """A Var (or cls, Cond) owning handle h of rec."""
+    return kernel.new_var(cls or Var, rec, h)
 
 
-def _binary_operator(name, op, op_c, negate=False):
-    """self op other: a Var records `op`, a number a fused `op_c` node."""
-    def method(self, other):
-        rec = self._rec
-        if other.__class__ is Var or isinstance(other, Var):
-            if other._rec is not rec:
-                raise ValueError("fasttape: these Vars live on different tapes")
-            return _new(rec, rec.binary(op, self._h, other._h))
-        if other.__class__ in _PLAIN or _is_number(other):
-            return _new(rec, rec.unary_c(op_c, self._h, -other if negate else other))
-        return NotImplemented
-    method.__name__ = name
-    return method
+def _unary_method(op):
+    unary, code = kernel.VarBase._unary, op.code
 
-
-def _reflected_operator(name, op_c):
-    """number op self, as a fused node."""
-    def method(self, other):
-        if other.__class__ in _PLAIN or _is_number(other):
-            return _new(self._rec, self._rec.unary_c(op_c, self._h, other))
-        return NotImplemented
-    method.__name__ = name
-    return method
-
-
-def _unary_operator(name, op):
     def method(self):
-        return _new(self._rec, self._rec.unary(op, self._h))
-    method.__name__ = name
+        return unary(self, code)
+    method.__name__ = op.name
+    method.__doc__ = f"{op.doc} (records a {op.name!r} node)"
     return method
-
-
-for _name, _op, _op_c, _negate in [("add", "add", "add_c", False), ("sub", "sub", "add_c", True),
-                                   ("mul", "mul", "mul_c", False), ("truediv", "div", "div_c", False),
-                                   ("pow", "pow", "pow_c", False)]:
-    setattr(Var, f"__{_name}__", _binary_operator(f"__{_name}__", CODE[_op], CODE[_op_c], _negate))
-for _name, _op_c in [("add", "add_c"), ("sub", "rsub_c"), ("mul", "mul_c"),
-                     ("truediv", "rdiv_c"), ("pow", "rpow_c")]:
-    setattr(Var, f"__r{_name}__", _reflected_operator(f"__r{_name}__", CODE[_op_c]))
-Var.__neg__ = _unary_operator("__neg__", CODE["neg"])
-Var.__abs__ = _unary_operator("__abs__", CODE["abs"])
 
 
 def _add_unary_methods():
     """x.exp(), x.tanh() ...: one method per unary row of the op table."""
     for op in ops.OPS:
         if op.kind == ops.UNARY and not hasattr(Var, op.name):
-            method = _unary_operator(op.name, op.code)
-            method.__doc__ = f"{op.doc} (records a {op.name!r} node)"
-            setattr(Var, op.name, method)
+            setattr(Var, op.name, _unary_method(op))
 
 
 _add_unary_methods()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fasttape as ft
-from fasttape import var
+from fasttape import ops, var
 
 
 def default_tape_size():
@@ -71,3 +71,53 @@ def test_each_thread_has_its_own_default_tape():
     for k, (g, rec) in results.items():
         assert g == pytest.approx(k * (1 - np.tanh(k) ** 2), rel=1e-14)
     assert len({id(rec) for _, rec in results.values()}) == 3
+
+
+def record_with_garbage(every):
+    """5000 kept Vars on a fresh tape, each k-th step also leaving a dead node
+    below the next one; returns (tape length, kept Vars)."""
+    with ft.Tape() as tape:
+        x = ft.Var(1.0)
+        kept = [x]
+        for k in range(5000):
+            dead = kept[-1] + 1.0 if k % every == 0 else None
+            kept.append(kept[-1] * 1.0001)
+            del dead
+    return len(tape), kept
+
+
+def test_a_tape_of_mostly_reachable_nodes_is_left_as_it_is():
+    """One dead node in six: compacting would free too little to pay."""
+    n, kept = record_with_garbage(every=5)
+    assert n == 1 + 5000 + 1000
+    assert kept[-1].value == pytest.approx(1.0001 ** 5000, rel=1e-12)
+
+
+def test_a_tape_of_much_garbage_is_compacted():
+    """One dead node in two: the dead ones go once the tape passes 4096 nodes."""
+    n, kept = record_with_garbage(every=1)
+    assert 1 + 5000 <= n < 1 + 5000 + 5000 - 2000
+    kept[-1].backward()
+    assert kept[0].grad == pytest.approx(1.0001 ** 5000, rel=1e-12)
+    assert kept[2500].grad == pytest.approx(1.0001 ** 2500, rel=1e-12)
+
+
+def test_compact_keeps_the_constants_and_operand_lists_the_kept_nodes_use():
+    """A tape written out by hand: x0, x1, c=5, x0+2, x1*3, dot(x0,x1; x1,x0),
+    sum(node3, node5), dotc(x1; 7). Dropping node 3 (and so the sum, which
+    uses it) and node 2 leaves x0, x1, x1*3, the dot and the dotc."""
+    from fasttape.compact import compact
+    C = ops.CODE
+    op = np.array([C["input"], C["input"], C["const"], C["add_c"], C["mul_c"], C["dot"],
+                   C["sum"], C["dotc"]], np.uint8)
+    a = np.array([0, 0, 0, 0, 1, 0, 4, 6], np.int32)
+    b = np.array([0, 0, 0, 1, 2, 2, 2, 1], np.int32)
+    pool = np.array([5.0, 2.0, 3.0, 7.0])
+    args = np.array([0, 1, 1, 0, 3, 5, 1, 3], np.int32)
+    keep = np.array([1, 1, 0, 0, 1, 1, 0, 1], bool)
+    op2, a2, b2, pool2, args2, remap = compact(op, a, b, pool, args, keep)
+    assert op2.tolist() == op[keep].tolist()
+    assert remap.tolist() == [0, 1, -1, -1, 2, 3, -1, 4]
+    assert pool2.tolist() == [3.0, 7.0]  # 5 and 2 were only used by dropped nodes
+    assert a2.tolist() == [0, 0, 1, 0, 4] and b2.tolist() == [0, 0, 0, 2, 1]
+    assert args2.tolist() == [0, 1, 1, 0, 1, 1]  # the dot's lists, then the dotc's x1 and pool slot
