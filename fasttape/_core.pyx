@@ -85,6 +85,7 @@ cdef struct Part:
     # batched (a row of `width` values per lane: row-major (B, width)).
     const int32_t* nodes
     Py_ssize_t width
+    Py_ssize_t first       # nodes[0] when the nodes are consecutive, else -1
     bint batched
     const double* v        # values
     const double* t        # tangents, or NULL
@@ -216,8 +217,10 @@ cdef class Program:
         hb = new_array(B, nb, True) if hvp else None
         cdef Call c
         c.n_parts = 2
-        set_part(&c.parts[0], lay._sn, ns, False, data(sv), data(shared_tangent), data(gs), data(hs))
-        set_part(&c.parts[1], lay._bn, nb, True, data(bv), data(batch_tangent), data(gb), data(hb))
+        set_part(&c.parts[0], lay._sn, ns, lay._sn_first, False, data(sv), data(shared_tangent),
+                 data(gs), data(hs))
+        set_part(&c.parts[1], lay._bn, nb, lay._bn_first, True, data(bv), data(batch_tangent),
+                 data(gb), data(hb))
         c.seed, c.out, c.tout = data(seed), data(out), data(tout)
         self._call(&c, lay, B, want_grad, want_tan, hvp)
         result = (out, gs, gb, tout)
@@ -377,7 +380,7 @@ cdef class Program:
         cdef int32_t miss = -1
         cdef Call c
         c.B, c.n_out, c.n_parts = 1, self.n_outputs, 1
-        set_part(&c.parts[0], self._input_nodes, self.n_inputs, False, x, NULL,
+        set_part(&c.parts[0], self._input_nodes, self.n_inputs, 0, False, x, NULL,
                  gs if grad else NULL, NULL)
         c.seed, c.out, c.tout = NULL, out, NULL  # (no seed: output 0's gradient)
         c.miss, c.shared, c.narrow, c.needed, c.blocks = &miss, NULL, NULL, NULL, NULL
@@ -424,19 +427,35 @@ include "_layout.pxi"
 
 # --------------------------------------------------------------- inputs and adjoints
 
-cdef inline void set_part(Part* part, const int32_t* nodes, Py_ssize_t width, bint batched,
-                          const double* v, const double* t, double* g, double* h) noexcept:
-    part.nodes, part.width, part.batched = nodes, width, batched
+cdef inline void set_part(Part* part, const int32_t* nodes, Py_ssize_t width, Py_ssize_t first,
+                          bint batched, const double* v, const double* t, double* g,
+                          double* h) noexcept:
+    part.nodes, part.width, part.first, part.batched = nodes, width, first, batched
     part.v, part.t, part.g, part.h = v, t, g, h
+
+
+cdef Py_ssize_t first_of(const int32_t* nodes, Py_ssize_t width) noexcept nogil:
+    """nodes[0] if the nodes are consecutive, else -1."""
+    cdef Py_ssize_t k
+    for k in range(1, width):
+        if nodes[k] != nodes[0] + k:
+            return -1
+    return nodes[0] if width else 0
 
 
 cdef void shared_values(const Call* c, double* U) noexcept nogil:
     """U[node] = the value of each shared input."""
     cdef Py_ssize_t j, k
+    cdef const Part* part
     for j in range(c.n_parts):
-        if not c.parts[j].batched:
-            for k in range(c.parts[j].width):
-                U[c.parts[j].nodes[k]] = c.parts[j].v[k]
+        part = &c.parts[j]
+        if part.batched:
+            continue
+        if part.first >= 0:
+            memcpy(U + part.first, part.v, part.width * sizeof(double))
+        else:
+            for k in range(part.width):
+                U[part.nodes[k]] = part.v[k]
 
 
 cdef void shared_adjoints(const Call* c, const double* GU, const double* HU) noexcept nogil:
@@ -447,10 +466,11 @@ cdef void shared_adjoints(const Call* c, const double* GU, const double* HU) noe
         part = &c.parts[j]
         if part.batched:
             continue
-        for k in range(part.width):
-            if part.g != NULL:
+        if part.g != NULL:
+            for k in range(part.width):
                 part.g[k] = GU[part.nodes[k]]
-            if part.h != NULL:
+        if part.h != NULL:
+            for k in range(part.width):
                 part.h[k] = HU[part.nodes[k]]
 
 
@@ -461,17 +481,29 @@ cdef inline void put_inputs(double* W, const Call* c, const double* U, Py_ssize_
     number), batched ones copied."""
     cdef Py_ssize_t j, k, l, width
     cdef const double* src
+    cdef const Part* part
     cdef double* row
     cdef double x
     for j in range(c.n_parts):
-        width = c.parts[j].width
-        src = c.parts[j].t if tangents else c.parts[j].v
+        part = &c.parts[j]
+        width = part.width
+        src = part.t if tangents else part.v
+        if w == 1 and part.first >= 0 and (c.narrow == NULL or not part.batched):
+            if part.batched:
+                memcpy(W + part.first, src + b0 * width, width * sizeof(double))
+            elif c.narrow == NULL:  # one lane: the rows are the values
+                memcpy(W + part.first, src, width * sizeof(double))
+            else:
+                for k in range(width):
+                    if not c.narrow[part.first + k]:
+                        W[part.first + k] = src[k]
+            continue
         for k in range(width):
-            row = W + c.parts[j].nodes[k] * w
-            if c.parts[j].batched:
+            row = W + part.nodes[k] * w
+            if part.batched:
                 for l in range(w):
                     row[l] = src[(b0 + l) * width + k]
-            elif c.narrow == NULL or not c.narrow[c.parts[j].nodes[k]]:
+            elif c.narrow == NULL or not c.narrow[part.nodes[k]]:
                 x = src[k]
                 for l in range(w):
                     row[l] = x
@@ -496,17 +528,27 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
     summed over lanes into GU (a narrow one has no row: it is summed there
     already), batched ones copied where asked for."""
     cdef Py_ssize_t j, k, l, node, width
+    cdef const Part* part
     cdef const double* row
     cdef double* dst
     for j in range(c.n_parts):
-        width = c.parts[j].width
-        dst = c.parts[j].h if tangents else c.parts[j].g
+        part = &c.parts[j]
+        width = part.width
+        dst = part.h if tangents else part.g
         if dst == NULL:
             continue
+        if w == 1 and part.first >= 0 and c.narrow == NULL:  # one lane: rows are sums
+            row = W + part.first
+            if part.batched:
+                memcpy(dst + b0 * width, row, width * sizeof(double))
+            else:
+                for k in range(width):
+                    GU[part.first + k] += row[k]
+            continue
         for k in range(width):
-            node = c.parts[j].nodes[k]
+            node = part.nodes[k]
             row = W + node * w
-            if c.parts[j].batched:
+            if part.batched:
                 for l in range(w):
                     dst[(b0 + l) * width + k] = row[l]
             elif c.narrow == NULL or not c.narrow[node]:

@@ -13,6 +13,7 @@ cdef class Layout:
     cdef object _nodes               # private copies of the shared and batched nodes
     cdef const int32_t* _sn
     cdef const int32_t* _bn
+    cdef Py_ssize_t _sn_first, _bn_first  # first_of() each
     cdef uint8_t* _flags             # one buffer for the four below
     cdef uint8_t* _kinds             # per input node: 1 shared, 2 batched
     cdef uint8_t* _needed            # per node (NULL: all adjoints matter)
@@ -36,6 +37,7 @@ cdef class Layout:
         self._nodes = (sn, bn)
         self._sn, self._bn = <int32_t*> cnp.PyArray_DATA(sn), <int32_t*> cnp.PyArray_DATA(bn)
         self.ns, self.nb = cnp.PyArray_SIZE(sn), cnp.PyArray_SIZE(bn)
+        self._sn_first, self._bn_first = first_of(self._sn, self.ns), first_of(self._bn, self.nb)
         self._flags = <uint8_t*> calloc(2 * (n_in + 1) + 2 * (n + 1), 1)
         if self._flags == NULL:
             raise MemoryError()
@@ -145,7 +147,7 @@ cdef class Layout:
                     new_array(-1, self._size[k], True)
                 grads.append(g)
             set_part(&c.parts[k], self.program._input_nodes + self._first[k], self._size[k],
-                     self._batched[k], data(args[k]), NULL, data(g), NULL)
+                     self._first[k], self._batched[k], data(args[k]), NULL, data(g), NULL)
         c.n_parts = n_args
         values = new_array(-1, B, False)
         c.seed, c.out, c.tout = NULL, data(values), NULL  # (no seed: output 0's gradient)

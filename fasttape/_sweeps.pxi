@@ -88,7 +88,7 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
         xa, xb, xc = V + arg[0] * C, V + arg[1] * C, V + arg[2] * C
         for l in range(C):
             out[l] = xb[l] if xa[l] != 0.0 else xc[l]
-    elif C == 1:
+    elif C == 1 and p.shared == NULL:  # (shared weights may have no rows: see uniform())
         out[0] = nary_one_lane(p, i, V)
     else:
         for l in range(C):
@@ -206,7 +206,7 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
     cdef double* gb
     cdef double* ha
     cdef double* hb
-    if C == 1 and kind != K_SELECT:
+    if C == 1 and kind != K_SELECT and p.shared == NULL:
         list_reverse_one_lane(p, i, V, T, G, H)
         return
     if kind == K_SELECT:  # only the branch taken receives anything

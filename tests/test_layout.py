@@ -161,3 +161,32 @@ def test_transformed_functions_take_the_fast_path_and_still_retrace():
             np.testing.assert_allclose(g, (1 / X).sum(axis=0), rtol=1e-14)
         np.testing.assert_allclose(grad(w, X), g, rtol=1e-14)
     assert step._layout is not None and len(step.tapes[((3,), (3,))]) == 2
+
+
+def deep(W, b, x, s, t):
+    """f behind 800 layers of 3 units: over 2048 rows, so chunks of 16 lanes."""
+    for _ in range(800):
+        x = np.tanh(x[:3] * b + s)
+    return f(W, b, np.concatenate([x, x[:1]]), s, t)
+
+
+@pytest.mark.parametrize("fn, B", [(f, 1), (f, 2), (f, 300), (deep, 33)])  # 33: 16 + 16 + 1
+def test_node_lists_in_any_order_and_chunks_of_one_lane(fn, B):
+    """Shared and batched inputs given in shuffled node order (not one
+    consecutive span) give the same numbers as in order, and as the twin."""
+    args = arguments(B)
+    tape = ft.trace(fn, *(a[0] if ax == 0 else a for a, ax in zip(args, AXES)))
+    plan, shared, batch, _ = tape._split(args, AXES)
+    p = tape._program
+    seed = rng.normal(size=(B, 1))
+    in_order = p.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B, seed=seed)
+    ps, pb = rng.permutation(len(shared)), rng.permutation(batch.shape[1])
+    shuffled = p.run(shared[ps], plan.shared_nodes[ps], np.ascontiguousarray(batch[:, pb]),
+                     plan.batch_nodes[pb], B, seed=seed)
+    reference = twin.Program(p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs).run(
+        shared, plan.shared_nodes, batch, plan.batch_nodes, B, seed=seed)
+    np.testing.assert_allclose(shuffled[0], in_order[0], rtol=1e-15)
+    np.testing.assert_allclose(shuffled[1], in_order[1][ps], rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(shuffled[2], in_order[2][:, pb], rtol=1e-15)
+    for u, v in zip(in_order[:3], reference[:3]):
+        np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-12)
