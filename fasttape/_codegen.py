@@ -7,6 +7,7 @@ doubles: the lanes of one node, or of a run of like nodes.
 
 import importlib.util
 import os
+import re
 
 HEADER = "# Generated from fasttape/ops.py by fasttape/_codegen.py. Do not edit.\n"
 
@@ -29,13 +30,19 @@ def _helpers(ops):
     return "\n".join(out)
 
 
-def _loop(expr_lines):
-    body = "\n".join("            " + line for line in expr_lines)
-    return f"        for l in range(m):\n{body}\n"
+def _loop(expr_lines, indent="        "):
+    body = "\n".join(indent + "    " + line for line in expr_lines)
+    return f"{indent}for l in range(m):\n{body}\n"
+
+
+def _with_constant(lines, value):
+    """The lines with the node's constant c written as the literal value."""
+    return [re.sub(r"\bc\b", repr(value), line) for line in lines]
 
 
 def _cases(ops, lines_for):
-    """An if/elif chain over opcodes (Cython turns it into a C switch)."""
+    """An if/elif chain over opcodes (Cython turns it into a C switch); an op
+    with special constants gets a loop per constant, then the general one."""
     parts, first = [], True
     for op in ops.OPS:
         lines = lines_for(op)
@@ -43,7 +50,16 @@ def _cases(ops, lines_for):
             continue
         kw = "if" if first else "elif"
         first = False
-        parts.append(f"    {kw} o == {op.code}:  # {op.name}\n" + _loop(lines))
+        case = f"    {kw} o == {op.code}:  # {op.name}\n"
+        special = ops.SPECIAL_CONSTANTS.get(op.name, ())
+        for k, value in enumerate(special):
+            case += f"        {'el' if k else ''}if c == {value!r}:\n"
+            case += _loop(_with_constant(lines, value), "            ")
+        if special:
+            case += "        else:\n" + _loop(lines, "            ")
+        else:
+            case += _loop(lines)
+        parts.append(case)
     return "".join(parts)
 
 

@@ -119,6 +119,11 @@ BY_NAME = {op.name: op for op in OPS}
 CODE = {op.name: op.code for op in OPS}
 N_OPS = len(OPS)
 
+# Constants for which the kernel gets a loop of its own, with c a literal:
+# the formulas then fold to plain arithmetic (x ** 2 to x * x, its partial
+# to 2 * x) and the loop vectorizes, where the general one calls pow.
+SPECIAL_CONSTANTS = {"pow_c": (2.0,)}
+
 # Helpers the formulas use beyond libm: (Cython source, NumPy twin).
 HELPERS = {
     "sigmoid": ("return 1.0 / (1.0 + vexp(-x))",
