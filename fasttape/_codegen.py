@@ -40,9 +40,22 @@ def _with_constant(lines, value):
     return [re.sub(r"\bc\b", repr(value), line) for line in lines]
 
 
-def _cases(ops, lines_for):
-    """An if/elif chain over opcodes (Cython turns it into a C switch); an op
-    with special constants gets a loop per constant, then the general one."""
+def _loops(ops, op, lines, indent):
+    """The loop of one op: one per special constant, then the general one."""
+    special = ops.SPECIAL_CONSTANTS.get(op.name, ())
+    if not special:
+        return _loop(lines, indent)
+    out = ""
+    for k, value in enumerate(special):
+        out += f"{indent}{'el' if k else ''}if c == {value!r}:\n"
+        out += _loop(_with_constant(lines, value), indent + "    ")
+    return out + f"{indent}else:\n" + _loop(lines, indent + "    ")
+
+
+def _cases(ops, lines_for, variants=1):
+    """An if/elif chain over opcodes (Cython turns it into a C switch). With
+    variants, lines_for(op, v) for v in 0 .. variants-1, chosen by `assign`
+    (where they differ)."""
     parts, first = [], True
     for op in ops.OPS:
         lines = lines_for(op)
@@ -51,14 +64,16 @@ def _cases(ops, lines_for):
         kw = "if" if first else "elif"
         first = False
         case = f"    {kw} o == {op.code}:  # {op.name}\n"
-        special = ops.SPECIAL_CONSTANTS.get(op.name, ())
-        for k, value in enumerate(special):
-            case += f"        {'el' if k else ''}if c == {value!r}:\n"
-            case += _loop(_with_constant(lines, value), "            ")
-        if special:
-            case += "        else:\n" + _loop(lines, "            ")
+        forms = {}  # each distinct loop body, and the variants that take it
+        for v in range(variants):
+            forms.setdefault(tuple(lines_for(op, v) if variants > 1 else lines), []).append(v)
+        if len(forms) == 1:
+            case += _loops(ops, op, lines, "        ")
         else:
-            case += _loop(lines)
+            for k, (form, vs) in enumerate(forms.items()):
+                test = (f"{'el' if k else ''}if assign in {tuple(vs)}:" if k < len(forms) - 1
+                        else "else:")
+                case += f"        {test}\n" + _loops(ops, op, list(form), "            ")
         parts.append(case)
     return "".join(parts)
 
@@ -79,12 +94,17 @@ def generate():
         return pre + (["y = xb[l]"] if binary(op) else []) + [f"out[l] = {op.fwd}"]
 
     # A zero adjoint contributes nothing (zmul), so an infinite or NaN partial
-    # in a branch not taken (ft.where) does not poison the gradient.
-    def rev(op):
+    # in a branch not taken (ft.where) does not poison the gradient. Where
+    # this node is an operand's first contributor in the reverse sweep
+    # (`assign`: bit 1 for a, bit 2 for b), it sets the adjoint rather than
+    # adding to it, so that row needs no zeroing first.
+    def rev(op, assign=0):
         if op.code not in swept:
             return None
-        lines = ["g = gi[l]"] + operands(op) + [f"ga[l] += zmul({op.d0}, g)"]
-        return lines + ([f"gb[l] += zmul({op.d1}, g)"] if binary(op) else [])
+        to_a = "=" if assign & 1 else "+="
+        lines = ["g = gi[l]"] + operands(op) + [f"ga[l] {to_a} zmul({op.d0}, g)"]
+        to_b = "=" if assign & 2 else "+="
+        return lines + ([f"gb[l] {to_b} zmul({op.d1}, g)"] if binary(op) else [])
 
     def tan(op):
         if op.code not in elem:
@@ -126,8 +146,9 @@ def generate():
         + f"\ncdef inline void forward_elem({sig}double* out, const double* xa, const double* xb) noexcept nogil:\n"
         + decl + _cases(ops, fwd)
         + f"\ncdef inline void reverse_elem({sig}{vals},\n"
-        + "                               const double* gi, double* ga, double* gb) noexcept nogil:\n"
-        + decl + _cases(ops, rev)
+        + "                               const double* gi, double* ga, double* gb,\n"
+        + "                               int assign) noexcept nogil:\n"
+        + decl + _cases(ops, rev, variants=4)
         + f"\ncdef inline void tangent_elem({sig}{vals},\n"
         + "                               const double* ta, const double* tb, double* ti) noexcept nogil:\n"
         + decl + _cases(ops, tan)

@@ -70,6 +70,17 @@ def set_dot_blocks(bint on):
     DOT_BLOCKS = on
 
 
+cdef bint FIRST_WRITES = True
+
+
+def set_first_writes(bint on):
+    """Let a reverse sweep's first contribution to an adjoint row set it,
+    so that row needs no zeroing (the default), or zero every row and add:
+    the plain path, which tests compare against."""
+    global FIRST_WRITES
+    FIRST_WRITES = on
+
+
 def set_check_finite(bint on):
     """Make every sweep and record stop at the first non-finite value."""
     global CHECK_FINITE
@@ -145,6 +156,12 @@ cdef class Program:
     cdef const int32_t[::1] _guards
     cdef object _keep  # the arrays behind p's pointers
     cdef object _inputs          # 0 .. n_inputs-1, for one-sample calls
+    cdef object _assign          # per run start: operand rows set, not added to (first_contributors)
+    cdef object _zero            # per node: 1 if its adjoint row must start at zero
+    cdef const uint8_t* _assign_p
+    cdef const uint8_t* _zero_p
+    cdef const int32_t[:, ::1] _zero_spans  # those rows past the inputs, as [start, end) spans
+    cdef Py_ssize_t _n_spans
     cdef const int32_t* _input_nodes
     cdef double* _ws
     cdef Py_ssize_t _ws_size
@@ -175,6 +192,28 @@ cdef class Program:
         self._inputs = np.arange(max(self.n_inputs, 1), dtype=np.int32)
         self._input_nodes = <int32_t*> cnp.PyArray_DATA(self._inputs)
         self._guards = self.guards
+        self._plan_adjoints()
+
+    cdef _plan_adjoints(self):
+        """Which runs set their operands' adjoints in a reverse sweep, and so
+        which rows still need zeroing: as spans of nodes (inputs by node)."""
+        cdef Py_ssize_t j, n = self.n, nspans = 0
+        last = np.empty(n + 1, dtype=np.int32)
+        self._assign = np.zeros(n + 1, dtype=np.uint8)
+        self._zero = np.ones(n + 1, dtype=np.uint8)
+        cdef int32_t[::1] lastv = last
+        cdef uint8_t[::1] assign = self._assign
+        cdef uint8_t[::1] zero = self._zero
+        first_contributors(&self.p, &self._starts[0], self._starts.shape[0] - 1, n,
+                           &self._out[0], self.n_outputs, &lastv[0], &assign[0], &zero[0])
+        rows = np.flatnonzero(self._zero[self.n_inputs:n]) + self.n_inputs
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1  # consecutive rows: one span
+        spans = np.array([(f[0], f[-1] + 1) for f in np.split(rows, breaks) if len(f)],
+                         dtype=np.int32)
+        self._zero_spans = spans.reshape(-1, 2) if len(spans) else np.zeros((1, 2), np.int32)
+        self._n_spans = len(spans)
+        self._assign_p = <uint8_t*> cnp.PyArray_DATA(self._assign)
+        self._zero_p = <uint8_t*> cnp.PyArray_DATA(self._zero)
 
     @property
     def n_runs(self):
@@ -263,6 +302,7 @@ cdef class Program:
         cdef double* U = V + rows_total  # shared inputs by node: values, adjoints, their tangents
         cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
         p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
+        p.assign = self._assign_p if grad and not hvp and FIRST_WRITES else NULL
         p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
         memset(U + n_in, 0, 2 * n_in * sizeof(double))
         shared_values(c, U)
@@ -307,7 +347,10 @@ cdef class Program:
                     for l in range(w):
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
             if G != NULL:
-                zero_adjoints(G, self.n_inputs, nn, w, c.narrow)
+                if p.assign != NULL:
+                    self._zero_rows(G, w, c.narrow)
+                else:
+                    memset(G, 0, nn * w * sizeof(double))
                 if c.seed == NULL:  # the gradient of output 0
                     for l in range(w):
                         G[self._out[0] * w + l] += 1.0
@@ -322,6 +365,18 @@ cdef class Program:
                     sweep_reverse(p, starts, nruns, V, G, w)
                 take_adjoints(G, c, p.GU, b0, w, False)
             b0 += w
+
+    cdef void _zero_rows(self, double* G, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
+        """Zero the adjoint rows a reverse sweep adds to before anything sets
+        them (narrow inputs have no rows)."""
+        cdef Py_ssize_t k, s
+        cdef const uint8_t* zero = self._zero_p
+        for k in range(self.n_inputs):
+            if zero[k] and (narrow == NULL or not narrow[k]):
+                memset(G + k * w, 0, w * sizeof(double))
+        for s in range(self._n_spans):
+            memset(G + self._zero_spans[s, 0] * w, 0,
+                   (self._zero_spans[s, 1] - self._zero_spans[s, 0]) * w * sizeof(double))
 
     cdef void _check(self, Call* c, const double* V, Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
         """Guards that missed in these lanes; with check_finite on, the first
@@ -507,19 +562,6 @@ cdef inline void put_inputs(double* W, const Call* c, const double* U, Py_ssize_
                 x = src[k]
                 for l in range(w):
                     row[l] = x
-
-
-cdef inline void zero_adjoints(double* G, Py_ssize_t n_in, Py_ssize_t n, Py_ssize_t w,
-                               const uint8_t* narrow) noexcept nogil:
-    """Adjoints start at zero, but for narrow inputs (they have no rows)."""
-    cdef Py_ssize_t k
-    if narrow == NULL:
-        memset(G, 0, n * w * sizeof(double))
-        return
-    memset(G + n_in * w, 0, (n - n_in) * w * sizeof(double))
-    for k in range(n_in):
-        if not narrow[k]:
-            memset(G + k * w, 0, w * sizeof(double))
 
 
 cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ssize_t b0,

@@ -14,6 +14,8 @@ cdef struct Prog:
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
     const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts; or NULL
+    const uint8_t* assign  # per run start, the operand rows it sets in the reverse
+                           # sweep, not adds to (first_contributors); or NULL
     const double* U        # per input node, its value when shared
     double* GU             # per shared input node, its adjoint summed over lanes
     double* HU             # and that adjoint's tangent (Hessian-vector products)
@@ -273,12 +275,13 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
         return
     if k == 1 and not needed(p, i):  # no wanted input below: nothing to pass on
         return
+    cdef int assign = p.assign[i] if p.assign != NULL else 0
     if kind == K_UNARY or kind == K_UNARY_C:
         reverse_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
-                     G + i * C, G + p.a[i] * C, NULL)
+                     G + i * C, G + p.a[i] * C, NULL, assign)
     elif kind == K_BINARY:
         reverse_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
-                     G + i * C, G + p.a[i] * C, G + p.b[i] * C)
+                     G + i * C, G + p.a[i] * C, G + p.b[i] * C, assign)
     else:
         list_reverse(p, i, V, NULL, G, NULL, C)
 
@@ -478,3 +481,52 @@ cdef void mark_needed(const Prog* p, Py_ssize_t n, uint8_t* need) noexcept nogil
                 if need[arg[j]]:
                     need[i] = 1
                     break
+
+
+cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
+                             Py_ssize_t n, const int32_t* out, Py_ssize_t n_out,
+                             int32_t* last, uint8_t* assign, uint8_t* zero) noexcept nogil:
+    """Adjoint rows that need no zeroing before a reverse sweep. A run that
+    is, for every node of its a (or b) operand block, the last reader in
+    node order is the first to contribute in the reverse sweep: it may set
+    those rows (assign[run start] bit 1, or 2 for b) instead of adding to
+    them. zero[j] = 1 for the rows that must start at zero: the rest, and
+    the outputs (their seeds come first)."""
+    cdef Py_ssize_t r, i, t, k, j, cnt, a0, b0
+    cdef int kind
+    cdef bint ok_a, ok_b
+    cdef const int32_t* arg
+    for j in range(n):
+        last[j], zero[j] = -1, 1
+    for i in range(p.n_inputs, n):  # readers that add to their operands' adjoints
+        kind = KIND_OF[p.op[i]]
+        if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
+            last[p.a[i]] = i
+            if kind == K_BINARY:
+                last[p.b[i]] = i
+        elif kind >= K_SUM:
+            cnt = 3 if kind == K_SELECT else p.b[i] * (2 if kind == K_DOT else 1)
+            arg = p.args + p.a[i]
+            for j in range(cnt):
+                last[arg[j]] = i
+    for j in range(n_out):
+        last[out[j]] = n  # seeded before the sweep
+    for r in range(nruns):
+        i, k = starts[r], starts[r + 1] - starts[r]
+        kind = KIND_OF[p.op[i]]
+        assign[i] = 0
+        if kind != K_UNARY and kind != K_UNARY_C and kind != K_BINARY:
+            continue
+        a0, b0 = p.a[i], p.b[i]
+        ok_a, ok_b = True, kind == K_BINARY
+        for t in range(k):
+            ok_a = ok_a and last[a0 + t] == i + t
+            ok_b = ok_b and last[b0 + t] == i + t
+        if ok_b and a0 < b0 + k and b0 < a0 + k:  # blocks that overlap: add to both
+            ok_a = ok_b = False
+        assign[i] = ok_a | (ok_b << 1)
+        for t in range(k):
+            if ok_a:
+                zero[a0 + t] = 0
+            if ok_b:
+                zero[b0 + t] = 0

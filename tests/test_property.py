@@ -25,6 +25,7 @@ tanh, ...), and the strategy tracks a static bound on every value, squashing
 a value whose bound grows too large, so nothing overflows.
 """
 
+import importlib
 import math
 import os
 
@@ -672,3 +673,39 @@ def test_eager_equals_traced(prog, x):
         for leaf, g in zip(leaves, grads):
             got = leaf.grad if isinstance(leaf, ft.Var) else [v.grad for v in leaf]
             close(got, g, 1e-12, np.max(np.abs(flat_grad(grads))) * 1e-3)
+
+
+# --------------------------------------------------------------- (e) fast paths == plain
+
+@SETTINGS
+@given(prog=programs(), x=inputs, seed=seeds, data=st.data())
+def test_fast_paths_give_the_plain_paths_numbers(prog, x, seed, data):
+    """The kernel's dot blocks and first writes (adjoint rows set by their
+    first contribution, not zeroed and added to) against its plain sweeps,
+    which set_dot_blocks(False) and set_first_writes(False) force: the same
+    bits (with fused multiply-adds in dot blocks, the same to rounding)."""
+    core = importlib.import_module("fasttape.backend")._compiled()
+    args = tape_args(prog, np.array(x[:n_coords(prog)]))
+    p = ft.trace(traced_fn(prog), *args)._program
+    prog_k = core.Program(p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
+    rng = np.random.default_rng(seed)
+    B = data.draw(st.sampled_from([1, 3, 40]), label="B")
+    shared = np.array(data.draw(st.lists(st.booleans(), min_size=p.n_inputs,
+                                         max_size=p.n_inputs), label="shared"), bool)
+    sn, bn = np.flatnonzero(shared).astype(np.int32), np.flatnonzero(~shared).astype(np.int32)
+    sv = rng.uniform(-IN_BOUND, IN_BOUND, len(sn))
+    bv = rng.uniform(-IN_BOUND, IN_BOUND, (B, len(bn)))
+    seed_ = rng.normal(size=(B, p.n_outputs))
+    fast = prog_k.run(sv, sn, bv, bn, B, seed=seed_)
+    core.set_dot_blocks(False)
+    core.set_first_writes(False)
+    try:
+        plain = prog_k.run(sv, sn, bv, bn, B, seed=seed_)
+    finally:
+        core.set_dot_blocks(True)
+        core.set_first_writes(True)
+    for u, v in zip(fast[:3], plain[:3]):
+        if core.FUSED_MULTIPLY_ADD:
+            close(u, v, 1e-12, np.max(np.abs(v), initial=0.0))
+        else:
+            np.testing.assert_array_equal(u, v)
