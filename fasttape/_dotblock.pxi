@@ -173,14 +173,14 @@ cdef void block_weights(const Block* blk, const double* G) noexcept nogil:
     cdef Py_ssize_t r, j, l, m = blk.m, n = blk.n, C = blk.C
     cdef Py_ssize_t m2 = m - m % 2, n4 = n - n % 4
     cdef double total
-    r = 0
-    while r < m2:
-        j = 0
-        while j < n4:
+    j = 0
+    while j < n4:  # four inputs' rows stay in L1 while every unit's adjoints pass by
+        r = 0
+        while r < m2:
             ft_weight_tile(G + r * C, G + (r + 1) * C, blk.X + j, C,
                            blk.dW + r * n + j, blk.dW + (r + 1) * n + j)
-            j += 4
-        r += 2
+            r += 2
+        j += 4
     for r in range(m):
         for j in range(n4 if r < m2 else 0, n):
             blk.dW[r * n + j] = dot_lanes(blk.X[j], G + r * C, C)
