@@ -156,6 +156,7 @@ cdef class Program:
     cdef const int32_t[::1] _guards
     cdef object _keep  # the arrays behind p's pointers
     cdef object _inputs          # 0 .. n_inputs-1, for one-sample calls
+    cdef object _spans           # per node: 1 for a sum over consecutive nodes
     cdef object _assign          # per run start: operand rows set, not added to (first_contributors)
     cdef object _zero            # per node: 1 if its adjoint row must start at zero
     cdef const uint8_t* _assign_p
@@ -184,6 +185,7 @@ cdef class Program:
         self.p.op, self.p.a, self.p.b = &opv[0], &av[0], &bv[0]
         self.p.pool, self.p.args = &poolv[0], &argsv[0]
         self.p.n_inputs, self.p.shared, self.p.needed = self.n_inputs, NULL, NULL
+        self.p.blocks, self.p.assign, self.p.spans = NULL, NULL, NULL
         self._out = padded[5]
         self.starts = find_runs(&self.p, self.n_inputs, self.n)
         self.starts.flags.writeable = False
@@ -193,6 +195,9 @@ cdef class Program:
         self._input_nodes = <int32_t*> cnp.PyArray_DATA(self._inputs)
         self._guards = self.guards
         self._plan_adjoints()
+        self._spans = np.zeros(self.n + 1, dtype=np.uint8)
+        mark_spans(&self.p, self.n, <uint8_t*> cnp.PyArray_DATA(self._spans))
+        self.p.spans = <uint8_t*> cnp.PyArray_DATA(self._spans)
 
     cdef _plan_adjoints(self):
         """Which runs set their operands' adjoints in a reverse sweep, and so
@@ -304,7 +309,7 @@ cdef class Program:
         p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
         p.assign = self._assign_p if grad and not hvp and FIRST_WRITES else NULL
         p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
-        memset(U + n_in, 0, 2 * n_in * sizeof(double))
+        memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
         shared_values(c, U)
         c.bad = -1
         try:
@@ -371,9 +376,13 @@ cdef class Program:
         them (narrow inputs have no rows)."""
         cdef Py_ssize_t k, s
         cdef const uint8_t* zero = self._zero_p
-        for k in range(self.n_inputs):
-            if zero[k] and (narrow == NULL or not narrow[k]):
-                memset(G + k * w, 0, w * sizeof(double))
+        if narrow == NULL and w == 1:  # one lane: rows are single adjoints
+            for k in range(self.n_inputs):
+                G[k] = 0.0
+        else:
+            for k in range(self.n_inputs):
+                if zero[k] and (narrow == NULL or not narrow[k]):
+                    memset(G + k * w, 0, w * sizeof(double))
         for s in range(self._n_spans):
             memset(G + self._zero_spans[s, 0] * w, 0,
                    (self._zero_spans[s, 1] - self._zero_spans[s, 0]) * w * sizeof(double))

@@ -14,6 +14,7 @@ cdef struct Prog:
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
     const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts; or NULL
+    const uint8_t* spans   # per node, 1 for a sum over consecutive nodes (or NULL)
     const uint8_t* assign  # per run start, the operand rows it sets in the reverse
                            # sweep, not adds to (first_contributors); or NULL
     const double* U        # per input node, its value when shared
@@ -50,6 +51,8 @@ cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) n
     cdef const int32_t* second = first + n
     cdef const double* coef
     cdef double acc = 0.0
+    if kind == K_SUM and p.spans != NULL and p.spans[i]:  # one block: a vector sum
+        return lane_sum(V + first[0], n)
     if kind == K_SUM:
         for j in range(n):
             acc += V[first[j]]
@@ -172,6 +175,12 @@ cdef inline void list_reverse_one_lane(const Prog* p, Py_ssize_t i, const double
     cdef const int32_t* arg = p.args + p.a[i]
     cdef const double* coef = p.pool + arg[n] if kind == K_DOTC else NULL
     cdef double g = G[i], h = H[i] if H != NULL else 0.0
+    cdef double* gs
+    if kind == K_SUM and H == NULL and p.spans != NULL and p.spans[i]:
+        gs = G + arg[0]
+        for j in range(n):
+            gs[j] += g
+        return
     for j in range(n):
         u = arg[j]
         if kind == K_SUM:
@@ -530,3 +539,20 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
                 zero[a0 + t] = 0
             if ok_b:
                 zero[b0 + t] = 0
+
+
+cdef void mark_spans(const Prog* p, Py_ssize_t n, uint8_t* spans) noexcept nogil:
+    """spans[i] = 1 for each sum node whose operands are consecutive nodes
+    (ft.sum over an array): one lane of it sums and adds as a block."""
+    cdef Py_ssize_t i, j, cnt
+    cdef const int32_t* arg
+    for i in range(p.n_inputs, n):
+        spans[i] = 0
+        if KIND_OF[p.op[i]] != K_SUM or p.b[i] == 0:
+            continue
+        cnt, arg = p.b[i], p.args + p.a[i]
+        spans[i] = 1
+        for j in range(1, cnt):
+            if arg[j] != arg[0] + j:
+                spans[i] = 0
+                break

@@ -204,3 +204,28 @@ def test_the_avx2_build_gives_the_baseline_bits(blocks):
             np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-15 * np.abs(v).max())
         else:
             np.testing.assert_array_equal(u, v)
+
+
+def test_a_sum_over_an_array_at_one_lane_sums_as_a_block():
+    """One lane of ft.sum over consecutive nodes is a vector sum (and its
+    reverse a vector add): the same numbers as the lane-by-lane path of a
+    batch and as the twin."""
+    def f(x):
+        return ft.sum(np.sin(x) * x) + ft.sum(x[::-1] * 2.0)  # the second: not consecutive
+
+    x = rng.normal(size=1001)
+    tape = ft.trace(f, x)
+    p = tape._program
+    value, grad = tape.value_and_grad(x)
+    arrays = (p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
+    nodes = np.arange(p.n_inputs, dtype=np.int32)
+    twin_out, _, twin_grad, _ = twin.Program(*arrays).run(
+        np.zeros(0), np.zeros(0, np.int32), x[None, :], nodes, 1, seed=np.ones((1, 1)))
+    lanes_out, _, lanes_grad, _ = type(p)(*arrays).run(
+        np.zeros(0), np.zeros(0, np.int32), np.vstack([x, x]), nodes, 2, seed=np.ones((2, 1)))
+    expected = np.sum(np.sin(x) * x) + 2.0 * np.sum(x)
+    assert value == pytest.approx(expected, rel=1e-13)
+    np.testing.assert_allclose(grad, np.cos(x) * x + np.sin(x) + 2.0, rtol=1e-13)
+    for out, g in ((twin_out[0, 0], twin_grad[0]), (lanes_out[1, 0], lanes_grad[1])):
+        assert value == pytest.approx(out, rel=1e-13)
+        np.testing.assert_allclose(grad, g, rtol=1e-13)
