@@ -14,7 +14,9 @@ without the GIL (tiny ones keep it: releasing it would cost more).
 Only validated programs are swept: Program validates its arrays when built,
 and Recorder checks every operand as it records. _sweeps.pxi holds the
 node-level sweeps, _ops.pxi (generated) the per-op loops, _vmath.pxi the
-vectorizable elementary functions, _recorder.pxi the recorder.
+vectorizable elementary functions, _dotblock.pxi (with _tiles.h) layers of
+dots swept as matrix products, _layout.pxi how a call splits its inputs,
+_recorder.pxi the recorder and _var.pxi the C half of ft.Var.
 """
 
 from libc.math cimport isfinite
@@ -156,11 +158,8 @@ cdef class Program:
     cdef const int32_t[::1] _guards
     cdef object _keep  # the arrays behind p's pointers
     cdef object _inputs          # 0 .. n_inputs-1, for one-sample calls
-    cdef object _spans           # per node: 1 for a sum over consecutive nodes
-    cdef object _assign          # per run start: operand rows set, not added to (first_contributors)
-    cdef object _zero            # per node: 1 if its adjoint row must start at zero
-    cdef const uint8_t* _assign_p
-    cdef const uint8_t* _zero_p
+    cdef object _flags           # per node, NODE_* bits (_sweeps.pxi)
+    cdef const uint8_t* _flags_p
     cdef const int32_t[:, ::1] _zero_spans  # those rows past the inputs, as [start, end) spans
     cdef Py_ssize_t _n_spans
     cdef const int32_t* _input_nodes
@@ -185,7 +184,7 @@ cdef class Program:
         self.p.op, self.p.a, self.p.b = &opv[0], &av[0], &bv[0]
         self.p.pool, self.p.args = &poolv[0], &argsv[0]
         self.p.n_inputs, self.p.shared, self.p.needed = self.n_inputs, NULL, NULL
-        self.p.blocks, self.p.assign, self.p.spans = NULL, NULL, NULL
+        self.p.blocks, self.p.flags, self.p.first_writes = NULL, NULL, False
         self._out = padded[5]
         self.starts = find_runs(&self.p, self.n_inputs, self.n)
         self.starts.flags.writeable = False
@@ -194,31 +193,34 @@ cdef class Program:
         self._inputs = np.arange(max(self.n_inputs, 1), dtype=np.int32)
         self._input_nodes = <int32_t*> cnp.PyArray_DATA(self._inputs)
         self._guards = self.guards
+        self._flags = np.zeros(self.n + 1, dtype=np.uint8)
+        self._flags_p = <uint8_t*> cnp.PyArray_DATA(self._flags)
+        mark_spans(&self.p, self.n, <uint8_t*> self._flags_p)
         self._plan_adjoints()
-        self._spans = np.zeros(self.n + 1, dtype=np.uint8)
-        mark_spans(&self.p, self.n, <uint8_t*> cnp.PyArray_DATA(self._spans))
-        self.p.spans = <uint8_t*> cnp.PyArray_DATA(self._spans)
+        self.p.flags = self._flags_p
 
     cdef _plan_adjoints(self):
         """Which runs set their operands' adjoints in a reverse sweep, and so
-        which rows still need zeroing: as spans of nodes (inputs by node)."""
-        cdef Py_ssize_t j, n = self.n, nspans = 0
+        which rows still need zeroing: as spans of nodes past the inputs."""
+        cdef Py_ssize_t n = self.n
         last = np.empty(n + 1, dtype=np.int32)
-        self._assign = np.zeros(n + 1, dtype=np.uint8)
-        self._zero = np.ones(n + 1, dtype=np.uint8)
         cdef int32_t[::1] lastv = last
-        cdef uint8_t[::1] assign = self._assign
-        cdef uint8_t[::1] zero = self._zero
         first_contributors(&self.p, &self._starts[0], self._starts.shape[0] - 1, n,
-                           &self._out[0], self.n_outputs, &lastv[0], &assign[0], &zero[0])
-        rows = np.flatnonzero(self._zero[self.n_inputs:n]) + self.n_inputs
+                           &self._out[0], self.n_outputs, &lastv[0], <uint8_t*> self._flags_p)
+        zeroed = (self._flags[self.n_inputs:n] & NODE_ZEROED) != 0
+        rows = np.flatnonzero(zeroed) + self.n_inputs
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1  # consecutive rows: one span
         spans = np.array([(f[0], f[-1] + 1) for f in np.split(rows, breaks) if len(f)],
                          dtype=np.int32)
         self._zero_spans = spans.reshape(-1, 2) if len(spans) else np.zeros((1, 2), np.int32)
         self._n_spans = len(spans)
-        self._assign_p = <uint8_t*> cnp.PyArray_DATA(self._assign)
-        self._zero_p = <uint8_t*> cnp.PyArray_DATA(self._zero)
+
+    @property
+    def plan_nbytes(self):
+        """Bytes of what the program works out once for its sweeps (runs,
+        first writes, sums over spans), beyond the tape's own arrays."""
+        return sum(x.nbytes for x in (self.starts, self.guards, self._flags,
+                                      self._zero_spans.base))
 
     @property
     def n_runs(self):
@@ -307,7 +309,7 @@ cdef class Program:
         cdef double* U = V + rows_total  # shared inputs by node: values, adjoints, their tangents
         cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
         p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
-        p.assign = self._assign_p if grad and not hvp and FIRST_WRITES else NULL
+        p.first_writes = grad and not hvp and FIRST_WRITES
         p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
         memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
         shared_values(c, U)
@@ -352,7 +354,7 @@ cdef class Program:
                     for l in range(w):
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
             if G != NULL:
-                if p.assign != NULL:
+                if p.first_writes:
                     self._zero_rows(G, w, c.narrow)
                 else:
                     memset(G, 0, nn * w * sizeof(double))
@@ -375,13 +377,13 @@ cdef class Program:
         """Zero the adjoint rows a reverse sweep adds to before anything sets
         them (narrow inputs have no rows)."""
         cdef Py_ssize_t k, s
-        cdef const uint8_t* zero = self._zero_p
+        cdef const uint8_t* flags = self._flags_p
         if narrow == NULL and w == 1:  # one lane: rows are single adjoints
             for k in range(self.n_inputs):
                 G[k] = 0.0
         else:
             for k in range(self.n_inputs):
-                if zero[k] and (narrow == NULL or not narrow[k]):
+                if flags[k] & NODE_ZEROED and (narrow == NULL or not narrow[k]):
                     memset(G + k * w, 0, w * sizeof(double))
         for s in range(self._n_spans):
             memset(G + self._zero_spans[s, 0] * w, 0,

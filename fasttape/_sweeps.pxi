@@ -14,12 +14,19 @@ cdef struct Prog:
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
     const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts; or NULL
-    const uint8_t* spans   # per node, 1 for a sum over consecutive nodes (or NULL)
-    const uint8_t* assign  # per run start, the operand rows it sets in the reverse
-                           # sweep, not adds to (first_contributors); or NULL
+    const uint8_t* flags   # per node, NODE_* bits (or NULL: none set)
+    bint first_writes      # may runs set their operands' adjoints (NODE_SETS_A/B)?
     const double* U        # per input node, its value when shared
     double* GU             # per shared input node, its adjoint summed over lanes
     double* HU             # and that adjoint's tangent (Hessian-vector products)
+
+
+cdef enum:
+    # Per-node flags a Program works out once (first_contributors, mark_spans).
+    NODE_SETS_A = 1        # a run start that sets its a operands' adjoints, not adds
+    NODE_SETS_B = 2        # ... and its b operands'
+    NODE_ZEROED = 4        # an adjoint row to zero before a reverse sweep
+    NODE_SPAN_SUM = 8      # a sum over consecutive nodes
 
 
 cdef inline bint needed(const Prog* p, Py_ssize_t node) noexcept nogil:
@@ -51,7 +58,7 @@ cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) n
     cdef const int32_t* second = first + n
     cdef const double* coef
     cdef double acc = 0.0
-    if kind == K_SUM and p.spans != NULL and p.spans[i]:  # one block: a vector sum
+    if kind == K_SUM and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:  # a vector sum
         return lane_sum(V + first[0], n)
     if kind == K_SUM:
         for j in range(n):
@@ -176,7 +183,7 @@ cdef inline void list_reverse_one_lane(const Prog* p, Py_ssize_t i, const double
     cdef const double* coef = p.pool + arg[n] if kind == K_DOTC else NULL
     cdef double g = G[i], h = H[i] if H != NULL else 0.0
     cdef double* gs
-    if kind == K_SUM and H == NULL and p.spans != NULL and p.spans[i]:
+    if kind == K_SUM and H == NULL and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:
         gs = G + arg[0]
         for j in range(n):
             gs[j] += g
@@ -284,7 +291,7 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
         return
     if k == 1 and not needed(p, i):  # no wanted input below: nothing to pass on
         return
-    cdef int assign = p.assign[i] if p.assign != NULL else 0
+    cdef int assign = p.flags[i] & (NODE_SETS_A | NODE_SETS_B) if p.first_writes else 0
     if kind == K_UNARY or kind == K_UNARY_C:
         reverse_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
                      G + i * C, G + p.a[i] * C, NULL, assign)
@@ -494,19 +501,20 @@ cdef void mark_needed(const Prog* p, Py_ssize_t n, uint8_t* need) noexcept nogil
 
 cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
                              Py_ssize_t n, const int32_t* out, Py_ssize_t n_out,
-                             int32_t* last, uint8_t* assign, uint8_t* zero) noexcept nogil:
+                             int32_t* last, uint8_t* flags) noexcept nogil:
     """Adjoint rows that need no zeroing before a reverse sweep. A run that
     is, for every node of its a (or b) operand block, the last reader in
     node order is the first to contribute in the reverse sweep: it may set
-    those rows (assign[run start] bit 1, or 2 for b) instead of adding to
-    them. zero[j] = 1 for the rows that must start at zero: the rest, and
+    those rows (NODE_SETS_A or _B at the run's start) instead of adding to
+    them. NODE_ZEROED marks the rows that must start at zero: the rest, and
     the outputs (their seeds come first)."""
     cdef Py_ssize_t r, i, t, k, j, cnt, a0, b0
     cdef int kind
     cdef bint ok_a, ok_b
     cdef const int32_t* arg
     for j in range(n):
-        last[j], zero[j] = -1, 1
+        last[j] = -1
+        flags[j] |= NODE_ZEROED
     for i in range(p.n_inputs, n):  # readers that add to their operands' adjoints
         kind = KIND_OF[p.op[i]]
         if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
@@ -523,7 +531,6 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
     for r in range(nruns):
         i, k = starts[r], starts[r + 1] - starts[r]
         kind = KIND_OF[p.op[i]]
-        assign[i] = 0
         if kind != K_UNARY and kind != K_UNARY_C and kind != K_BINARY:
             continue
         a0, b0 = p.a[i], p.b[i]
@@ -533,26 +540,25 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
             ok_b = ok_b and last[b0 + t] == i + t
         if ok_b and a0 < b0 + k and b0 < a0 + k:  # blocks that overlap: add to both
             ok_a = ok_b = False
-        assign[i] = ok_a | (ok_b << 1)
+        flags[i] |= (NODE_SETS_A if ok_a else 0) | (NODE_SETS_B if ok_b else 0)
         for t in range(k):
             if ok_a:
-                zero[a0 + t] = 0
+                flags[a0 + t] &= ~NODE_ZEROED
             if ok_b:
-                zero[b0 + t] = 0
+                flags[b0 + t] &= ~NODE_ZEROED
 
 
-cdef void mark_spans(const Prog* p, Py_ssize_t n, uint8_t* spans) noexcept nogil:
-    """spans[i] = 1 for each sum node whose operands are consecutive nodes
+cdef void mark_spans(const Prog* p, Py_ssize_t n, uint8_t* flags) noexcept nogil:
+    """NODE_SPAN_SUM for each sum node whose operands are consecutive nodes
     (ft.sum over an array): one lane of it sums and adds as a block."""
     cdef Py_ssize_t i, j, cnt
     cdef const int32_t* arg
     for i in range(p.n_inputs, n):
-        spans[i] = 0
         if KIND_OF[p.op[i]] != K_SUM or p.b[i] == 0:
             continue
         cnt, arg = p.b[i], p.args + p.a[i]
-        spans[i] = 1
         for j in range(1, cnt):
             if arg[j] != arg[0] + j:
-                spans[i] = 0
                 break
+        else:
+            flags[i] |= NODE_SPAN_SUM

@@ -86,10 +86,11 @@ class Tape:
 
     @property
     def nbytes(self):
-        """Bytes of the tape's arrays plus a batch-1 workspace (values, adjoints)."""
+        """Bytes of the tape's arrays, a batch-1 workspace (values, adjoints)
+        and what the kernel works out once for its sweeps."""
         p = self._prog()
         arrays = (p.op, p.a, p.b, p.pool, p.args, p.outputs)
-        return sum(x.nbytes for x in arrays) + 2 * 8 * p.n
+        return sum(x.nbytes for x in arrays) + 2 * 8 * p.n + p.plan_nbytes
 
     def __str__(self):
         return listing.wengert(self._prog(), self._names, self._shapes, self._out_spec)

@@ -231,6 +231,8 @@ class Program:
         result = (out, gs, gb, tout)
         return result + (hs, hb) if hvp else result
 
+    plan_nbytes = 0  # (the kernel's runs and sweep plans: the twin keeps none)
+
     def layout(self, shared_nodes, batch_nodes, wanted=None, args=None):
         """Same contract as the kernel's Program.layout."""
         return Layout(self, shared_nodes, batch_nodes, wanted, args)
