@@ -10,19 +10,18 @@
 # elsewhere both paths give the same bits.
 
 cdef extern from "_tiles.h":
-    # 4 units x 8 lanes; 2 units x 4 inputs; 4 inputs x 8 lanes (see there)
+    # 6 or 4 units x 8 lanes; 3 units x 4 inputs; 4 inputs x 8 lanes (see there)
     bint FT_TILES
     bint FT_FMA
     void ft_forward_tile(const double* W, Py_ssize_t n, const double** X, double* out,
-                         Py_ssize_t C, Py_ssize_t l0) noexcept nogil
-    void ft_weight_tile(const double* G0, const double* G1, const double** X, Py_ssize_t C,
-                        double* dW0, double* dW1) noexcept nogil
+                         Py_ssize_t C, Py_ssize_t l0, int rows) noexcept nogil
+    void ft_weight_tile(const double* G, const double** X, Py_ssize_t C, double* dW,
+                        Py_ssize_t n) noexcept nogil
     void ft_input_tile(const double* W, Py_ssize_t n, Py_ssize_t m, const double* G,
                        double** GX, Py_ssize_t C, Py_ssize_t l0) noexcept nogil
 
 cdef enum:
     TILE_LANES = 8   # lanes per register tile (two AVX2 vectors)
-    TILE_ROWS = 4    # units per forward tile
 
 
 cdef inline bint same_list(const Prog* p, Py_ssize_t i, Py_ssize_t j, Py_ssize_t side) noexcept nogil:
@@ -148,16 +147,25 @@ cdef inline void forward_row(const Block* blk, const double* W, double* out,
             out[l] += w * x[l]
 
 
+cdef inline void tile_rows(const Block* blk, double* out, Py_ssize_t r, Py_ssize_t tiled,
+                           int rows) noexcept nogil:
+    """Units r .. r+rows-1 over the tiled lanes."""
+    cdef Py_ssize_t l0 = 0, n = blk.n, C = blk.C
+    while l0 < tiled:
+        ft_forward_tile(blk.W + r * n, n, blk.X, out + r * C, C, l0, rows)
+        l0 += TILE_LANES
+
+
 cdef void block_forward(const Block* blk, double* out) noexcept nogil:
     """out[r, l] = sum_j W[r, j] * X[j][l], for the m rows of the block."""
     cdef Py_ssize_t r = 0, l0, m = blk.m, n = blk.n, C = blk.C
     cdef Py_ssize_t tiled = C - C % TILE_LANES
-    while r + TILE_ROWS <= m:
-        l0 = 0
-        while l0 < tiled:
-            ft_forward_tile(blk.W + r * n, n, blk.X, out + r * C, C, l0)
-            l0 += TILE_LANES
-        r += TILE_ROWS
+    while r + 6 <= m:
+        tile_rows(blk, out, r, tiled, 6)
+        r += 6
+    if r + 4 <= m:
+        tile_rows(blk, out, r, tiled, 4)
+        r += 4
     while r < m:
         forward_row(blk, blk.W + r * n, out + r * C, 0, tiled)
         r += 1
@@ -171,18 +179,17 @@ cdef void block_weights(const Block* blk, const double* G) noexcept nogil:
     """dW[r, j] = sum over lanes of X[j] * G[r] (G: the block's adjoint rows),
     with zero adjoints contributing nothing where a sum comes out NaN."""
     cdef Py_ssize_t r, j, l, m = blk.m, n = blk.n, C = blk.C
-    cdef Py_ssize_t m2 = m - m % 2, n4 = n - n % 4
+    cdef Py_ssize_t m3 = m - m % 3, n4 = n - n % 4
     cdef double total
     j = 0
     while j < n4:  # four inputs' rows stay in L1 while every unit's adjoints pass by
         r = 0
-        while r < m2:
-            ft_weight_tile(G + r * C, G + (r + 1) * C, blk.X + j, C,
-                           blk.dW + r * n + j, blk.dW + (r + 1) * n + j)
-            r += 2
+        while r < m3:
+            ft_weight_tile(G + r * C, blk.X + j, C, blk.dW + r * n + j, n)
+            r += 3
         j += 4
     for r in range(m):
-        for j in range(n4 if r < m2 else 0, n):
+        for j in range(n4 if r < m3 else 0, n):
             blk.dW[r * n + j] = dot_lanes(blk.X[j], G + r * C, C)
     for r in range(m * n):
         if blk.dW[r] != blk.dW[r]:  # as dot_shared: let zero adjoints contribute nothing

@@ -42,47 +42,51 @@ static inline ft_v4 ft_zmadd(ft_v4 a, ft_v4 w, ft_v4 g)
     return (ft_v4)(((ft_m4)ft_madd(w, g, a) & live) | ((ft_m4)a & ~live));
 }
 
-/* out[r*C + l0 + t] = sum_j W[r*n + j] * X[j][l0 + t], 4 units by 8 lanes. */
+/* out[r*C + l0 + t] = sum_j W[r*n + j] * X[j][l0 + t], `rows` units (at
+ * most 6: twelve sums in registers) by 8 lanes. Called with a constant
+ * rows, it inlines into a fully unrolled tile. */
 static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
-                                   double *out, ptrdiff_t C, ptrdiff_t l0)
+                                   double *out, ptrdiff_t C, ptrdiff_t l0, int rows)
 {
-    ft_v4 a[4][2] = {{{0}}};
+    ft_v4 a[6][2] = {{{0}}};
     for (ptrdiff_t j = 0; j < n; j++) {
         ft_v4 x0 = ft_load(X[j] + l0), x1 = ft_load(X[j] + l0 + 4);
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < rows; r++) {
             ft_v4 w = ft_splat(W[r * n + j]);
             a[r][0] = ft_madd(w, x0, a[r][0]);
             a[r][1] = ft_madd(w, x1, a[r][1]);
         }
     }
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < rows; r++) {
         ft_store(out + r * C + l0, a[r][0]);
         ft_store(out + r * C + l0 + 4, a[r][1]);
     }
 }
 
-/* dW[r][c] = sum_l X[c][l] * G[r][l] for 2 units by 4 inputs, as dot_lanes
- * sums: four partial sums striped over lanes, leftover lanes into the first. */
-static inline void ft_weight_tile(const double *G0, const double *G1, const double *const *X,
-                                  ptrdiff_t C, double *dW0, double *dW1)
+/* dW[r][c] = sum_l X[c][l] * G[r][l] for 3 units by 4 inputs (rows G,
+ * G + C, G + 2C; dW rows dW, dW + n, dW + 2n), as dot_lanes sums: four
+ * partial sums striped over lanes, leftover lanes into the first. Twelve
+ * sums in registers keep both FMA units busy past their latency. */
+static inline void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
+                                  double *dW, ptrdiff_t n)
 {
-    ft_v4 s[2][4] = {{{0}}};
+    ft_v4 s[3][4] = {{{0}}};
     ptrdiff_t l, m4 = C - C % 4;
     for (l = 0; l < m4; l += 4) {
-        ft_v4 g0 = ft_load(G0 + l), g1 = ft_load(G1 + l);
+        ft_v4 g0 = ft_load(G + l), g1 = ft_load(G + C + l), g2 = ft_load(G + 2 * C + l);
         for (int c = 0; c < 4; c++) {
             ft_v4 x = ft_load(X[c] + l);
             s[0][c] = ft_madd(x, g0, s[0][c]);
             s[1][c] = ft_madd(x, g1, s[1][c]);
+            s[2][c] = ft_madd(x, g2, s[2][c]);
         }
     }
-    for (int c = 0; c < 4; c++) {
-        for (l = m4; l < C; l++) {
-            s[0][c][0] += X[c][l] * G0[l];
-            s[1][c][0] += X[c][l] * G1[l];
+    for (int r = 0; r < 3; r++) {
+        for (int c = 0; c < 4; c++) {
+            for (l = m4; l < C; l++)
+                s[r][c][0] += X[c][l] * G[r * C + l];
+            dW[r * n + c] = (s[r][c][0] + s[r][c][1]) + (s[r][c][2] + s[r][c][3]);
         }
-        dW0[c] = (s[0][c][0] + s[0][c][1]) + (s[0][c][2] + s[0][c][3]);
-        dW1[c] = (s[1][c][0] + s[1][c][1]) + (s[1][c][2] + s[1][c][3]);
     }
 }
 
@@ -114,9 +118,9 @@ static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, cons
 #define FT_TILES 0
 #define FT_FMA 0
 static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
-                                   double *out, ptrdiff_t C, ptrdiff_t l0) {}
-static inline void ft_weight_tile(const double *G0, const double *G1, const double *const *X,
-                                  ptrdiff_t C, double *dW0, double *dW1) {}
+                                   double *out, ptrdiff_t C, ptrdiff_t l0, int rows) {}
+static inline void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
+                                  double *dW, ptrdiff_t n) {}
 static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
                                  double *const *GX, ptrdiff_t C, ptrdiff_t l0) {}
 #endif
