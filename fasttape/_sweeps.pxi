@@ -26,7 +26,7 @@ cdef enum:
     NODE_SETS_A = 1        # a run start that sets its a operands' adjoints, not adds
     NODE_SETS_B = 2        # ... and its b operands'
     NODE_ZEROED = 4        # an adjoint row to zero before a reverse sweep
-    NODE_SPAN_SUM = 8      # a sum over consecutive nodes
+    NODE_SPAN_SUM = 8      # a sum over consecutive nodes (its reverse: a vector add)
 
 
 cdef inline bint needed(const Prog* p, Py_ssize_t node) noexcept nogil:
@@ -58,8 +58,6 @@ cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) n
     cdef const int32_t* second = first + n
     cdef const double* coef
     cdef double acc = 0.0
-    if kind == K_SUM and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:  # a vector sum
-        return lane_sum(V + first[0], n)
     if kind == K_SUM:
         for j in range(n):
             acc += V[first[j]]
@@ -550,7 +548,8 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
 
 cdef void mark_spans(const Prog* p, Py_ssize_t n, uint8_t* flags) noexcept nogil:
     """NODE_SPAN_SUM for each sum node whose operands are consecutive nodes
-    (ft.sum over an array): one lane of it sums and adds as a block."""
+    (ft.sum over an array): one lane of its reverse adds as a block. (Its
+    forward keeps the order of every other path: a sum in sequence.)"""
     cdef Py_ssize_t i, j, cnt
     cdef const int32_t* arg
     for i in range(p.n_inputs, n):

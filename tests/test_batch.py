@@ -206,10 +206,10 @@ def test_the_avx2_build_gives_the_baseline_bits(blocks):
             np.testing.assert_array_equal(u, v)
 
 
-def test_a_sum_over_an_array_at_one_lane_sums_as_a_block():
-    """One lane of ft.sum over consecutive nodes is a vector sum (and its
-    reverse a vector add): the same numbers as the lane-by-lane path of a
-    batch and as the twin."""
+def test_a_sum_over_an_array_at_one_lane_adds_as_a_block():
+    """One lane of ft.sum over consecutive nodes passes its adjoint on as a
+    vector add: the same numbers as the lane-by-lane path of a batch and as
+    the twin."""
     def f(x):
         return ft.sum(np.sin(x) * x) + ft.sum(x[::-1] * 2.0)  # the second: not consecutive
 
