@@ -115,17 +115,18 @@ def generate():
         return operands(op) + [f"ti[l] = ({op.d0}) * ta[l]{second}"]
 
     # Forward over reverse: the tangent (h) of the adjoint sweep.
-    def hvp(op):
+    def hvp(op, assign=0):  # (assign: as in rev, for the adjoints and their tangents)
         if op.code not in swept:
             return None
+        to_a, to_b = ("=" if assign & 1 else "+="), ("=" if assign & 2 else "+=")
         lines = ["g = gi[l]", "h = hi[l]"] + operands(op) + ["s = ta[l]"]
         if not binary(op):
-            return lines + [f"ga[l] += zmul({op.d0}, g)",
-                            f"ha[l] += zmul({op.d0}, h) + zmul(({op.d00}) * s, g)"]
-        return lines + ["t = tb[l]",
-                        f"ga[l] += zmul({op.d0}, g)", f"gb[l] += zmul({op.d1}, g)",
-                        f"ha[l] += zmul({op.d0}, h) + zmul(({op.d00}) * s + ({op.d01}) * t, g)",
-                        f"hb[l] += zmul({op.d1}, h) + zmul(({op.d01}) * s + ({op.d11}) * t, g)"]
+            return lines + [f"ga[l] {to_a} zmul({op.d0}, g)",
+                            f"ha[l] {to_a} zmul({op.d0}, h) + zmul(({op.d00}) * s, g)"]
+        return lines + [
+            "t = tb[l]", f"ga[l] {to_a} zmul({op.d0}, g)", f"gb[l] {to_b} zmul({op.d1}, g)",
+            f"ha[l] {to_a} zmul({op.d0}, h) + zmul(({op.d00}) * s + ({op.d01}) * t, g)",
+            f"hb[l] {to_b} zmul({op.d1}, h) + zmul(({op.d01}) * s + ({op.d11}) * t, g)"]
 
     sig = "int o, Py_ssize_t m, double c, "
     decl = ("    cdef Py_ssize_t l\n"
@@ -154,8 +155,9 @@ def generate():
         + decl + _cases(ops, tan)
         + f"\ncdef inline void hvp_elem({sig}{vals}, const double* ta, const double* tb,\n"
         + "                           const double* gi, double* ga, double* gb,\n"
-        + "                           const double* hi, double* ha, double* hb) noexcept nogil:\n"
-        + decl + _cases(ops, hvp)
+        + "                           const double* hi, double* ha, double* hb,\n"
+        + "                           int assign) noexcept nogil:\n"
+        + decl + _cases(ops, hvp, variants=4)
     )
 
 

@@ -184,6 +184,7 @@ cdef class Program:
         self.p.op, self.p.a, self.p.b = &opv[0], &av[0], &bv[0]
         self.p.pool, self.p.args = &poolv[0], &argsv[0]
         self.p.n_inputs, self.p.shared, self.p.needed = self.n_inputs, NULL, NULL
+        self.p.narrow = NULL
         self.p.blocks, self.p.flags, self.p.first_writes = NULL, NULL, False
         self._out = padded[5]
         self.starts = find_runs(&self.p, self.n_inputs, self.n)
@@ -226,8 +227,9 @@ cdef class Program:
     def n_runs(self):
         return self._starts.shape[0] - 1
 
-    def run(self, shared, shared_nodes, batch, batch_nodes, Py_ssize_t B,
-            seed=None, shared_tangent=None, batch_tangent=None, bint hvp=False, wanted=None):
+    def run(self, shared, shared_nodes, batch, batch_nodes, Py_ssize_t B, seed=None,
+            shared_tangent=None, batch_tangent=None, bint hvp=False, wanted=None,
+            Layout layout=None):
         """Sweep B lanes. Inputs are split into shared ones (one value for all
         lanes) and batched ones (a row per lane). `wanted` (input nodes) may
         name the only adjoints the caller reads; others may then be left unset.
@@ -236,9 +238,14 @@ cdef class Program:
         batched adjoints (B, nb), output tangents (B, n_out)), the last three
         None unless a seed (B, n_out) or tangents were given; with hvp=True
         (seed and tangents given) also (shared, batched) adjoint tangents:
-        Hessian-vector products.
+        Hessian-vector products. `layout`, this program's Layout of the same
+        node lists and wanted (Program.layout), saves working it out again.
         """
-        cdef Layout lay = self.layout(shared_nodes, batch_nodes, wanted)
+        cdef Layout lay = layout
+        if lay is None:
+            lay = self.layout(shared_nodes, batch_nodes, wanted)
+        elif lay.program is not self:
+            raise ValueError("the layout is another program's")
         cdef Py_ssize_t ns = lay.ns, nb = lay.nb, n_out = self.n_outputs
         cdef bint want_grad = seed is not None, want_tan = shared_tangent is not None
         if hvp and not (want_grad and want_tan):
@@ -309,10 +316,12 @@ cdef class Program:
         cdef double* U = V + rows_total  # shared inputs by node: values, adjoints, their tangents
         cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
         p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
-        p.first_writes = grad and not hvp and FIRST_WRITES
+        p.first_writes = grad and FIRST_WRITES
+        p.narrow = c.narrow
         p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
-        memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
-        shared_values(c, U)
+        if not direct_adjoints(c):  # (one sample: rows are the inputs and their adjoints)
+            memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
+            shared_values(c, U)
         c.bad = -1
         try:
             if self.n * c.B > SMALL_TAPE:
@@ -320,7 +329,8 @@ cdef class Program:
                     self._chunks(&p, c, C, V, G, T, H)
             else:
                 self._chunks(&p, c, C, V, G, T, H)
-            shared_adjoints(c, p.GU, p.HU)
+            if not direct_adjoints(c):
+                shared_adjoints(c, p.GU, p.HU)
         finally:
             self._release(V)
         if c.bad >= 0:
@@ -365,7 +375,10 @@ cdef class Program:
                     for l in range(w):
                         G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
                 if H != NULL:
-                    memset(H, 0, nn * w * sizeof(double))
+                    if p.first_writes:
+                        self._zero_rows(H, w, c.narrow)
+                    else:
+                        memset(H, 0, nn * w * sizeof(double))
                     sweep_hvp(p, starts, nruns, V, T, G, H, w)
                     take_adjoints(H, c, p.HU, b0, w, True)
                 else:
@@ -509,6 +522,13 @@ cdef Py_ssize_t first_of(const int32_t* nodes, Py_ssize_t width) noexcept nogil:
     return nodes[0] if width else 0
 
 
+cdef inline bint direct_adjoints(const Call* c) noexcept nogil:
+    """A one-sample call that shares nothing by lanes (no dot reads a weight
+    as one number): its input rows take the values, and give the adjoints,
+    directly; U, GU and HU go unused."""
+    return c.B == 1 and c.shared == NULL
+
+
 cdef void shared_values(const Call* c, double* U) noexcept nogil:
     """U[node] = the value of each shared input."""
     cdef Py_ssize_t j, k
@@ -609,6 +629,8 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
             row = W + part.first
             if part.batched:
                 memcpy(dst + b0 * width, row, width * sizeof(double))
+            elif direct_adjoints(c):
+                memcpy(dst, row, width * sizeof(double))
             else:
                 for k in range(width):
                     GU[part.first + k] += row[k]
@@ -619,6 +641,8 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
             if part.batched:
                 for l in range(w):
                     dst[(b0 + l) * width + k] = row[l]
+            elif direct_adjoints(c):
+                dst[k] = row[0]
             elif c.narrow == NULL or not c.narrow[node]:
                 GU[node] += lane_sum(row, w)
 

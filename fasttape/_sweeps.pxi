@@ -13,6 +13,7 @@ cdef struct Prog:
     Py_ssize_t n_inputs
     const uint8_t* shared  # per input node, 1 where this call shares it (2: batched); or NULL
     const uint8_t* needed  # per node, 1 if its adjoint matters to this call; or NULL: all do
+    const uint8_t* narrow  # per input node, 1 if it has no row (see uniform()); or NULL
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts; or NULL
     const uint8_t* flags   # per node, NODE_* bits (or NULL: none set)
     bint first_writes      # may runs set their operands' adjoints (NODE_SETS_A/B)?
@@ -98,7 +99,7 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
         xa, xb, xc = V + arg[0] * C, V + arg[1] * C, V + arg[2] * C
         for l in range(C):
             out[l] = xb[l] if xa[l] != 0.0 else xc[l]
-    elif C == 1 and p.shared == NULL:  # (shared weights may have no rows: see uniform())
+    elif C == 1 and p.narrow == NULL:  # (narrow shared weights have no rows: see uniform())
         out[0] = nary_one_lane(p, i, V)
     else:
         for l in range(C):
@@ -181,10 +182,14 @@ cdef inline void list_reverse_one_lane(const Prog* p, Py_ssize_t i, const double
     cdef const double* coef = p.pool + arg[n] if kind == K_DOTC else NULL
     cdef double g = G[i], h = H[i] if H != NULL else 0.0
     cdef double* gs
-    if kind == K_SUM and H == NULL and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:
+    if kind == K_SUM and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:
         gs = G + arg[0]
         for j in range(n):
             gs[j] += g
+        if H != NULL:
+            gs = H + arg[0]
+            for j in range(n):
+                gs[j] += h
         return
     for j in range(n):
         u = arg[j]
@@ -222,7 +227,7 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
     cdef double* gb
     cdef double* ha
     cdef double* hb
-    if C == 1 and kind != K_SELECT and p.shared == NULL:
+    if C == 1 and kind != K_SELECT and p.narrow == NULL:
         list_reverse_one_lane(p, i, V, T, G, H)
         return
     if kind == K_SELECT:  # only the branch taken receives anything
@@ -351,6 +356,7 @@ cdef inline void hvp_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const doubl
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
     cdef Py_ssize_t a = p.a[i], b = p.b[i]
+    cdef int assign = p.flags[i] & (NODE_SETS_A | NODE_SETS_B) if p.first_writes else 0
     cdef Py_ssize_t j
     if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
         return
@@ -359,10 +365,10 @@ cdef inline void hvp_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const doubl
             hvp_node(p, i + j, 1, V, T, G, H, C)
     elif kind == K_UNARY or kind == K_UNARY_C:
         hvp_elem(o, k * C, constant(p, i), V + i * C, V + a * C, NULL, T + a * C, NULL,
-                 G + i * C, G + a * C, NULL, H + i * C, H + a * C, NULL)
+                 G + i * C, G + a * C, NULL, H + i * C, H + a * C, NULL, assign)
     elif kind == K_BINARY:
         hvp_elem(o, k * C, 0.0, V + i * C, V + a * C, V + b * C, T + a * C, T + b * C,
-                 G + i * C, G + a * C, G + b * C, H + i * C, H + a * C, H + b * C)
+                 G + i * C, G + a * C, G + b * C, H + i * C, H + a * C, H + b * C, assign)
     else:
         list_reverse(p, i, V, T, G, H, C)
 

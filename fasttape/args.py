@@ -168,6 +168,7 @@ class Plan:
         self.slots, ends = [], {None: 0, 0: 0}
         shared, batch = [], []
         self.nodes, self._wanted = [], {}  # each argument's input nodes
+        self.layouts = {}  # the program's Layouts of this split, by wanted arguments
         for k, ax in enumerate(axes):
             nodes = np.arange(offsets[k], offsets[k + 1], dtype=np.int32)
             self.nodes.append(nodes)

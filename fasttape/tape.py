@@ -140,7 +140,7 @@ class Tape:
                     return fast[0][0]
                 return A.unflatten(np.array(fast[0]), self._out_spec, False)
         plan, shared, batch, B = self._split(args, in_axes)
-        out, _, _, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B)
+        out, _, _, _ = self._run(plan, shared, batch, B)
         return self._outputs(plan, out)
 
     def _explain(self, exc):
@@ -196,8 +196,7 @@ class Tape:
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         plan, shared, batch, B = self._split(args, in_axes)
         if plan.batched:
-            out, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes,
-                                               B, seed=self._ones(B), wanted=plan.wanted(idx))
+            out, gs, gb, _ = self._run(plan, shared, batch, B, idx, seed=self._ones(B))
             value = out[:, 0]
             self._keep_layout(plan, in_axes, wrt, idx)
         else:  # one sample: every input, in order
@@ -223,6 +222,17 @@ class Tape:
             grads = out[1][0] if type(wrt) is int else tuple(out[1][k] for k in order)
             return grads if grad_only else (out[0], grads)
         return fast
+
+    def _run(self, plan, shared, batch, B, wanted=None, **kw):
+        """Program.run on the plan's split, with the plan's Layout for the
+        arguments `wanted` (indices; None: every adjoint), made on first use."""
+        layout = plan.layouts.get(wanted)
+        if layout is None:
+            nodes = None if wanted is None else plan.wanted(wanted)
+            layout = plan.layouts[wanted] = self._program.layout(
+                plan.shared_nodes, plan.batch_nodes, nodes)
+        return self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
+                                 layout=layout, **kw)
 
     def _keep_layout(self, plan, in_axes, wrt, idx):
         """Keep the Layout of a batched value_and_grad, whose fast path then
@@ -272,8 +282,7 @@ class Tape:
         """Cotangents of every argument for an output cotangent (reverse mode)."""
         plan, shared, batch, B = self._split(tuple(args), in_axes)
         seed = A.flatten_like(cotangent, self._out_spec, B if plan.batched else None, "cotangent")
-        _, gs, gb, _ = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
-                                         seed=seed)
+        _, gs, gb, _ = self._run(plan, shared, batch, B, seed=seed)
         return tuple(plan.part(k, gs, gb, B) for k in range(len(self._shapes)))
 
     @_explained
@@ -281,8 +290,7 @@ class Tape:
         """(outputs, output tangents) for argument tangents (forward mode)."""
         plan, shared, batch, B = self._split(tuple(args), in_axes)
         st, bt = self._tangent_split(plan, B, tuple(tangents), "tangent")
-        out, _, _, tout = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
-                                            shared_tangent=st, batch_tangent=bt)
+        out, _, _, tout = self._run(plan, shared, batch, B, shared_tangent=st, batch_tangent=bt)
         return self._outputs(plan, out), self._outputs(plan, tout)
 
     def _tangent_split(self, plan, B, tangents, what):
@@ -342,9 +350,8 @@ class Tape:
             raise ArgumentError(f"hvp: {len(idx)} arguments in wrt but {len(vs)} vectors")
         plan, shared, batch, B = self._split(tuple(args), in_axes)
         st, bt = self._tangent_split(plan, B, self._tangents(idx, vs, plan.axes, B), "hvp vector")
-        *_, hs, hb = self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
-                                       seed=self._ones(B), shared_tangent=st,
-                                       batch_tangent=bt, hvp=True)
+        *_, hs, hb = self._run(plan, shared, batch, B, seed=self._ones(B), shared_tangent=st,
+                               batch_tangent=bt, hvp=True)
         out = tuple(plan.part(k, hs, hb, B) for k in idx)
         return out[0] if single else out
 

@@ -185,9 +185,12 @@ class Program:
         kinds = np.array([_KIND[o] for o in self.op], dtype=object)
         self.guards = np.flatnonzero(kinds == ops.GUARD).astype(np.int32)
 
-    def run(self, shared, shared_nodes, batch, batch_nodes, B,
-            seed=None, shared_tangent=None, batch_tangent=None, hvp=False, wanted=None):
-        """Same contract as the kernel's Program.run (every adjoint is set)."""
+    def run(self, shared, shared_nodes, batch, batch_nodes, B, seed=None,
+            shared_tangent=None, batch_tangent=None, hvp=False, wanted=None, layout=None):
+        """Same contract as the kernel's Program.run (every adjoint is set;
+        a layout's node lists are the ones given)."""
+        if layout is not None and layout.program is not self:
+            raise ValueError("the layout is another program's")
         shared = np.asarray(shared, dtype=float)
         batch = np.asarray(batch, dtype=float)
         sn = node_indices("shared_nodes", shared_nodes, self.n_inputs).astype(np.int64)

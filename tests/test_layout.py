@@ -190,3 +190,25 @@ def test_node_lists_in_any_order_and_chunks_of_one_lane(fn, B):
     np.testing.assert_allclose(shuffled[2], in_order[2][:, pb], rtol=1e-15)
     for u, v in zip(in_order[:3], reference[:3]):
         np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("Program", [core.Program, twin.Program], ids=["kernel", "twin"])
+def test_run_with_a_kept_layout(Program):
+    """run(layout=...) gives what run() works out for itself, and refuses
+    another program's layout."""
+    args = arguments(30)
+    tape = ft.trace(f, *(a[0] if ax == 0 else a for a, ax in zip(args, AXES)))
+    p0 = tape._program
+    p = Program(p0.op, p0.a, p0.b, p0.pool, p0.args, p0.n_inputs, p0.outputs)
+    plan, shared, batch, B = tape._split(args, AXES)
+    kw = dict(seed=rng.normal(size=(B, 1)), shared_tangent=rng.normal(size=len(shared)),
+              batch_tangent=rng.normal(size=batch.shape), hvp=True)
+    layout = p.layout(plan.shared_nodes, plan.batch_nodes)
+    kept = p.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B, layout=layout, **kw)
+    fresh = p.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B, **kw)
+    for u, v in zip(kept, fresh):
+        np.testing.assert_array_equal(u, v)
+    other = Program(p0.op, p0.a, p0.b, p0.pool, p0.args, p0.n_inputs, p0.outputs)
+    with pytest.raises(ValueError, match="another program"):
+        p.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
+              layout=other.layout(plan.shared_nodes, plan.batch_nodes), **kw)

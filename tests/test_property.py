@@ -680,8 +680,9 @@ def test_eager_equals_traced(prog, x):
 @SETTINGS
 @given(prog=programs(), x=inputs, seed=seeds, data=st.data())
 def test_fast_paths_give_the_plain_paths_numbers(prog, x, seed, data):
-    """The kernel's dot blocks and first writes (adjoint rows set by their
-    first contribution, not zeroed and added to) against its plain sweeps,
+    """The kernel's dot blocks and first writes (adjoint rows, and in HVPs
+    their tangents, set by their first contribution, not zeroed and added
+    to) against its plain sweeps,
     which set_dot_blocks(False) and set_first_writes(False) force: the same
     bits (with fused multiply-adds in dot blocks, the same to rounding)."""
     core = importlib.import_module("fasttape.backend")._compiled()
@@ -696,15 +697,21 @@ def test_fast_paths_give_the_plain_paths_numbers(prog, x, seed, data):
     sv = rng.uniform(-IN_BOUND, IN_BOUND, len(sn))
     bv = rng.uniform(-IN_BOUND, IN_BOUND, (B, len(bn)))
     seed_ = rng.normal(size=(B, p.n_outputs))
-    fast = prog_k.run(sv, sn, bv, bn, B, seed=seed_)
+    second = dict(seed=seed_, shared_tangent=rng.normal(size=len(sn)),
+                  batch_tangent=rng.normal(size=(B, len(bn))), hvp=True)
+
+    def both():
+        return prog_k.run(sv, sn, bv, bn, B, seed=seed_)[:3] + prog_k.run(sv, sn, bv, bn, B,
+                                                                          **second)
+    fast = both()
     core.set_dot_blocks(False)
     core.set_first_writes(False)
     try:
-        plain = prog_k.run(sv, sn, bv, bn, B, seed=seed_)
+        plain = both()
     finally:
         core.set_dot_blocks(True)
         core.set_first_writes(True)
-    for u, v in zip(fast[:3], plain[:3]):
+    for u, v in zip(fast, plain):
         if core.FUSED_MULTIPLY_ADD:
             close(u, v, 1e-12, np.max(np.abs(v), initial=0.0))
         else:
