@@ -41,15 +41,17 @@ include "_dotblock.pxi"
 
 # --------------------------------------------------------------- programs
 
-cdef Py_ssize_t CHUNK_DOUBLES = 32768  # per buffer (values, adjoints ...): 256 kB
+cdef Py_ssize_t CHUNK_DOUBLES = 16384  # per buffer (values, adjoints ...): 128 kB
 cdef Py_ssize_t SMALL_TAPE = 1024  # node-lanes below which releasing the GIL costs more
 cdef Py_ssize_t WORKSPACE_KEEP = 1 << 23  # doubles a program keeps between calls
 
 
-cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n):
-    """Lanes per chunk: keep values and adjoints near cache size, and whole
-    register tiles of lanes (dot blocks) in every chunk but the last."""
-    cdef Py_ssize_t C = CHUNK_DOUBLES // max(n, 1)
+cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n, bint dense):
+    """Lanes per chunk: keep values and adjoints near cache size (twice that
+    for calls with dot blocks, whose tiles gain from longer rows more than
+    elementwise loops lose), and whole register tiles of lanes in every
+    chunk but the last."""
+    cdef Py_ssize_t C = CHUNK_DOUBLES * (2 if dense else 1) // max(n, 1)
     if C < 16:
         C = 16
     if C > 4096:
@@ -118,6 +120,7 @@ cdef struct Call:
     const uint8_t* narrow  # per input node, 1 if shared and never read lane by lane (or NULL)
     const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts (or NULL)
+    bint dense             # dot blocks do most of the work (chunk_lanes)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
     bint check             # look for non-finite values (check_finite)
 
@@ -290,6 +293,7 @@ cdef class Program:
     cdef int _call(self, Call* c, Layout lay, Py_ssize_t B, bint grad, bint tan,
                    bint hvp) except -1:
         """Fill in what the layout knows, then sweep."""
+        cdef Py_ssize_t rows
         miss = np.full(B, -1, dtype=np.int32) if self._guards.shape[0] else None
         c.B, c.n_out, c.miss = B, self.n_outputs, <int32_t*> data(miss)
         c.check = CHECK_FINITE  # read once: another thread may turn it over meanwhile
@@ -299,15 +303,18 @@ cdef class Program:
         c.needed = lay._needed if grad and not hvp and B > 1 else NULL
         c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
         c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
+        rows = self.n - (lay.n_narrow if c.narrow != NULL else 0)
+        c.dense = c.blocks != NULL and lay.block_terms > rows  # mostly matrix products
         if B:
-            self._sweep(c, grad, tan, hvp, self.n - (lay.n_narrow if c.narrow != NULL else 0))
+            self._sweep(c, grad, tan, hvp, rows)
         return 0
 
     cdef int _sweep(self, Call* c, bint grad, bint tan, bint hvp, Py_ssize_t rows) except -1:
         """Run the sweeps of a call in a workspace, chunks of lanes sized by
         the rows the sweep really touches, then report guards that missed
         and non-finite values."""
-        cdef Py_ssize_t C = chunk_lanes(c.B, rows), block = self.n * C, n_in = self.n_inputs
+        cdef Py_ssize_t C = chunk_lanes(c.B, rows, c.dense), block = self.n * C
+        cdef Py_ssize_t n_in = self.n_inputs
         cdef Py_ssize_t rows_total = block * (1 + grad + tan + hvp)
         cdef double* V = self._workspace(rows_total + 3 * n_in)
         cdef double* G = V + block if grad else NULL
@@ -463,6 +470,7 @@ cdef class Program:
                  gs if grad else NULL, NULL)
         c.seed, c.out, c.tout = NULL, out, NULL  # (no seed: output 0's gradient)
         c.miss, c.shared, c.narrow, c.needed, c.blocks = &miss, NULL, NULL, NULL, NULL
+        c.dense = False
         c.check = CHECK_FINITE
         self._sweep(&c, grad, False, False, self.n)
         return 0

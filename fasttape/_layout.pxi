@@ -9,7 +9,7 @@ cdef class Layout:
     value_and_grad takes the arguments themselves, with no Python between
     them and the sweep."""
     cdef readonly Program program
-    cdef readonly Py_ssize_t ns, nb, n_narrow
+    cdef readonly Py_ssize_t ns, nb, n_narrow, block_terms  # (terms: of all dot blocks)
     cdef object _nodes               # private copies of the shared and batched nodes
     cdef const int32_t* _sn
     cdef const int32_t* _bn
@@ -90,6 +90,7 @@ cdef class Layout:
             i, k = prog._starts[r], prog._starts[r + 1] - prog._starts[r]
             if k > 1 and KIND_OF[q.op[i]] == K_DOT:
                 self._blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
+                self.block_terms += self._blocks[i] * k * q.b[i]
 
     cdef _set_args(self, args):
         """Arguments (shape, batched, wanted), in input node order, for
