@@ -304,7 +304,8 @@ cdef class Program:
         c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
         c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
         rows = self.n - (lay.n_narrow if c.narrow != NULL else 0)
-        c.dense = c.blocks != NULL and lay.block_terms > rows  # mostly matrix products
+        # mostly matrix products: (the same chunks with blocks off, for the same sums)
+        c.dense = B > 1 and lay.block_terms > rows
         if B:
             self._sweep(c, grad, tan, hvp, rows)
         return 0
