@@ -72,6 +72,29 @@ cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) n
     return acc
 
 
+cdef inline double tangent_one_lane(const Prog* p, Py_ssize_t i, const double* V,
+                                   const double* T) noexcept nogil:
+    """An n-ary node's tangent in one lane, summed in a register in the
+    order of tangent_node's loops."""
+    cdef int kind = KIND_OF[p.op[i]]
+    cdef Py_ssize_t j, n = p.b[i]
+    cdef const int32_t* first = p.args + p.a[i]
+    cdef const int32_t* second = first + n
+    cdef const double* coef
+    cdef double acc = 0.0
+    if kind == K_SUM:
+        for j in range(n):
+            acc += T[first[j]]
+    elif kind == K_DOT:
+        for j in range(n):
+            acc += T[first[j]] * V[second[j]] + V[first[j]] * T[second[j]]
+    else:
+        coef = p.pool + second[0]
+        for j in range(n):
+            acc += coef[j] * T[first[j]]
+    return acc
+
+
 cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
                               double* V, Py_ssize_t C) noexcept nogil:
     """Values of nodes i .. i+k-1 (one node unless a run), C lanes each."""
@@ -332,6 +355,8 @@ cdef inline void tangent_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
         cond, ta, tb = V + arg[0] * C, T + arg[1] * C, T + arg[2] * C
         for l in range(C):
             ti[l] = ta[l] if cond[l] != 0.0 else tb[l]
+    elif C == 1 and p.narrow == NULL:
+        ti[0] = tangent_one_lane(p, i, V, T)
     else:
         for l in range(C):
             ti[l] = 0.0
