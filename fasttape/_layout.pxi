@@ -117,7 +117,7 @@ cdef class Layout:
         arguments that are all aligned C-contiguous float64 arrays of the
         layout's shapes, with one batch size B. None for anything else: the
         caller then takes the general path, which converts and checks."""
-        cdef Py_ssize_t k, B = -1, n_args = self.n_args
+        cdef Py_ssize_t k, B = -1, n_args = self.n_args, n_out = self.program.n_outputs
         cdef cnp.ndarray arr
         cdef Call c
         if n_args < 0 or len(args) != n_args:
@@ -150,13 +150,10 @@ cdef class Layout:
             set_part(&c.parts[k], self.program._input_nodes + self._first[k], self._size[k],
                      self._first[k], self._batched[k], data(args[k]), NULL, data(g), NULL)
         c.n_parts = n_args
-        values = new_array(-1, B, False)
+        values = new_array(-1 if n_out == 1 else B, B if n_out == 1 else n_out, False)
         c.seed, c.out, c.tout = NULL, data(values), NULL  # (no seed: output 0's gradient)
-        if self.program.n_outputs != 1:
-            values = new_array(B, self.program.n_outputs, False)
-            c.out = data(values)
         self.program._call(&c, self, B, True, False, False)
-        return (values if self.program.n_outputs == 1 else values[:, 0]), self._shaped(grads, B)
+        return (values if n_out == 1 else values[:, 0]), self._shaped(grads, B)
 
     cdef tuple _shaped(self, list grads, Py_ssize_t B):
         cdef Py_ssize_t k, j = 0

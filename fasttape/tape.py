@@ -223,29 +223,32 @@ class Tape:
             return grads if grad_only else (out[0], grads)
         return fast
 
-    def _run(self, plan, shared, batch, B, wanted=None, **kw):
-        """Program.run on the plan's split, with the plan's Layout for the
-        arguments `wanted` (indices; None: every adjoint), made on first use."""
+    def _layout(self, plan, wanted):
+        """The plan's Layout for the arguments `wanted` (indices; None: every
+        adjoint), made on first use; it also takes those arguments directly."""
         layout = plan.layouts.get(wanted)
         if layout is None:
+            args = [(shape, ax == 0, wanted is None or k in wanted)
+                    for k, (shape, ax) in enumerate(zip(self._shapes, plan.axes))]
             nodes = None if wanted is None else plan.wanted(wanted)
             layout = plan.layouts[wanted] = self._program.layout(
-                plan.shared_nodes, plan.batch_nodes, nodes)
+                plan.shared_nodes, plan.batch_nodes, nodes, args)
+        return layout
+
+    def _run(self, plan, shared, batch, B, wanted=None, **kw):
+        """Program.run on the plan's split, with the plan's Layout."""
         return self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
-                                 layout=layout, **kw)
+                                 layout=self._layout(plan, wanted), **kw)
 
     def _keep_layout(self, plan, in_axes, wrt, idx):
-        """Keep the Layout of a batched value_and_grad, whose fast path then
-        takes arrays of the traced shapes with no Python in between."""
+        """Keep the Layout of a batched value_and_grad under its in_axes and
+        wrt, for the fast path to find with no Python in between."""
         try:
             if (in_axes, wrt) in self._layouts or len(self._layouts) >= 64:
                 return
-            args = [(shape, ax == 0, k in idx)
-                    for k, (shape, ax) in enumerate(zip(self._shapes, plan.axes))]
-            layout = self._program.layout(plan.shared_nodes, plan.batch_nodes,
-                                          plan.wanted(idx), args)
             order = sorted(set(idx))  # the layout's gradients come in argument order
-            self._layouts[(in_axes, wrt)] = layout, tuple(order.index(k) for k in idx)
+            self._layouts[(in_axes, wrt)] = (self._layout(plan, idx),
+                                             tuple(order.index(k) for k in idx))
         except TypeError:  # an unhashable in_axes or wrt (a list): not kept
             pass
 
