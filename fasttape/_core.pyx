@@ -42,6 +42,10 @@ include "_dotblock.pxi"
 # --------------------------------------------------------------- programs
 
 cdef Py_ssize_t CHUNK_DOUBLES = 16384  # per buffer (values, adjoints ...): 128 kB
+cdef Py_ssize_t DENSE_FACTOR = 2
+def _set_dense_factor(int f):
+    global DENSE_FACTOR
+    DENSE_FACTOR = f
 cdef Py_ssize_t SMALL_TAPE = 1024  # node-lanes below which releasing the GIL costs more
 cdef Py_ssize_t WORKSPACE_KEEP = 1 << 23  # doubles a program keeps between calls
 
@@ -51,12 +55,12 @@ cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n, bint dense):
     for calls with dot blocks, whose tiles gain from longer rows more than
     elementwise loops lose), and whole register tiles of lanes in every
     chunk but the last."""
-    cdef Py_ssize_t C = CHUNK_DOUBLES * (2 if dense else 1) // max(n, 1)
+    cdef Py_ssize_t C = CHUNK_DOUBLES * (DENSE_FACTOR if dense else 1) // max(n, 1)
     if C < 16:
         C = 16
     if C > 4096:
         C = 4096
-    return B if B <= C else C - C % 8
+    return B if B <= C else C - C % TILE_LANES
 
 
 _KIND_ARRAY = np.array([KIND_OF[o] for o in range(N_OPS)], dtype=np.uint8)
@@ -102,6 +106,7 @@ cdef struct Part:
     Py_ssize_t width
     Py_ssize_t first       # nodes[0] when the nodes are consecutive, else -1
     bint batched
+    bint rowless           # shared, and every node narrow: no rows to fill or sum
     const double* v        # values
     const double* t        # tangents, or NULL
     double* g              # adjoints (a shared one summed over lanes), or NULL
@@ -120,6 +125,9 @@ cdef struct Call:
     const uint8_t* narrow  # per input node, 1 if shared and never read lane by lane (or NULL)
     const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts (or NULL)
+    const int32_t* wnode   # the blocks' weight nodes, block by block (Layout), and
+    const int64_t* woff    # per node, where its block's weights start in wnode
+    Py_ssize_t n_wnode
     bint dense             # dot blocks do most of the work (chunk_lanes)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
     bint check             # look for non-finite values (check_finite)
@@ -303,6 +311,9 @@ cdef class Program:
         c.needed = lay._needed if grad and not hvp and B > 1 else NULL
         c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
         c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
+        c.wnode, c.woff, c.n_wnode = lay._wnode, lay._woff, lay.block_terms
+        if c.narrow != NULL:
+            mark_rowless(c)
         rows = self.n - (lay.n_narrow if c.narrow != NULL else 0)
         # mostly matrix products: (the same chunks with blocks off, for the same sums)
         c.dense = B > 1 and lay.block_terms > rows
@@ -315,9 +326,10 @@ cdef class Program:
         the rows the sweep really touches, then report guards that missed
         and non-finite values."""
         cdef Py_ssize_t C = chunk_lanes(c.B, rows, c.dense), block = self.n * C
-        cdef Py_ssize_t n_in = self.n_inputs
+        cdef Py_ssize_t k, n_in = self.n_inputs
         cdef Py_ssize_t rows_total = block * (1 + grad + tan + hvp)
-        cdef double* V = self._workspace(rows_total + 3 * n_in)
+        cdef Py_ssize_t n_w = c.n_wnode if c.blocks != NULL else 0
+        cdef double* V = self._workspace(rows_total + 3 * n_in + n_w)
         cdef double* G = V + block if grad else NULL
         cdef double* T = V + block * (1 + grad) if tan else NULL
         cdef double* H = V + block * (1 + grad + tan) if hvp else NULL
@@ -330,6 +342,9 @@ cdef class Program:
         if not direct_adjoints(c):  # (one sample: rows are the inputs and their adjoints)
             memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
             shared_values(c, U)
+        p.wnode, p.woff, p.W = c.wnode, c.woff, U + 3 * n_in
+        for k in range(n_w):  # the blocks' weights, compact, once a call
+            p.W[k] = U[c.wnode[k]]
         c.bad = -1
         try:
             if self.n * c.B > SMALL_TAPE:
@@ -471,6 +486,7 @@ cdef class Program:
                  gs if grad else NULL, NULL)
         c.seed, c.out, c.tout = NULL, out, NULL  # (no seed: output 0's gradient)
         c.miss, c.shared, c.narrow, c.needed, c.blocks = &miss, NULL, NULL, NULL, NULL
+        c.n_wnode = 0
         c.dense = False
         c.check = CHECK_FINITE
         self._sweep(&c, grad, False, False, self.n)
@@ -520,6 +536,21 @@ cdef inline void set_part(Part* part, const int32_t* nodes, Py_ssize_t width, Py
                           double* h) noexcept:
     part.nodes, part.width, part.first, part.batched = nodes, width, first, batched
     part.v, part.t, part.g, part.h = v, t, g, h
+    part.rowless = False
+
+
+cdef void mark_rowless(Call* c) noexcept:
+    """Shared parts whose nodes are all narrow: chunks skip them."""
+    cdef Py_ssize_t j, k
+    cdef Part* part
+    for j in range(c.n_parts):
+        part = &c.parts[j]
+        if not part.batched:
+            part.rowless = True
+            for k in range(part.width):
+                if not c.narrow[part.nodes[k]]:
+                    part.rowless = False
+                    break
 
 
 cdef Py_ssize_t first_of(const int32_t* nodes, Py_ssize_t width) noexcept nogil:
@@ -583,6 +614,8 @@ cdef inline void put_inputs(double* W, const Call* c, const double* U, Py_ssize_
         part = &c.parts[j]
         width = part.width
         src = part.t if tangents else part.v
+        if part.rowless and w > 1:
+            continue
         if w == 1 and part.first >= 0 and (c.narrow == NULL or not part.batched):
             if part.batched:
                 memcpy(W + part.first, src + b0 * width, width * sizeof(double))
@@ -632,7 +665,7 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
         part = &c.parts[j]
         width = part.width
         dst = part.h if tangents else part.g
-        if dst == NULL:
+        if dst == NULL or (part.rowless and w > 1):
             continue
         if w == 1 and part.first >= 0 and c.narrow == NULL:  # one lane: rows are sums
             row = W + part.first

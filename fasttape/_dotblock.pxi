@@ -10,18 +10,21 @@
 # elsewhere both paths give the same bits.
 
 cdef extern from "_tiles.h":
-    # 6 or 4 units x 8 lanes; 3 units x 4 inputs; 4 inputs x 8 lanes (see there)
+    # 6 or 4 units x a tile of lanes; up to 3 units x 4 inputs; 4 inputs x a
+    # tile of lanes (see there)
     bint FT_TILES
     bint FT_FMA
+    int FT_VW              # doubles per vector: 8 in the AVX-512 build, else 4
+    int FT_TILE_LANES      # lanes per register tile: two vectors
+    int FT_WR, FT_WC       # a weight tile's units and inputs
     void ft_forward_tile(const double* W, Py_ssize_t n, const double** X, double* out,
                          Py_ssize_t C, Py_ssize_t l0, int rows) noexcept nogil
-    void ft_weight_tile(const double* G, const double** X, Py_ssize_t C, double* dW,
-                        Py_ssize_t n) noexcept nogil
+    void ft_weight_tiles(const double* G, const double** X, Py_ssize_t C, double* dW,
+                         Py_ssize_t n, int rows, int cols) noexcept nogil
     void ft_input_tile(const double* W, Py_ssize_t n, Py_ssize_t m, const double* G,
                        double** GX, Py_ssize_t C, Py_ssize_t l0) noexcept nogil
 
-cdef enum:
-    TILE_LANES = 8   # lanes per register tile (two AVX2 vectors)
+cdef Py_ssize_t TILE_LANES = FT_TILE_LANES
 
 
 cdef inline bint same_list(const Prog* p, Py_ssize_t i, Py_ssize_t j, Py_ssize_t side) noexcept nogil:
@@ -86,6 +89,16 @@ cdef bint block_applies(const Prog* p, Py_ssize_t i, Py_ssize_t k,
     return True
 
 
+cdef object block_weight_nodes(const Prog* p, Py_ssize_t i, Py_ssize_t k):
+    """The W operands of the block i .. i+k-1, row by row: (k * n,) int32."""
+    cdef Py_ssize_t r, side = shared_side(p, i), n = p.b[i]
+    out = np.empty(k * n, dtype=np.int32)
+    cdef int32_t[::1] w = out
+    for r in range(k):
+        memcpy(&w[r * n], p.args + p.a[i + r] + (1 - side) * n, n * sizeof(int32_t))
+    return out
+
+
 cdef inline bint as_block(const Prog* p, Py_ssize_t i, Py_ssize_t C) noexcept nogil:
     return p.blocks != NULL and p.blocks[i] and C >= TILE_LANES
 
@@ -93,32 +106,27 @@ cdef inline bint as_block(const Prog* p, Py_ssize_t i, Py_ssize_t C) noexcept no
 cdef struct Block:
     # One dot block in one chunk: W compact (m, n), X and its adjoints as rows.
     Py_ssize_t m, n, C
-    double* W
+    const double* W
     double* dW             # (m, n) weight adjoints, summed over lanes
     const double** X       # n rows of C lanes
     double** GX            # their adjoint rows (NULL where not needed)
-    int32_t* wnode         # W's nodes, row by row (the block's other operand lists)
+    const int32_t* wnode   # W's nodes, row by row (the block's other operand lists)
 
 
 cdef int open_block(Block* blk, const Prog* p, Py_ssize_t i, Py_ssize_t k, Py_ssize_t side,
                     const double* V, double* G, Py_ssize_t C) noexcept nogil:
-    """Gather W and X's rows; -1 when out of memory (the caller falls back)."""
-    cdef Py_ssize_t r, t, n = p.b[i]
+    """Point at W (gathered by the call) and gather X's rows; -1 when out of
+    memory (the caller falls back)."""
+    cdef Py_ssize_t t, n = p.b[i]
     cdef const int32_t* xs = p.args + p.a[i] + side * n
     blk.m, blk.n, blk.C = k, n, C
-    blk.W = <double*> malloc((2 * k * n + 1) * sizeof(double))
+    blk.W, blk.wnode = p.W + p.woff[i], p.wnode + p.woff[i]
+    blk.dW = <double*> malloc((k * n + 1) * sizeof(double))
     blk.X = <const double**> malloc((2 * n + 1) * sizeof(double*))
-    blk.wnode = <int32_t*> malloc((k * n + 1) * sizeof(int32_t))
-    if blk.W == NULL or blk.X == NULL or blk.wnode == NULL:
+    if blk.dW == NULL or blk.X == NULL:
         close_block(blk)
         return -1
-    blk.dW = blk.W + k * n
     blk.GX = <double**> (blk.X + n)
-    for r in range(k):
-        memcpy(blk.wnode + r * n, p.args + p.a[i + r] + (1 - side) * n,
-               n * sizeof(int32_t))
-        for t in range(n):
-            blk.W[r * n + t] = p.U[blk.wnode[r * n + t]]
     for t in range(n):
         blk.X[t] = V + xs[t] * C
         blk.GX[t] = G + xs[t] * C if G != NULL and needed(p, xs[t]) else NULL
@@ -126,9 +134,8 @@ cdef int open_block(Block* blk, const Prog* p, Py_ssize_t i, Py_ssize_t k, Py_ss
 
 
 cdef void close_block(Block* blk) noexcept nogil:
-    free(blk.W)
+    free(blk.dW)
     free(<void*> blk.X)
-    free(blk.wnode)
 
 
 # ------------------------------------------------------------ forward
@@ -179,19 +186,19 @@ cdef void block_weights(const Block* blk, const double* G) noexcept nogil:
     """dW[r, j] = sum over lanes of X[j] * G[r] (G: the block's adjoint rows),
     with zero adjoints contributing nothing where a sum comes out NaN."""
     cdef Py_ssize_t r, j, l, m = blk.m, n = blk.n, C = blk.C
-    cdef Py_ssize_t m3 = m - m % 3, n4 = n - n % 4
     cdef double total
+    cdef bint nan = False
     j = 0
-    while j < n4:  # four inputs' rows stay in L1 while every unit's adjoints pass by
+    while j < n:  # a few inputs' rows stay in L1 while every unit's adjoints pass by
         r = 0
-        while r < m3:
-            ft_weight_tile(G + r * C, blk.X + j, C, blk.dW + r * n + j, n)
-            r += 3
-        j += 4
-    for r in range(m):
-        for j in range(n4 if r < m3 else 0, n):
-            blk.dW[r * n + j] = dot_lanes(blk.X[j], G + r * C, C)
-    for r in range(m * n):
+        while r < m:
+            ft_weight_tiles(G + r * C, blk.X + j, C, blk.dW + r * n + j, n,
+                            min(FT_WR, m - r), min(FT_WC, n - j))
+            r += FT_WR
+        j += FT_WC
+    for r in range(m * n):  # (no branch: it vectorizes)
+        nan |= blk.dW[r] != blk.dW[r]
+    for r in range(m * n if nan else 0):
         if blk.dW[r] != blk.dW[r]:  # as dot_shared: let zero adjoints contribute nothing
             total = 0.0
             for l in range(C):

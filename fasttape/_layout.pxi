@@ -19,6 +19,9 @@ cdef class Layout:
     cdef uint8_t* _needed            # per node (NULL: all adjoints matter)
     cdef uint8_t* _narrow            # per input node; with _blocks, made by the first
     cdef uint8_t* _blocks            # batched call (NULL before)
+    cdef object _block_weights       # (wnode, woff): the blocks' weight nodes, row by
+    cdef const int32_t* _wnode       # row, block after block, and per node starting
+    cdef const int64_t* _woff        # a block where its rows start
     # The arguments of value_and_grad: per argument its per-sample shape,
     # first input node, size, and whether batched and wanted.
     cdef Py_ssize_t n_args
@@ -71,14 +74,14 @@ cdef class Layout:
             self._kinds[v] = 1 if k < self.ns else 2
         return 0
 
-    cdef void _analyse(self) noexcept:
+    cdef int _analyse(self) except -1:
         """For batched calls: which shared inputs no sweep step reads lane by
         lane (narrow), and where runs of dots start that sweep as blocks."""
         cdef Program prog = self.program
         cdef Py_ssize_t k, r, i, n_in = prog.n_inputs
         cdef Prog q = prog.p
         if self._narrow != NULL or self.ns == 0:
-            return
+            return 0
         self._narrow = self._flags + (n_in + 1) + (prog.n + 1)  # after kinds and needed
         self._blocks = self._narrow + (n_in + 1)
         mark_lanewise(&prog.p, self._kinds, prog.n, &prog._out[0], prog.n_outputs, self._narrow)
@@ -86,11 +89,21 @@ cdef class Layout:
             self._narrow[k] = self._kinds[k] == 1 and not self._narrow[k]
             self.n_narrow += self._narrow[k]
         q.shared = self._kinds
+        woff = np.zeros(prog.n + 1, dtype=np.int64)
+        wnode = []
         for r in range(prog._starts.shape[0] - 1):
             i, k = prog._starts[r], prog._starts[r + 1] - prog._starts[r]
             if k > 1 and KIND_OF[q.op[i]] == K_DOT:
                 self._blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
-                self.block_terms += self._blocks[i] * k * q.b[i]
+                if self._blocks[i]:
+                    woff[i] = self.block_terms
+                    wnode.append(block_weight_nodes(&q, i, k))
+                    self.block_terms += k * q.b[i]
+        wnode = np.concatenate(wnode) if wnode else np.zeros(1, dtype=np.int32)
+        self._block_weights = (wnode, woff)
+        self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
+        self._woff = <int64_t*> cnp.PyArray_DATA(woff)
+        return 0
 
     cdef _set_args(self, args):
         """Arguments (shape, batched, wanted), in input node order, for

@@ -20,6 +20,9 @@ cdef struct Prog:
     const double* U        # per input node, its value when shared
     double* GU             # per shared input node, its adjoint summed over lanes
     double* HU             # and that adjoint's tangent (Hessian-vector products)
+    const int32_t* wnode   # dot blocks' weight nodes, block after block (Layout)
+    const int64_t* woff    # per node starting a block, where its weights start in wnode
+    double* W              # their values (U[wnode]), gathered once a call
 
 
 cdef enum:

@@ -1,11 +1,13 @@
 /* Register tiles for dot blocks (see _dotblock.pxi), in GCC/Clang vector
- * extensions: the compiler maps a 4-double vector to one AVX2 register or
- * two SSE2 ones. Each lane's sums run in the node-by-node loops' order.
- * Where the build targets FMA (the AVX2 build), each multiply-add is one
- * fused instruction, rounded once: twice the speed, and results that
- * differ from the plain sweeps' in the last bits only. Elsewhere (the
- * portable build) they are a multiply and an add, giving the same bits.
- * Other compilers get FT_TILES 0 and the node-by-node sweeps. */
+ * extensions: a vector is FT_VW doubles, 8 (one register) in the AVX-512
+ * build, else 4 (one AVX2 register, or two SSE2 ones). A tile spans
+ * FT_TILE_LANES = two vectors of lanes. Each lane's sums run in the
+ * node-by-node loops' order. Where the build targets FMA (the AVX2 and
+ * AVX-512 builds), each multiply-add is one fused instruction, rounded
+ * once: twice the speed, and results that differ from the plain sweeps' in
+ * the last bits only. Elsewhere (the portable build) they are a multiply
+ * and an add, giving the same bits. Other compilers get FT_TILES 0 and the
+ * node-by-node sweeps. */
 #ifndef FASTTAPE_TILES_H
 #define FASTTAPE_TILES_H
 
@@ -13,116 +15,186 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FT_TILES 1
+#define FT_INLINE static inline __attribute__((always_inline))
 
-typedef double ft_v4 __attribute__((vector_size(32)));
-typedef double ft_v4u __attribute__((vector_size(32), aligned(8), may_alias));
-typedef long long ft_m4 __attribute__((vector_size(32)));
+#if defined(__AVX512F__)
+#define FT_VW 8
+#else
+#define FT_VW 4
+#endif
+#define FT_TILE_LANES (2 * FT_VW)
+/* Weight tiles: FT_WR units by FT_WC inputs, a register of sums each. */
+#if FT_VW == 8
+#define FT_WR 4
+#define FT_WC 6
+#else
+#define FT_WR 3
+#define FT_WC 4
+#endif
 
-#if defined(__FMA__)
+typedef double ft_v __attribute__((vector_size(8 * FT_VW)));
+typedef double ft_vu __attribute__((vector_size(8 * FT_VW), aligned(8), may_alias));
+typedef long long ft_m __attribute__((vector_size(8 * FT_VW)));
+
+#if defined(__FMA__) && FT_VW == 8
 #include <immintrin.h>
 #define FT_FMA 1
-static inline ft_v4 ft_madd(ft_v4 a, ft_v4 b, ft_v4 c)  /* a * b + c */
+FT_INLINE ft_v ft_madd(ft_v a, ft_v b, ft_v c)  /* a * b + c */
 {
-    return (ft_v4)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+    return (ft_v)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+}
+#elif defined(__FMA__)
+#include <immintrin.h>
+#define FT_FMA 1
+FT_INLINE ft_v ft_madd(ft_v a, ft_v b, ft_v c)
+{
+    return (ft_v)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
 }
 #else
 #define FT_FMA 0
-static inline ft_v4 ft_madd(ft_v4 a, ft_v4 b, ft_v4 c) { return a * b + c; }
+FT_INLINE ft_v ft_madd(ft_v a, ft_v b, ft_v c) { return a * b + c; }
 #endif
 
-static inline ft_v4 ft_load(const double *p) { return *(const ft_v4u *)p; }
-static inline void ft_store(double *p, ft_v4 v) { *(ft_v4u *)p = v; }
-static inline ft_v4 ft_splat(double x) { ft_v4 v = {x, x, x, x}; return v; }
+FT_INLINE ft_v ft_load(const double *p) { return *(const ft_vu *)p; }
+FT_INLINE void ft_store(double *p, ft_v v) { *(ft_vu *)p = v; }
+FT_INLINE ft_v ft_splat(double x)
+{
+#if FT_VW == 8
+    ft_v v = {x, x, x, x, x, x, x, x};
+#else
+    ft_v v = {x, x, x, x};
+#endif
+    return v;
+}
 
 /* a + w * g where g != 0, else a: a zero adjoint contributes nothing (zmul). */
-static inline ft_v4 ft_zmadd(ft_v4 a, ft_v4 w, ft_v4 g)
+FT_INLINE ft_v ft_zmadd(ft_v a, ft_v w, ft_v g)
 {
-    const ft_v4 zero = {0.0, 0.0, 0.0, 0.0};
-    ft_m4 live = (ft_m4)(g != zero);
-    return (ft_v4)(((ft_m4)ft_madd(w, g, a) & live) | ((ft_m4)a & ~live));
+    ft_m live = (ft_m)(g != ft_splat(0.0));
+    return (ft_v)(((ft_m)ft_madd(w, g, a) & live) | ((ft_m)a & ~live));
 }
 
 /* out[r*C + l0 + t] = sum_j W[r*n + j] * X[j][l0 + t], `rows` units (at
- * most 6: twelve sums in registers) by 8 lanes. Called with a constant
- * rows, it inlines into a fully unrolled tile. */
-static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
+ * most 6: twelve sums in registers) by one tile of lanes. Called with a
+ * constant rows, it inlines into a fully unrolled tile. */
+FT_INLINE void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
                                    double *out, ptrdiff_t C, ptrdiff_t l0, int rows)
 {
-    ft_v4 a[6][2] = {{{0}}};
+    ft_v a[6][2];
+    for (int r = 0; r < rows; r++)
+        a[r][0] = a[r][1] = ft_splat(0.0);
     for (ptrdiff_t j = 0; j < n; j++) {
-        ft_v4 x0 = ft_load(X[j] + l0), x1 = ft_load(X[j] + l0 + 4);
+        ft_v x0 = ft_load(X[j] + l0), x1 = ft_load(X[j] + l0 + FT_VW);
         for (int r = 0; r < rows; r++) {
-            ft_v4 w = ft_splat(W[r * n + j]);
+            ft_v w = ft_splat(W[r * n + j]);
             a[r][0] = ft_madd(w, x0, a[r][0]);
             a[r][1] = ft_madd(w, x1, a[r][1]);
         }
     }
     for (int r = 0; r < rows; r++) {
         ft_store(out + r * C + l0, a[r][0]);
-        ft_store(out + r * C + l0 + 4, a[r][1]);
+        ft_store(out + r * C + l0 + FT_VW, a[r][1]);
     }
 }
 
-/* dW[r][c] = sum_l X[c][l] * G[r][l] for 3 units by 4 inputs (rows G,
- * G + C, G + 2C; dW rows dW, dW + n, dW + 2n), as dot_lanes sums: four
- * partial sums striped over lanes, leftover lanes into the first. Twelve
- * sums in registers keep both FMA units busy past their latency. */
-static inline void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
-                                  double *dW, ptrdiff_t n)
+/* The lane sum of s (partial sums striped over lanes) and of x[l] * g[l]
+ * over the lanes m .. C-1 past the last whole vector, as dot_lanes sums:
+ * four partial sums, the leftover lanes added to the first one by one.
+ * (Eight-wide vectors first fold into four: other bits, but only in the
+ * AVX-512 build, where multiply-adds fuse anyway.) */
+FT_INLINE double ft_finish(ft_v s, const double *x, const double *g, ptrdiff_t m,
+                               ptrdiff_t C)
 {
-    ft_v4 s[3][4] = {{{0}}};
-    ptrdiff_t l, m4 = C - C % 4;
-    for (l = 0; l < m4; l += 4) {
-        ft_v4 g0 = ft_load(G + l), g1 = ft_load(G + C + l), g2 = ft_load(G + 2 * C + l);
-        for (int c = 0; c < 4; c++) {
-            ft_v4 x = ft_load(X[c] + l);
-            s[0][c] = ft_madd(x, g0, s[0][c]);
-            s[1][c] = ft_madd(x, g1, s[1][c]);
-            s[2][c] = ft_madd(x, g2, s[2][c]);
+#if FT_VW == 8
+    double s0 = s[0] + s[4], s1 = s[1] + s[5], s2 = s[2] + s[6], s3 = s[3] + s[7];
+#else
+    double s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+#endif
+    for (ptrdiff_t l = m; l < C; l++)
+        s0 += x[l] * g[l];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* dW[r*n + c] = sum_l X[c][l] * G[r*C + l] for `rows` units (at most
+ * FT_WR) by `cols` inputs (at most FT_WC): twelve sums in registers (24
+ * with AVX-512's 32) keep both FMA units busy past their latency. Constant
+ * rows and cols unroll it fully. */
+FT_INLINE void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
+                                  double *dW, ptrdiff_t n, int rows, int cols)
+{
+    ft_v s[FT_WR][FT_WC];
+    ptrdiff_t l, m = C - C % FT_VW;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            s[r][c] = ft_splat(0.0);
+    for (l = 0; l < m; l += FT_VW) {
+        ft_v g[FT_WR];
+        for (int r = 0; r < rows; r++)
+            g[r] = ft_load(G + r * C + l);
+        for (int c = 0; c < cols; c++) {
+            ft_v x = ft_load(X[c] + l);
+            for (int r = 0; r < rows; r++)
+                s[r][c] = ft_madd(x, g[r], s[r][c]);
         }
     }
-    for (int r = 0; r < 3; r++) {
-        for (int c = 0; c < 4; c++) {
-            for (l = m4; l < C; l++)
-                s[r][c][0] += X[c][l] * G[r * C + l];
-            dW[r * n + c] = (s[r][c][0] + s[r][c][1]) + (s[r][c][2] + s[r][c][3]);
-        }
-    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dW[r * n + c] = ft_finish(s[r][c], X[c], G + r * C, m, C);
 }
 
 /* GX[c][l0 + t] += zmul(W[r*n + c], G[r*C + l0 + t]) for r = m-1 .. 0,
- * 4 inputs by 8 lanes (W and GX start at the tile's first input). */
-static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
+ * 4 inputs by one tile of lanes (W and GX start at the tile's first input). */
+FT_INLINE void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
                                  double *const *GX, ptrdiff_t C, ptrdiff_t l0)
 {
-    ft_v4 a[4][2];
+    ft_v a[4][2];
     for (int c = 0; c < 4; c++) {
         a[c][0] = ft_load(GX[c] + l0);
-        a[c][1] = ft_load(GX[c] + l0 + 4);
+        a[c][1] = ft_load(GX[c] + l0 + FT_VW);
     }
     for (ptrdiff_t r = m - 1; r >= 0; r--) {
-        ft_v4 g0 = ft_load(G + r * C + l0), g1 = ft_load(G + r * C + l0 + 4);
+        ft_v g0 = ft_load(G + r * C + l0), g1 = ft_load(G + r * C + l0 + FT_VW);
         for (int c = 0; c < 4; c++) {
-            ft_v4 w = ft_splat(W[r * n + c]);
+            ft_v w = ft_splat(W[r * n + c]);
             a[c][0] = ft_zmadd(a[c][0], w, g0);
             a[c][1] = ft_zmadd(a[c][1], w, g1);
         }
     }
     for (int c = 0; c < 4; c++) {
         ft_store(GX[c] + l0, a[c][0]);
-        ft_store(GX[c] + l0 + 4, a[c][1]);
+        ft_store(GX[c] + l0 + FT_VW, a[c][1]);
     }
 }
 
 #else
 #define FT_TILES 0
 #define FT_FMA 0
+#define FT_TILE_LANES 8
+#define FT_WR 3
+#define FT_WC 4
 static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
                                    double *out, ptrdiff_t C, ptrdiff_t l0, int rows) {}
 static inline void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
-                                  double *dW, ptrdiff_t n) {}
+                                  double *dW, ptrdiff_t n, int rows, int cols) {}
 static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
                                  double *const *GX, ptrdiff_t C, ptrdiff_t l0) {}
 #endif
+
+/* The weight tiles a block needs, each with constant sizes (so unrolled). */
+static void ft_weight_tiles(const double *G, const double *const *X, ptrdiff_t C,
+                            double *dW, ptrdiff_t n, int rows, int cols)
+{
+#define FT_CASE(R, K) case 8 * (R) + (K): ft_weight_tile(G, X, C, dW, n, R, K); break;
+#define FT_ROW(R) FT_CASE(R, 1) FT_CASE(R, 2) FT_CASE(R, 3) FT_CASE(R, 4)
+    switch (8 * rows + cols) {
+        FT_ROW(1) FT_ROW(2) FT_ROW(3)
+#if FT_WR == 4
+        FT_ROW(4) FT_CASE(1, 5) FT_CASE(2, 5) FT_CASE(3, 5) FT_CASE(4, 5)
+        FT_CASE(1, 6) FT_CASE(2, 6) FT_CASE(3, 6) FT_CASE(4, 6)
+#endif
+    }
+#undef FT_ROW
+#undef FT_CASE
+}
 
 #endif

@@ -2,8 +2,10 @@
 
 FASTTAPE_BACKEND=python forces the twin; =cython makes a missing kernel an
 ImportError; unset, the kernel is used when it imports, else the twin with a
-RuntimeWarning saying why. On x86-64 CPUs with AVX2 the kernel's AVX2 build
-is used (FASTTAPE_KERNEL=baseline picks the portable one).
+RuntimeWarning saying why. On x86-64 the kernel is built three times: for
+CPUs with AVX-512 (x86-64-v4), with AVX2 and FMA, and portable; the widest
+build this CPU runs is used. FASTTAPE_KERNEL=avx512, avx2 or baseline picks
+one (an ImportError where the CPU cannot run it).
 """
 
 import importlib
@@ -12,28 +14,50 @@ import warnings
 
 from . import ops
 
+# build suffix -> the CPU features it needs (NumPy's names)
+BUILDS = {"avx512": ("AVX512_SKX", "FMA3"), "avx2": ("AVX2", "FMA3"), "baseline": ()}
 
-def _cpu_has_avx2():
+
+def _cpu_features():
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:  # NumPy 1.x
         try:
             from numpy.core._multiarray_umath import __cpu_features__ as features
         except ImportError:
-            return False
-    return bool(features.get("AVX2") and features.get("FMA3"))
+            return {}
+    return features
+
+
+def _cpu_runs(build):
+    """Has this CPU what the build needs?"""
+    features = _cpu_features()
+    return all(features.get(name) for name in BUILDS[build])
+
+
+def _cpu_has_avx2():
+    return _cpu_runs("avx2")
+
+
+def _module(build):
+    return f"{__package__}._core" + ("" if build == "baseline" else f"_{build}")
 
 
 def _compiled():
-    """The kernel: its AVX2 build where the CPU has AVX2 and it was built."""
+    """The kernel: the widest build this CPU runs (or FASTTAPE_KERNEL's)."""
+    choice = os.environ.get("FASTTAPE_KERNEL", "").strip().lower()
+    if choice and choice not in BUILDS:
+        raise ImportError(f"FASTTAPE_KERNEL must be one of {', '.join(BUILDS)}, got {choice!r}")
+    if choice and not _cpu_runs(choice):
+        raise ImportError(f"FASTTAPE_KERNEL={choice}: this CPU lacks {', '.join(BUILDS[choice])}")
     core = None
-    if _cpu_has_avx2() and os.environ.get("FASTTAPE_KERNEL", "") != "baseline":
+    for build in [choice] if choice else [b for b in BUILDS if _cpu_runs(b)]:
         try:
-            core = importlib.import_module(f"{__package__}._core_avx2")
+            core = importlib.import_module(_module(build))
+            break
         except ImportError:
-            core = None
-    if core is None:
-        core = importlib.import_module(f"{__package__}._core")
+            if build == "baseline" or choice:
+                raise
     table = tuple((op.code, op.name, op.kind) for op in ops.OPS)
     if tuple(core.OP_TABLE) != table:  # built from another op table
         raise ImportError(f"{core.__name__} was built from a different op table; rebuild it")

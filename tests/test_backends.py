@@ -10,7 +10,8 @@ import sys
 
 PROBE = "import fasttape as ft; print(ft.backend, ft.grad(lambda x: x * x)(3.0))"
 NO_KERNEL = ("import sys; sys.modules['fasttape._core'] = None; "
-             "sys.modules['fasttape._core_avx2'] = None; ")
+             "sys.modules['fasttape._core_avx2'] = None; "
+             "sys.modules['fasttape._core_avx512'] = None; ")
 
 
 def run(code, backend=None):
@@ -48,3 +49,15 @@ def test_the_kernel_is_used_when_it_imports():
 def test_an_unknown_backend_is_an_import_error():
     out = run(PROBE, backend="fortran")
     assert out.returncode != 0 and "FASTTAPE_BACKEND must be" in out.stderr
+
+
+def test_a_kernel_build_can_be_picked_and_a_wrong_name_is_an_import_error():
+    pick = "import importlib, fasttape; print(importlib.import_module('fasttape.backend').kernel.__name__)"
+    env = dict(os.environ, FASTTAPE_BACKEND="cython", FASTTAPE_KERNEL="baseline")
+    out = subprocess.run([sys.executable, "-c", pick], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["fasttape._core"], out.stderr
+    env["FASTTAPE_KERNEL"] = "sse9"
+    out = subprocess.run([sys.executable, "-c", pick], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "FASTTAPE_KERNEL must be one of" in out.stderr

@@ -162,18 +162,20 @@ def test_dot_with_shared_weights_matches_the_plain_path():
     np.testing.assert_allclose(fast[2], every[2][:, 3:], rtol=1e-14)
 
 
+@pytest.mark.parametrize("build", ["avx2", "avx512"])
 @pytest.mark.parametrize("blocks", [False, True])
-def test_the_avx2_build_gives_the_baseline_bits(blocks):
-    """The kernel is built twice on x86-64 (portable, and AVX2, picked at
-    import where the CPU has it), with FMA contraction off: same numbers.
-    Only dot blocks fuse multiply-adds in the AVX2 build: the same numbers
-    to rounding there."""
+def test_the_wider_builds_give_the_baseline_bits(blocks, build):
+    """The kernel is built three times on x86-64 (portable, AVX2 and
+    AVX-512, the widest the CPU runs picked at import), with FMA contraction
+    off: same numbers. Only dot blocks fuse multiply-adds in the wider
+    builds: the same numbers to rounding there."""
     import importlib
 
     core = pytest.importorskip("fasttape._core")
-    if not importlib.import_module("fasttape.backend")._cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2, so the AVX2 build cannot run here")
-    avx2 = pytest.importorskip("fasttape._core_avx2")
+    backend = importlib.import_module("fasttape.backend")
+    if not backend._cpu_runs(build):
+        pytest.skip(f"this CPU cannot run the {build} build")
+    wide = pytest.importorskip(backend._module(build))
     from fasttape import nn
     model = nn.MLP((3, 7, 2))
 
@@ -190,7 +192,7 @@ def test_the_avx2_build_gives_the_baseline_bits(blocks):
     kw = dict(seed=np.ones((37, 1)), shared_tangent=rng.normal(size=n_par),
               batch_tangent=rng.normal(size=(37, 5)), hvp=True)
     results = []
-    for module in (core, avx2):
+    for module in (core, wide):
         module.set_dot_blocks(blocks)
         try:
             results.append(module.Program(*arrays).run(*args, **kw)
@@ -200,7 +202,7 @@ def test_the_avx2_build_gives_the_baseline_bits(blocks):
     for u, v in zip(*results):
         if u is None:  # (the plain gradient call's tangents)
             assert v is None
-        elif blocks and avx2.FUSED_MULTIPLY_ADD:
+        elif blocks and wide.FUSED_MULTIPLY_ADD:
             np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-15 * np.abs(v).max())
         else:
             np.testing.assert_array_equal(u, v)

@@ -125,17 +125,19 @@ def test_gradients_use_the_same_values():
         np.testing.assert_allclose(out[2][:, 0], numpy_d(x), rtol=1e-15, atol=atol)
 
 
-def test_the_avx2_build_gives_the_baseline_bits():
-    """Same bits from the portable and the AVX2 build: no FMA contraction
-    crept into the polynomials."""
-    if not importlib.import_module("fasttape.backend")._cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
+@pytest.mark.parametrize("build", ["avx2", "avx512"])
+def test_the_wider_builds_give_the_baseline_bits(build):
+    """Same bits from the portable and the AVX2 and AVX-512 builds: no FMA
+    contraction crept into the polynomials."""
+    backend = importlib.import_module("fasttape.backend")
+    if not backend._cpu_runs(build):
+        pytest.skip(f"this CPU cannot run the {build} build")
     base = pytest.importorskip("fasttape._core")
-    avx2 = pytest.importorskip("fasttape._core_avx2")
+    wide = pytest.importorskip(backend._module(build))
     x = np.concatenate([both_signs(log_spaced(1e-320, 1e300, 10**5)), SPECIAL])
     for name, (fn, _, _) in CASES.items():
         p = ft.trace(fn, 0.5)._program
         arrays = (p.op, p.a, p.b, p.pool, p.args, p.n_inputs, p.outputs)
         args = (np.zeros(0), np.zeros(0, np.int32), x.reshape(-1, 1), np.zeros(1, np.int32), x.size)
         np.testing.assert_array_equal(base.Program(*arrays).run(*args)[0],
-                                      avx2.Program(*arrays).run(*args)[0], err_msg=name)
+                                      wide.Program(*arrays).run(*args)[0], err_msg=name)
