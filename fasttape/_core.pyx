@@ -42,10 +42,6 @@ include "_dotblock.pxi"
 # --------------------------------------------------------------- programs
 
 cdef Py_ssize_t CHUNK_DOUBLES = 16384  # per buffer (values, adjoints ...): 128 kB
-cdef Py_ssize_t DENSE_FACTOR = 2
-def _set_dense_factor(int f):
-    global DENSE_FACTOR
-    DENSE_FACTOR = f
 cdef Py_ssize_t SMALL_TAPE = 1024  # node-lanes below which releasing the GIL costs more
 cdef Py_ssize_t WORKSPACE_KEEP = 1 << 23  # doubles a program keeps between calls
 
@@ -55,7 +51,7 @@ cdef Py_ssize_t chunk_lanes(Py_ssize_t B, Py_ssize_t n, bint dense):
     for calls with dot blocks, whose tiles gain from longer rows more than
     elementwise loops lose), and whole register tiles of lanes in every
     chunk but the last."""
-    cdef Py_ssize_t C = CHUNK_DOUBLES * (DENSE_FACTOR if dense else 1) // max(n, 1)
+    cdef Py_ssize_t C = CHUNK_DOUBLES * (2 if dense else 1) // max(n, 1)
     if C < 16:
         C = 16
     if C > 4096:
@@ -106,7 +102,6 @@ cdef struct Part:
     Py_ssize_t width
     Py_ssize_t first       # nodes[0] when the nodes are consecutive, else -1
     bint batched
-    bint rowless           # shared, and every node narrow: no rows to fill or sum
     const double* v        # values
     const double* t        # tangents, or NULL
     double* g              # adjoints (a shared one summed over lanes), or NULL
@@ -123,6 +118,8 @@ cdef struct Call:
     int32_t* miss          # per lane, the first guard node that missed, or -1
     const uint8_t* shared  # per input node, 1 if shared, 2 if batched (or NULL)
     const uint8_t* narrow  # per input node, 1 if shared and never read lane by lane (or NULL)
+    const int32_t* wide    # with narrow: the other shared input nodes (they get rows)
+    Py_ssize_t n_wide
     const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts (or NULL)
     const int32_t* wnode   # the blocks' weight nodes, block by block (Layout), and
@@ -312,8 +309,7 @@ cdef class Program:
         c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
         c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
         c.wnode, c.woff, c.n_wnode = lay._wnode, lay._woff, lay.block_terms
-        if c.narrow != NULL:
-            mark_rowless(c)
+        c.wide, c.n_wide = lay._wide, lay.ns - lay.n_narrow
         rows = self.n - (lay.n_narrow if c.narrow != NULL else 0)
         # mostly matrix products: (the same chunks with blocks off, for the same sums)
         c.dense = B > 1 and lay.block_terms > rows
@@ -388,7 +384,7 @@ cdef class Program:
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
             if G != NULL:
                 if p.first_writes:
-                    self._zero_rows(G, w, c.narrow)
+                    self._zero_rows(G, w, c.narrow, c.needed)
                 else:
                     memset(G, 0, nn * w * sizeof(double))
                 if c.seed == NULL:  # the gradient of output 0
@@ -399,7 +395,7 @@ cdef class Program:
                         G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
                 if H != NULL:
                     if p.first_writes:
-                        self._zero_rows(H, w, c.narrow)
+                        self._zero_rows(H, w, c.narrow, NULL)
                     else:
                         memset(H, 0, nn * w * sizeof(double))
                     sweep_hvp(p, starts, nruns, V, T, G, H, w)
@@ -409,9 +405,11 @@ cdef class Program:
                 take_adjoints(G, c, p.GU, b0, w, False)
             b0 += w
 
-    cdef void _zero_rows(self, double* G, Py_ssize_t w, const uint8_t* narrow) noexcept nogil:
+    cdef void _zero_rows(self, double* G, Py_ssize_t w, const uint8_t* narrow,
+                         const uint8_t* needed) noexcept nogil:
         """Zero the adjoint rows a reverse sweep adds to before anything sets
-        them (narrow inputs have no rows)."""
+        them (narrow inputs have no rows; an input whose adjoint is not
+        needed is a leaf no one reads)."""
         cdef Py_ssize_t k, s
         cdef const uint8_t* flags = self._flags_p
         if narrow == NULL and w == 1:  # one lane: rows are single adjoints
@@ -419,7 +417,8 @@ cdef class Program:
                 G[k] = 0.0
         else:
             for k in range(self.n_inputs):
-                if flags[k] & NODE_ZEROED and (narrow == NULL or not narrow[k]):
+                if flags[k] & NODE_ZEROED and (narrow == NULL or not narrow[k]) \
+                        and (needed == NULL or needed[k]):
                     memset(G + k * w, 0, w * sizeof(double))
         for s in range(self._n_spans):
             memset(G + self._zero_spans[s, 0] * w, 0,
@@ -486,7 +485,7 @@ cdef class Program:
                  gs if grad else NULL, NULL)
         c.seed, c.out, c.tout = NULL, out, NULL  # (no seed: output 0's gradient)
         c.miss, c.shared, c.narrow, c.needed, c.blocks = &miss, NULL, NULL, NULL, NULL
-        c.n_wnode = 0
+        c.n_wnode, c.n_wide = 0, 0
         c.dense = False
         c.check = CHECK_FINITE
         self._sweep(&c, grad, False, False, self.n)
@@ -536,21 +535,6 @@ cdef inline void set_part(Part* part, const int32_t* nodes, Py_ssize_t width, Py
                           double* h) noexcept:
     part.nodes, part.width, part.first, part.batched = nodes, width, first, batched
     part.v, part.t, part.g, part.h = v, t, g, h
-    part.rowless = False
-
-
-cdef void mark_rowless(Call* c) noexcept:
-    """Shared parts whose nodes are all narrow: chunks skip them."""
-    cdef Py_ssize_t j, k
-    cdef Part* part
-    for j in range(c.n_parts):
-        part = &c.parts[j]
-        if not part.batched:
-            part.rowless = True
-            for k in range(part.width):
-                if not c.narrow[part.nodes[k]]:
-                    part.rowless = False
-                    break
 
 
 cdef Py_ssize_t first_of(const int32_t* nodes, Py_ssize_t width) noexcept nogil:
@@ -614,27 +598,25 @@ cdef inline void put_inputs(double* W, const Call* c, const double* U, Py_ssize_
         part = &c.parts[j]
         width = part.width
         src = part.t if tangents else part.v
-        if part.rowless and w > 1:
-            continue
-        if w == 1 and part.first >= 0 and (c.narrow == NULL or not part.batched):
-            if part.batched:
-                memcpy(W + part.first, src + b0 * width, width * sizeof(double))
-            elif c.narrow == NULL:  # one lane: the rows are the values
-                memcpy(W + part.first, src, width * sizeof(double))
-            else:
-                for k in range(width):
-                    if not c.narrow[part.first + k]:
-                        W[part.first + k] = src[k]
+        if c.narrow != NULL and not part.batched:
+            continue  # (below)
+        if w == 1 and part.first >= 0 and c.narrow == NULL:  # one lane: rows are values
+            memcpy(W + part.first, src + (b0 * width if part.batched else 0),
+                   width * sizeof(double))
             continue
         if part.batched:
             transpose_in(W, part.nodes, src + b0 * width, width, w)
             continue
         for k in range(width):
-            if c.narrow == NULL or not c.narrow[part.nodes[k]]:
-                row = W + part.nodes[k] * w
-                x = src[k]
-                for l in range(w):
-                    row[l] = x
+            row = W + part.nodes[k] * w
+            x = src[k]
+            for l in range(w):
+                row[l] = x
+    for k in range(c.n_wide if c.narrow != NULL else 0):  # (no tangents with narrow)
+        row = W + c.wide[k] * w
+        x = U[c.wide[k]]
+        for l in range(w):
+            row[l] = x
 
 
 cdef inline void transpose_in(double* W, const int32_t* nodes, const double* src,
@@ -665,8 +647,8 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
         part = &c.parts[j]
         width = part.width
         dst = part.h if tangents else part.g
-        if dst == NULL or (part.rowless and w > 1):
-            continue
+        if dst == NULL or (c.narrow != NULL and not part.batched):
+            continue  # (narrow: below)
         if w == 1 and part.first >= 0 and c.narrow == NULL:  # one lane: rows are sums
             row = W + part.first
             if part.batched:
@@ -685,8 +667,12 @@ cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ss
                     dst[(b0 + l) * width + k] = row[l]
             elif direct_adjoints(c):
                 dst[k] = row[0]
-            elif c.narrow == NULL or not c.narrow[node]:
+            else:
                 GU[node] += lane_sum(row, w)
+    for k in range(c.n_wide if c.narrow != NULL else 0):  # (narrow ones are summed already)
+        node = c.wide[k]
+        if c.needed == NULL or c.needed[node]:
+            GU[node] += lane_sum(W + node * w, w)
 
 
 include "_recorder.pxi"

@@ -22,6 +22,8 @@ cdef class Layout:
     cdef object _block_weights       # (wnode, woff): the blocks' weight nodes, row by
     cdef const int32_t* _wnode       # row, block after block, and per node starting
     cdef const int64_t* _woff        # a block where its rows start
+    cdef object _wide_nodes          # the shared input nodes that are not narrow
+    cdef const int32_t* _wide
     # The arguments of value_and_grad: per argument its per-sample shape,
     # first input node, size, and whether batched and wanted.
     cdef Py_ssize_t n_args
@@ -88,6 +90,10 @@ cdef class Layout:
         for k in range(n_in):
             self._narrow[k] = self._kinds[k] == 1 and not self._narrow[k]
             self.n_narrow += self._narrow[k]
+        kinds = np.asarray(<uint8_t[:n_in]> self._kinds)
+        narrow = np.asarray(<uint8_t[:n_in]> self._narrow)
+        self._wide_nodes = np.flatnonzero((kinds == 1) & (narrow == 0)).astype(np.int32)
+        self._wide = <int32_t*> cnp.PyArray_DATA(self._wide_nodes)
         q.shared = self._kinds
         woff = np.zeros(prog.n + 1, dtype=np.int64)
         wnode = []

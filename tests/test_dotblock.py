@@ -76,7 +76,7 @@ def test_a_layer_of_dots_gives_the_node_by_node_bits(sizes, B, wrt_inputs):
     kw = dict(seed=rng.normal(size=(B, 1)),
               wanted=None if wrt_inputs else np.arange(n_par, dtype=np.int32))
     fast, plain = both_paths(arrays, *args, **kw)
-    for u, v in zip(fast[:3], plain[:3]):
+    for u, v in zip(fast[:3 if wrt_inputs else 2], plain[:3]):  # (unwanted adjoints: unset)
         same(u, v)
     reference = twin.Program(*arrays).run(*args, **kw)
     np.testing.assert_allclose(fast[0], reference[0], rtol=1e-13)
