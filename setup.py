@@ -27,7 +27,7 @@ def extensions():
     codegen["write"](os.path.join(HERE, "fasttape", "_ops.pxi"))
     # -fno-trapping-math lets the zero-adjoint selects vectorize; contraction
     # into FMAs is off, so every build gives the same bits.
-    base = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
+    base = ["-O3", "-fno-trapping-math", "-ffp-contract=off", "-Wno-psabi"]
     if os.environ.get("FASTTAPE_NATIVE") == "1":  # opt in: this CPU only
         base.append("-march=native")
     common = dict(include_dirs=[numpy.get_include()],

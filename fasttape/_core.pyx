@@ -619,21 +619,6 @@ cdef inline void put_inputs(double* W, const Call* c, const double* U, Py_ssize_
             row[l] = x
 
 
-cdef inline void transpose_in(double* W, const int32_t* nodes, const double* src,
-                              Py_ssize_t width, Py_ssize_t w) noexcept nogil:
-    """Row nodes[k] of W gets column k of src (w rows of width): eight lanes
-    at a time, so both sides stay in cache lines already loaded."""
-    cdef Py_ssize_t k, l, l0 = 0, span
-    cdef double* row
-    while l0 < w:
-        span = min(8, w - l0)
-        for k in range(width):
-            row = W + nodes[k] * w + l0
-            for l in range(span):
-                row[l] = src[(l0 + l) * width + k]
-        l0 += span
-
-
 cdef inline void take_adjoints(const double* W, const Call* c, double* GU, Py_ssize_t b0,
                                Py_ssize_t w, bint tangents) noexcept nogil:
     """Input adjoints of a chunk (their tangents with `tangents`): shared ones

@@ -171,32 +171,14 @@ cdef inline void dot_shared(double w, const double* x, const double* gi, double*
     gw[0] += total
 
 
-cdef inline double dot_lanes(const double* x, const double* y, Py_ssize_t C) noexcept nogil:
-    """Sum of x[l] * y[l] in four independent partial sums (it pipelines)."""
-    cdef Py_ssize_t l, m = C - C % 4
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    for l in range(0, m, 4):
-        s0 += x[l] * y[l]
-        s1 += x[l + 1] * y[l + 1]
-        s2 += x[l + 2] * y[l + 2]
-        s3 += x[l + 3] * y[l + 3]
-    for l in range(m, C):
-        s0 += x[l] * y[l]
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef inline double lane_sum(const double* row, Py_ssize_t C) noexcept nogil:
-    """Sum of C lanes in four independent partial sums (it pipelines)."""
-    cdef Py_ssize_t l, m = C - C % 4
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    for l in range(0, m, 4):
-        s0 += row[l]
-        s1 += row[l + 1]
-        s2 += row[l + 2]
-        s3 += row[l + 3]
-    for l in range(m, C):
-        s0 += row[l]
-    return (s0 + s1) + (s2 + s3)
+cdef extern from "_tiles.h":
+    # Sums over lanes in four partial sums striped over lanes (they
+    # pipeline, and vectorize); the same bits in every build.
+    double dot_lanes "ft_dot_lanes" (const double* x, const double* y, Py_ssize_t C) noexcept nogil
+    double lane_sum "ft_lane_sum" (const double* row, Py_ssize_t C) noexcept nogil
+    # Row nodes[k] of W gets column k of src (w rows of width values).
+    void transpose_in "ft_transpose_in" (double* W, const int32_t* nodes, const double* src,
+                                         Py_ssize_t width, Py_ssize_t w) noexcept nogil
 
 
 cdef inline void list_reverse_one_lane(const Prog* p, Py_ssize_t i, const double* V,

@@ -12,6 +12,7 @@
 #define FASTTAPE_TILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FT_TILES 1
@@ -115,6 +116,23 @@ FT_INLINE double ft_finish(ft_v s, const double *x, const double *g, ptrdiff_t m
     return (s0 + s1) + (s2 + s3);
 }
 
+#if FT_VW == 8
+/* The sums of the eight vectors a[0..7], as one vector: pairs within
+ * 128-bit lanes, then 128-bit lanes across registers, twice. */
+FT_INLINE ft_v ft_reduce8(const ft_v *a)
+{
+    __m512d t[4], v[2];
+    for (int i = 0; i < 4; i++)
+        t[i] = _mm512_add_pd(_mm512_unpacklo_pd((__m512d)a[2 * i], (__m512d)a[2 * i + 1]),
+                             _mm512_unpackhi_pd((__m512d)a[2 * i], (__m512d)a[2 * i + 1]));
+    for (int i = 0; i < 2; i++)
+        v[i] = _mm512_add_pd(_mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0x88),
+                             _mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0xdd));
+    return (ft_v)_mm512_add_pd(_mm512_shuffle_f64x2(v[0], v[1], 0x88),
+                               _mm512_shuffle_f64x2(v[0], v[1], 0xdd));
+}
+#endif
+
 /* dW[r*n + c] = sum_l X[c][l] * G[r*C + l] for `rows` units (at most
  * FT_WR) by `cols` inputs (at most FT_WC): twelve sums in registers (24
  * with AVX-512's 32) keep both FMA units busy past their latency. Constant
@@ -137,9 +155,36 @@ FT_INLINE void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t
                 s[r][c] = ft_madd(x, g[r], s[r][c]);
         }
     }
+#if FT_VW == 8
+    /* eight sums at a time, with shuffles across registers */
+    double sums[FT_WR * FT_WC + 8];
+    ft_v q[8];
+    int k = 0;
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) {
+            q[k % 8] = s[r][c];
+            if (++k % 8 == 0)
+                ft_store(sums + k - 8, ft_reduce8(q));
+        }
+    }
+    if (k % 8) {
+        for (int t = k % 8; t < 8; t++)
+            q[t] = ft_splat(0.0);
+        ft_store(sums + k - k % 8, ft_reduce8(q));
+    }
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) {
+            double d = sums[r * cols + c];
+            for (l = m; l < C; l++)
+                d += X[c][l] * G[r * C + l];
+            dW[r * n + c] = d;
+        }
+    }
+#else
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++)
             dW[r * n + c] = ft_finish(s[r][c], X[c], G + r * C, m, C);
+#endif
 }
 
 /* GX[c][l0 + t] += zmul(W[r*n + c], G[r*C + l0 + t]) for r = m-1 .. 0,
@@ -166,12 +211,113 @@ FT_INLINE void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const do
     }
 }
 
+/* Lane sums in four partial sums striped over lanes, leftover lanes added
+ * to the first, then (s0 + s1) + (s2 + s3): a four-wide vector holds the
+ * partial sums, and multiplies and adds stay separate, so every build
+ * gives the bits of the scalar loops they replace. */
+typedef double ft_v4 __attribute__((vector_size(32)));
+typedef double ft_v4u __attribute__((vector_size(32), aligned(8), may_alias));
+#if defined(__clang__)
+#define FT_SHUFFLE(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+typedef long long ft_i4 __attribute__((vector_size(32)));
+#define FT_SHUFFLE(a, b, i, j, k, l) __builtin_shuffle(a, b, (ft_i4){i, j, k, l})
+#endif
+
+static inline double ft_lane_sum(const double *row, ptrdiff_t C)
+{
+    ft_v4 s = {0.0, 0.0, 0.0, 0.0};
+    ptrdiff_t l, m = C - C % 4;
+    double s0;
+    for (l = 0; l < m; l += 4)
+        s += *(const ft_v4u *)(row + l);
+    s0 = s[0];
+    for (l = m; l < C; l++)
+        s0 += row[l];
+    return (s0 + s[1]) + (s[2] + s[3]);
+}
+
+static inline double ft_dot_lanes(const double *x, const double *y, ptrdiff_t C)
+{
+    ft_v4 s = {0.0, 0.0, 0.0, 0.0};
+    ptrdiff_t l, m = C - C % 4;
+    double s0;
+    for (l = 0; l < m; l += 4) {
+        ft_v4 p = *(const ft_v4u *)(x + l) * *(const ft_v4u *)(y + l);
+        s += p;
+    }
+    s0 = s[0];
+    for (l = m; l < C; l++)
+        s0 += x[l] * y[l];
+    return (s0 + s[1]) + (s[2] + s[3]);
+}
+
+/* Row nodes[k] of W (rows of w lanes) gets column k of src (w rows of
+ * width): four lanes by four columns at a time, transposed in registers. */
+static inline void ft_transpose_in(double *W, const int32_t *nodes, const double *src,
+                                   ptrdiff_t width, ptrdiff_t w)
+{
+    ptrdiff_t l, k, t, l4 = w - w % 4, k4 = width - width % 4;
+    for (l = 0; l < l4; l += 4) {
+        const double *s = src + l * width;
+        for (k = 0; k < k4; k += 4) {
+            ft_v4 r0 = *(const ft_v4u *)(s + k), r1 = *(const ft_v4u *)(s + width + k);
+            ft_v4 r2 = *(const ft_v4u *)(s + 2 * width + k);
+            ft_v4 r3 = *(const ft_v4u *)(s + 3 * width + k);
+            ft_v4 a = FT_SHUFFLE(r0, r1, 0, 4, 2, 6);  /* r0[0] r1[0] r0[2] r1[2] */
+            ft_v4 b = FT_SHUFFLE(r0, r1, 1, 5, 3, 7);
+            ft_v4 c = FT_SHUFFLE(r2, r3, 0, 4, 2, 6);
+            ft_v4 d = FT_SHUFFLE(r2, r3, 1, 5, 3, 7);
+            *(ft_v4u *)(W + nodes[k] * w + l) = FT_SHUFFLE(a, c, 0, 1, 4, 5);
+            *(ft_v4u *)(W + nodes[k + 1] * w + l) = FT_SHUFFLE(b, d, 0, 1, 4, 5);
+            *(ft_v4u *)(W + nodes[k + 2] * w + l) = FT_SHUFFLE(a, c, 2, 3, 6, 7);
+            *(ft_v4u *)(W + nodes[k + 3] * w + l) = FT_SHUFFLE(b, d, 2, 3, 6, 7);
+        }
+        for (k = k4; k < width; k++)
+            for (t = 0; t < 4; t++)
+                W[nodes[k] * w + l + t] = s[t * width + k];
+    }
+    for (l = l4; l < w; l++)
+        for (k = 0; k < width; k++)
+            W[nodes[k] * w + l] = src[l * width + k];
+}
+
 #else
 #define FT_TILES 0
 #define FT_FMA 0
 #define FT_TILE_LANES 8
 #define FT_WR 3
 #define FT_WC 4
+static inline double ft_lane_sum(const double *row, ptrdiff_t C)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    ptrdiff_t l, m = C - C % 4;
+    for (l = 0; l < m; l += 4) {
+        s0 += row[l]; s1 += row[l + 1]; s2 += row[l + 2]; s3 += row[l + 3];
+    }
+    for (l = m; l < C; l++)
+        s0 += row[l];
+    return (s0 + s1) + (s2 + s3);
+}
+static inline double ft_dot_lanes(const double *x, const double *y, ptrdiff_t C)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    ptrdiff_t l, m = C - C % 4;
+    for (l = 0; l < m; l += 4) {
+        s0 += x[l] * y[l]; s1 += x[l + 1] * y[l + 1];
+        s2 += x[l + 2] * y[l + 2]; s3 += x[l + 3] * y[l + 3];
+    }
+    for (l = m; l < C; l++)
+        s0 += x[l] * y[l];
+    return (s0 + s1) + (s2 + s3);
+}
+static inline void ft_transpose_in(double *W, const int32_t *nodes, const double *src,
+                                   ptrdiff_t width, ptrdiff_t w)
+{
+    for (ptrdiff_t l = 0; l < w; l++)
+        for (ptrdiff_t k = 0; k < width; k++)
+            W[nodes[k] * w + l] = src[l * width + k];
+}
 static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
                                    double *out, ptrdiff_t C, ptrdiff_t l0, int rows) {}
 static inline void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
