@@ -10,15 +10,15 @@
 # elsewhere both paths give the same bits.
 
 cdef extern from "_tiles.h":
-    # 6 or 4 units x a tile of lanes; up to 3 units x 4 inputs; 4 inputs x a
-    # tile of lanes (see there)
+    # units x a tile of lanes; units x inputs; 4 inputs x a tile of lanes (see there)
     bint FT_TILES
     bint FT_FMA
     int FT_VW              # doubles per vector: 8 in the AVX-512 build, else 4
     int FT_TILE_LANES      # lanes per register tile: two vectors
+    int FT_FR              # a forward tile's units, at most
     int FT_WR, FT_WC       # a weight tile's units and inputs
-    void ft_forward_tile(const double* W, Py_ssize_t n, const double** X, double* out,
-                         Py_ssize_t C, Py_ssize_t l0, int rows) noexcept nogil
+    void ft_forward_tiles(const double* W, Py_ssize_t n, const double** X, double* out,
+                          Py_ssize_t C, Py_ssize_t tiled, int rows) noexcept nogil
     void ft_weight_tiles(const double* G, const double** X, Py_ssize_t C, double* dW,
                          Py_ssize_t n, int rows, int cols) noexcept nogil
     void ft_input_tile(const double* W, Py_ssize_t n, Py_ssize_t m, const double* G,
@@ -154,28 +154,13 @@ cdef inline void forward_row(const Block* blk, const double* W, double* out,
             out[l] += w * x[l]
 
 
-cdef inline void tile_rows(const Block* blk, double* out, Py_ssize_t r, Py_ssize_t tiled,
-                           int rows) noexcept nogil:
-    """Units r .. r+rows-1 over the tiled lanes."""
-    cdef Py_ssize_t l0 = 0, n = blk.n, C = blk.C
-    while l0 < tiled:
-        ft_forward_tile(blk.W + r * n, n, blk.X, out + r * C, C, l0, rows)
-        l0 += TILE_LANES
-
-
 cdef void block_forward(const Block* blk, double* out) noexcept nogil:
     """out[r, l] = sum_j W[r, j] * X[j][l], for the m rows of the block."""
-    cdef Py_ssize_t r = 0, l0, m = blk.m, n = blk.n, C = blk.C
+    cdef Py_ssize_t r = 0, m = blk.m, n = blk.n, C = blk.C
     cdef Py_ssize_t tiled = C - C % TILE_LANES
-    while r + 6 <= m:
-        tile_rows(blk, out, r, tiled, 6)
-        r += 6
-    if r + 4 <= m:
-        tile_rows(blk, out, r, tiled, 4)
-        r += 4
     while r < m:
-        forward_row(blk, blk.W + r * n, out + r * C, 0, tiled)
-        r += 1
+        ft_forward_tiles(blk.W + r * n, n, blk.X, out + r * C, C, tiled, min(FT_FR, m - r))
+        r += FT_FR
     for r in range(m):
         forward_row(blk, blk.W + r * n, out + r * C, tiled, C - tiled)
 

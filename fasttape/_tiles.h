@@ -24,11 +24,14 @@
 #define FT_VW 4
 #endif
 #define FT_TILE_LANES (2 * FT_VW)
-/* Weight tiles: FT_WR units by FT_WC inputs, a register of sums each. */
+/* Forward tiles: up to FT_FR units by a tile of lanes; weight tiles: FT_WR
+ * units by FT_WC inputs; a register of sums each. */
 #if FT_VW == 8
+#define FT_FR 12
 #define FT_WR 4
 #define FT_WC 6
 #else
+#define FT_FR 6
 #define FT_WR 3
 #define FT_WC 4
 #endif
@@ -76,12 +79,13 @@ FT_INLINE ft_v ft_zmadd(ft_v a, ft_v w, ft_v g)
 }
 
 /* out[r*C + l0 + t] = sum_j W[r*n + j] * X[j][l0 + t], `rows` units (at
- * most 6: twelve sums in registers) by one tile of lanes. Called with a
- * constant rows, it inlines into a fully unrolled tile. */
+ * most FT_FR: twelve sums in registers, 24 with AVX-512's 32) by one tile
+ * of lanes. Called with a constant rows, it inlines into a fully unrolled
+ * tile. */
 FT_INLINE void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
                                    double *out, ptrdiff_t C, ptrdiff_t l0, int rows)
 {
-    ft_v a[6][2];
+    ft_v a[FT_FR][2];
     for (int r = 0; r < rows; r++)
         a[r][0] = a[r][1] = ft_splat(0.0);
     for (ptrdiff_t j = 0; j < n; j++) {
@@ -286,6 +290,7 @@ static inline void ft_transpose_in(double *W, const int32_t *nodes, const double
 #define FT_TILES 0
 #define FT_FMA 0
 #define FT_TILE_LANES 8
+#define FT_FR 6
 #define FT_WR 3
 #define FT_WC 4
 static inline double ft_lane_sum(const double *row, ptrdiff_t C)
@@ -318,13 +323,30 @@ static inline void ft_transpose_in(double *W, const int32_t *nodes, const double
         for (ptrdiff_t k = 0; k < width; k++)
             W[nodes[k] * w + l] = src[l * width + k];
 }
-static inline void ft_forward_tile(const double *W, ptrdiff_t n, const double *const *X,
-                                   double *out, ptrdiff_t C, ptrdiff_t l0, int rows) {}
+static inline void ft_forward_tiles(const double *W, ptrdiff_t n, const double *const *X,
+                                    double *out, ptrdiff_t C, ptrdiff_t tiled, int rows) {}
 static inline void ft_weight_tile(const double *G, const double *const *X, ptrdiff_t C,
                                   double *dW, ptrdiff_t n, int rows, int cols) {}
 static inline void ft_input_tile(const double *W, ptrdiff_t n, ptrdiff_t m, const double *G,
                                  double *const *GX, ptrdiff_t C, ptrdiff_t l0) {}
 #endif
+
+/* The forward tiles of `rows` units (1 .. FT_FR) over the lanes [0, tiled). */
+static void ft_forward_tiles(const double *W, ptrdiff_t n, const double *const *X, double *out,
+                             ptrdiff_t C, ptrdiff_t tiled, int rows)
+{
+#define FT_CASE(R) case R: \
+        for (ptrdiff_t l0 = 0; l0 < tiled; l0 += FT_TILE_LANES) \
+            ft_forward_tile(W, n, X, out, C, l0, R); \
+        break;
+    switch (rows) {
+        FT_CASE(1) FT_CASE(2) FT_CASE(3) FT_CASE(4) FT_CASE(5) FT_CASE(6)
+#if FT_FR == 12
+        FT_CASE(7) FT_CASE(8) FT_CASE(9) FT_CASE(10) FT_CASE(11) FT_CASE(12)
+#endif
+    }
+#undef FT_CASE
+}
 
 /* The weight tiles a block needs, each with constant sizes (so unrolled). */
 static void ft_weight_tiles(const double *G, const double *const *X, ptrdiff_t C,
