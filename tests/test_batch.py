@@ -39,7 +39,7 @@ def test_batch_equals_loop_and_shared_grad_is_the_sum(B):
     values, (gp, gx) = tape.value_and_grad(params, X, Y, wrt=(0, 1), in_axes=(None, 0, 0))
     n = min(B, 400)  # the loop is slow on the twin; its first rows suffice
     lv, lgp, lgx = per_sample_loop(tape, params, X[:n], Y[:n])
-    np.testing.assert_allclose(values[:n], lv, rtol=1e-14)
+    np.testing.assert_allclose(values[:n], lv, rtol=1e-13)  # (blocks may fuse multiply-adds)
     np.testing.assert_allclose(gx[:n], lgx, rtol=1e-13, atol=1e-15)
     if n == B:
         np.testing.assert_allclose(gp, lgp, rtol=1e-12)
