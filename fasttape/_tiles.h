@@ -257,31 +257,38 @@ static inline double ft_dot_lanes(const double *x, const double *y, ptrdiff_t C)
 }
 
 /* Row nodes[k] of W (rows of w lanes) gets column k of src (w rows of
- * width): four lanes by four columns at a time, transposed in registers. */
+ * width): four columns by four lanes at a time, transposed in registers,
+ * two such blocks filling each row's eight lanes (a cache line) at once. */
+FT_INLINE void ft_transpose4(double *W, const int32_t *nodes, const double *s,
+                             ptrdiff_t width, ptrdiff_t w)
+{
+    ft_v4 r0 = *(const ft_v4u *)s, r1 = *(const ft_v4u *)(s + width);
+    ft_v4 r2 = *(const ft_v4u *)(s + 2 * width), r3 = *(const ft_v4u *)(s + 3 * width);
+    ft_v4 a = FT_SHUFFLE(r0, r1, 0, 4, 2, 6);  /* r0[0] r1[0] r0[2] r1[2] */
+    ft_v4 b = FT_SHUFFLE(r0, r1, 1, 5, 3, 7);
+    ft_v4 c = FT_SHUFFLE(r2, r3, 0, 4, 2, 6);
+    ft_v4 d = FT_SHUFFLE(r2, r3, 1, 5, 3, 7);
+    *(ft_v4u *)(W + nodes[0] * w) = FT_SHUFFLE(a, c, 0, 1, 4, 5);
+    *(ft_v4u *)(W + nodes[1] * w) = FT_SHUFFLE(b, d, 0, 1, 4, 5);
+    *(ft_v4u *)(W + nodes[2] * w) = FT_SHUFFLE(a, c, 2, 3, 6, 7);
+    *(ft_v4u *)(W + nodes[3] * w) = FT_SHUFFLE(b, d, 2, 3, 6, 7);
+}
+
 static inline void ft_transpose_in(double *W, const int32_t *nodes, const double *src,
                                    ptrdiff_t width, ptrdiff_t w)
 {
-    ptrdiff_t l, k, t, l4 = w - w % 4, k4 = width - width % 4;
-    for (l = 0; l < l4; l += 4) {
+    ptrdiff_t l, k, t, l8 = w - w % 8, k4 = width - width % 4;
+    for (l = 0; l < l8; l += 8) {
         const double *s = src + l * width;
         for (k = 0; k < k4; k += 4) {
-            ft_v4 r0 = *(const ft_v4u *)(s + k), r1 = *(const ft_v4u *)(s + width + k);
-            ft_v4 r2 = *(const ft_v4u *)(s + 2 * width + k);
-            ft_v4 r3 = *(const ft_v4u *)(s + 3 * width + k);
-            ft_v4 a = FT_SHUFFLE(r0, r1, 0, 4, 2, 6);  /* r0[0] r1[0] r0[2] r1[2] */
-            ft_v4 b = FT_SHUFFLE(r0, r1, 1, 5, 3, 7);
-            ft_v4 c = FT_SHUFFLE(r2, r3, 0, 4, 2, 6);
-            ft_v4 d = FT_SHUFFLE(r2, r3, 1, 5, 3, 7);
-            *(ft_v4u *)(W + nodes[k] * w + l) = FT_SHUFFLE(a, c, 0, 1, 4, 5);
-            *(ft_v4u *)(W + nodes[k + 1] * w + l) = FT_SHUFFLE(b, d, 0, 1, 4, 5);
-            *(ft_v4u *)(W + nodes[k + 2] * w + l) = FT_SHUFFLE(a, c, 2, 3, 6, 7);
-            *(ft_v4u *)(W + nodes[k + 3] * w + l) = FT_SHUFFLE(b, d, 2, 3, 6, 7);
+            ft_transpose4(W + l, nodes + k, s + k, width, w);
+            ft_transpose4(W + l + 4, nodes + k, s + 4 * width + k, width, w);
         }
         for (k = k4; k < width; k++)
-            for (t = 0; t < 4; t++)
+            for (t = 0; t < 8; t++)
                 W[nodes[k] * w + l + t] = s[t * width + k];
     }
-    for (l = l4; l < w; l++)
+    for (l = l8; l < w; l++)
         for (k = 0; k < width; k++)
             W[nodes[k] * w + l] = src[l * width + k];
 }

@@ -152,7 +152,8 @@ def softmax_cross_entropy(logits, label):
     m = logits[0]
     for v in logits[1:]:
         m = ft.maximum(m, v)           # max subtraction: no overflow in exp
-    lse = m + ft.log(ft.sum([ft.exp(v - m) for v in logits]))
+    shifted = [v - m for v in logits]  # (all subtractions, then all exps: two runs)
+    lse = m + ft.log(ft.sum([ft.exp(d) for d in shifted]))
     if isinstance(label, (int, np.integer)):
         if not 0 <= label < len(logits):
             raise ValueError(f"label: class index {label} out of range for "
