@@ -384,7 +384,7 @@ cdef class Program:
                         c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
             if G != NULL:
                 if p.first_writes:
-                    self._zero_rows(G, w, c.narrow, c.needed)
+                    self._zero_rows(G, w, c, True)
                 else:
                     memset(G, 0, nn * w * sizeof(double))
                 if c.seed == NULL:  # the gradient of output 0
@@ -395,7 +395,7 @@ cdef class Program:
                         G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
                 if H != NULL:
                     if p.first_writes:
-                        self._zero_rows(H, w, c.narrow, NULL)
+                        self._zero_rows(H, w, c, False)
                     else:
                         memset(H, 0, nn * w * sizeof(double))
                     sweep_hvp(p, starts, nruns, V, T, G, H, w)
@@ -405,24 +405,34 @@ cdef class Program:
                 take_adjoints(G, c, p.GU, b0, w, False)
             b0 += w
 
-    cdef void _zero_rows(self, double* G, Py_ssize_t w, const uint8_t* narrow,
-                         const uint8_t* needed) noexcept nogil:
+    cdef void _zero_rows(self, double* G, Py_ssize_t w, const Call* c,
+                         bint skip_unneeded) noexcept nogil:
         """Zero the adjoint rows a reverse sweep adds to before anything sets
-        them (narrow inputs have no rows; an input whose adjoint is not
-        needed is a leaf no one reads)."""
-        cdef Py_ssize_t k, s
-        cdef const uint8_t* flags = self._flags_p
-        if narrow == NULL and w == 1:  # one lane: rows are single adjoints
+        them. Narrow inputs have no rows; with skip_unneeded, an input whose
+        adjoint is not needed is a leaf no one reads."""
+        cdef Py_ssize_t j, k, s
+        cdef const Part* part
+        if c.narrow == NULL and w == 1:  # one lane: rows are single adjoints
             for k in range(self.n_inputs):
                 G[k] = 0.0
-        else:
+        elif c.narrow == NULL:
             for k in range(self.n_inputs):
-                if flags[k] & NODE_ZEROED and (narrow == NULL or not narrow[k]) \
-                        and (needed == NULL or needed[k]):
-                    memset(G + k * w, 0, w * sizeof(double))
+                self._zero_input(G, w, k, c.needed if skip_unneeded else NULL)
+        else:  # the rows there are: batched inputs and the wide shared ones
+            for j in range(c.n_parts):
+                part = &c.parts[j]
+                for k in range(part.width if part.batched else 0):
+                    self._zero_input(G, w, part.nodes[k], c.needed if skip_unneeded else NULL)
+            for k in range(c.n_wide):
+                self._zero_input(G, w, c.wide[k], c.needed if skip_unneeded else NULL)
         for s in range(self._n_spans):
             memset(G + self._zero_spans[s, 0] * w, 0,
                    (self._zero_spans[s, 1] - self._zero_spans[s, 0]) * w * sizeof(double))
+
+    cdef inline void _zero_input(self, double* G, Py_ssize_t w, Py_ssize_t k,
+                                 const uint8_t* needed) noexcept nogil:
+        if self._flags_p[k] & NODE_ZEROED and (needed == NULL or needed[k]):
+            memset(G + k * w, 0, w * sizeof(double))
 
     cdef void _check(self, Call* c, const double* V, Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
         """Guards that missed in these lanes; with check_finite on, the first
