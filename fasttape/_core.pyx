@@ -124,6 +124,7 @@ cdef struct Call:
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts (or NULL)
     const int32_t* wnode   # the blocks' weight nodes, block by block (Layout), and
     const int64_t* woff    # per node, where its block's weights start in wnode
+    const int64_t* wfirst  # and their first node where they are consecutive, else -1
     Py_ssize_t n_wnode
     bint dense             # dot blocks do most of the work (chunk_lanes)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
@@ -308,7 +309,7 @@ cdef class Program:
         c.needed = lay._needed if grad and not hvp and B > 1 else NULL
         c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
         c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
-        c.wnode, c.woff, c.n_wnode = lay._wnode, lay._woff, lay.block_terms
+        c.wnode, c.woff, c.wfirst, c.n_wnode = lay._wnode, lay._woff, lay._wfirst, lay.block_terms
         c.wide, c.n_wide = lay._wide, lay.ns - lay.n_narrow
         rows = self.n - (lay.n_narrow if c.narrow != NULL else 0)
         # mostly matrix products: (the same chunks with blocks off, for the same sums)
@@ -338,7 +339,7 @@ cdef class Program:
         if not direct_adjoints(c):  # (one sample: rows are the inputs and their adjoints)
             memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
             shared_values(c, U)
-        p.wnode, p.woff, p.W = c.wnode, c.woff, U + 3 * n_in
+        p.wnode, p.woff, p.wfirst, p.W = c.wnode, c.woff, c.wfirst, U + 3 * n_in
         for k in range(n_w):  # the blocks' weights, compact, once a call
             p.W[k] = U[c.wnode[k]]
         c.bad = -1

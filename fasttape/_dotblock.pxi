@@ -253,9 +253,13 @@ cdef void reverse_dots(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* 
         if as_block(p, i, C) and open_block(&blk, p, i, k, side, V, G, C) == 0:
             block_inputs(&blk, G + i * C)
             block_weights(&blk, G + i * C)
-            for r in range(k - 1, -1, -1):  # node order, as if swept one by one
-                for t in range(n):
-                    p.GU[blk.wnode[r * n + t]] += blk.dW[r * n + t]
+            if p.wfirst[i] >= 0:  # distinct weights: any order
+                for t in range(k * n):
+                    p.GU[p.wfirst[i] + t] += blk.dW[t]
+            else:
+                for r in range(k - 1, -1, -1):  # node order, as if swept one by one
+                    for t in range(n):
+                        p.GU[blk.wnode[r * n + t]] += blk.dW[r * n + t]
             close_block(&blk)
             return
     for r in range(k - 1, -1, -1):

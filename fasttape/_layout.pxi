@@ -22,6 +22,7 @@ cdef class Layout:
     cdef object _block_weights       # (wnode, woff): the blocks' weight nodes, row by
     cdef const int32_t* _wnode       # row, block after block, and per node starting
     cdef const int64_t* _woff        # a block where its rows start
+    cdef const int64_t* _wfirst      # (and where they are consecutive nodes, the first)
     cdef object _wide_nodes          # the shared input nodes that are not narrow
     cdef const int32_t* _wide
     # The arguments of value_and_grad: per argument its per-sample shape,
@@ -96,6 +97,7 @@ cdef class Layout:
         self._wide = <int32_t*> cnp.PyArray_DATA(self._wide_nodes)
         q.shared = self._kinds
         woff = np.zeros(prog.n + 1, dtype=np.int64)
+        wfirst = np.full(prog.n + 1, -1, dtype=np.int64)
         wnode = []
         for r in range(prog._starts.shape[0] - 1):
             i, k = prog._starts[r], prog._starts[r + 1] - prog._starts[r]
@@ -103,12 +105,16 @@ cdef class Layout:
                 self._blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
                 if self._blocks[i]:
                     woff[i] = self.block_terms
-                    wnode.append(block_weight_nodes(&q, i, k))
+                    nodes = block_weight_nodes(&q, i, k)
+                    wnode.append(nodes)
                     self.block_terms += k * q.b[i]
+                    if (np.diff(nodes) == 1).all():  # (a flat weight matrix)
+                        wfirst[i] = nodes[0]
         wnode = np.concatenate(wnode) if wnode else np.zeros(1, dtype=np.int32)
-        self._block_weights = (wnode, woff)
+        self._block_weights = (wnode, woff, wfirst)
         self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
         self._woff = <int64_t*> cnp.PyArray_DATA(woff)
+        self._wfirst = <int64_t*> cnp.PyArray_DATA(wfirst)
         return 0
 
     cdef _set_args(self, args):

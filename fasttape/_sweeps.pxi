@@ -22,6 +22,7 @@ cdef struct Prog:
     double* HU             # and that adjoint's tangent (Hessian-vector products)
     const int32_t* wnode   # dot blocks' weight nodes, block after block (Layout)
     const int64_t* woff    # per node starting a block, where its weights start in wnode
+    const int64_t* wfirst  # and their first node where they are consecutive, else -1
     double* W              # their values (U[wnode]), gathered once a call
 
 
