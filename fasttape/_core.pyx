@@ -125,7 +125,7 @@ cdef struct Call:
     const int32_t* wnode   # the blocks' weight nodes, block by block (Layout), and
     const int64_t* woff    # per node, where its block's weights start in wnode
     const int64_t* wfirst  # and their first node where they are consecutive, else -1
-    Py_ssize_t n_wnode
+    Py_ssize_t n_wnode     # how many to gather (0: every block reads U in place)
     bint dense             # dot blocks do most of the work (chunk_lanes)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
     bint check             # look for non-finite values (check_finite)
@@ -309,7 +309,7 @@ cdef class Program:
         c.needed = lay._needed if grad and not hvp and B > 1 else NULL
         c.narrow = lay._narrow if B > 1 and not (tan or hvp or c.check) else NULL
         c.blocks = lay._blocks if DOT_BLOCKS and B > 1 else NULL
-        c.wnode, c.woff, c.wfirst, c.n_wnode = lay._wnode, lay._woff, lay._wfirst, lay.block_terms
+        c.wnode, c.woff, c.wfirst, c.n_wnode = lay._wnode, lay._woff, lay._wfirst, lay.n_gathered
         c.wide, c.n_wide = lay._wide, lay.ns - lay.n_narrow
         rows = self.n - (lay.n_narrow if c.narrow != NULL else 0)
         # mostly matrix products: (the same chunks with blocks off, for the same sums)

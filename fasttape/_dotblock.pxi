@@ -120,7 +120,8 @@ cdef int open_block(Block* blk, const Prog* p, Py_ssize_t i, Py_ssize_t k, Py_ss
     cdef Py_ssize_t t, n = p.b[i]
     cdef const int32_t* xs = p.args + p.a[i] + side * n
     blk.m, blk.n, blk.C = k, n, C
-    blk.W, blk.wnode = p.W + p.woff[i], p.wnode + p.woff[i]
+    blk.W = p.U + p.wfirst[i] if p.wfirst[i] >= 0 else p.W + p.woff[i]
+    blk.wnode = p.wnode + p.woff[i]
     blk.dW = <double*> malloc((k * n + 1) * sizeof(double))
     blk.X = <const double**> malloc((2 * n + 1) * sizeof(double*))
     if blk.dW == NULL or blk.X == NULL:

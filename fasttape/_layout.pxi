@@ -10,6 +10,7 @@ cdef class Layout:
     them and the sweep."""
     cdef readonly Program program
     cdef readonly Py_ssize_t ns, nb, n_narrow, block_terms  # (terms: of all dot blocks)
+    cdef Py_ssize_t n_gathered       # weights gathered per call: block_terms, or 0
     cdef object _nodes               # private copies of the shared and batched nodes
     cdef const int32_t* _sn
     cdef const int32_t* _bn
@@ -112,6 +113,9 @@ cdef class Layout:
                         wfirst[i] = nodes[0]
         wnode = np.concatenate(wnode) if wnode else np.zeros(1, dtype=np.int32)
         self._block_weights = (wnode, woff, wfirst)
+        # blocks of consecutive weights read them where they are
+        blocks = np.asarray(<uint8_t[:prog.n]> self._blocks) != 0
+        self.n_gathered = self.block_terms if (wfirst[:prog.n][blocks] < 0).any() else 0
         self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
         self._woff = <int64_t*> cnp.PyArray_DATA(woff)
         self._wfirst = <int64_t*> cnp.PyArray_DATA(wfirst)
