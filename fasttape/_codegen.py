@@ -139,6 +139,7 @@ def generate():
         HEADER
         + f"from libc.math cimport {', '.join(ops.LIBM_NAMES)}\n\n"
         + f"{kinds}\n\ncdef enum: N_OPS = {ops.N_OPS}\n"
+        + "".join(f"cdef enum: OP_{op.name.upper()} = {op.code}\n" for op in ops.OPS)
         + f"cdef unsigned char KIND_OF[{ops.N_OPS}]\nKIND_OF[:] = [{kind_of}]\n"
         + f"OP_TABLE = ({table},)\n\n"
         + _helpers(ops)

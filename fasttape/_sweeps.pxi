@@ -99,6 +99,71 @@ cdef inline double tangent_one_lane(const Prog* p, Py_ssize_t i, const double* V
     return acc
 
 
+# ---------------------------------------------- sums with a shared number (biases)
+# An add or sub whose operand is a narrow shared input (a layer's bias, say)
+# reads it as one number, through the op table's constant forms: x + c for
+# x + b, x + (-c) for x - b, c - x for b - x, the same bits. Its adjoint is
+# the lane sum of the node's, taken where the sweep meets the node: for an
+# input read there only, the sum the row it no longer has would give.
+
+cdef inline bint narrow_at(const Prog* p, Py_ssize_t node) noexcept nogil:
+    """Is node a shared input this call reads as one number (no row)?"""
+    return p.narrow != NULL and node < p.n_inputs and p.narrow[node]
+
+
+cdef inline bint reads_narrow(const Prog* p, Py_ssize_t i, Py_ssize_t k) noexcept nogil:
+    """Is the add or sub run i .. i+k-1 reading a narrow input?"""
+    cdef Py_ssize_t t
+    if p.narrow == NULL or (p.op[i] != OP_ADD and p.op[i] != OP_SUB):
+        return False
+    for t in range(k):
+        if narrow_at(p, p.a[i] + t) or narrow_at(p, p.b[i] + t):
+            return True
+    return False
+
+
+cdef void forward_biased(const Prog* p, Py_ssize_t i, Py_ssize_t k, double* V,
+                         Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t t, a, b
+    cdef bint add = p.op[i] == OP_ADD
+    cdef double* out
+    for t in range(k):
+        a, b, out = p.a[i] + t, p.b[i] + t, V + (i + t) * C
+        if narrow_at(p, a) and narrow_at(p, b):
+            forward_elem(OP_CONST, C, p.U[a] + p.U[b] if add else p.U[a] - p.U[b], out,
+                         NULL, NULL)
+        elif narrow_at(p, b):
+            forward_elem(OP_ADD_C, C, p.U[b] if add else -p.U[b], out, V + a * C, NULL)
+        elif narrow_at(p, a):
+            forward_elem(OP_ADD_C if add else OP_RSUB_C, C, p.U[a], out, V + b * C, NULL)
+        else:
+            forward_elem(p.op[i], C, 0.0, out, V + a * C, V + b * C)
+
+
+cdef void reverse_biased(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
+                         double* G, Py_ssize_t C, int assign) noexcept nogil:
+    cdef Py_ssize_t t, a, b
+    cdef bint add = p.op[i] == OP_ADD
+    cdef const double* gi
+    cdef const double* f
+    for t in range(k - 1, -1, -1):
+        a, b, gi, f = p.a[i] + t, p.b[i] + t, G + (i + t) * C, V + (i + t) * C
+        if not narrow_at(p, a) and not narrow_at(p, b):
+            reverse_elem(p.op[i], C, 0.0, f, V + a * C, V + b * C, gi, G + a * C, G + b * C,
+                         assign)
+            continue
+        if narrow_at(p, a) and needed(p, a):
+            p.GU[a] += lane_sum(gi, C)
+        if narrow_at(p, b) and needed(p, b):
+            p.GU[b] += lane_sum(gi, C) if add else -lane_sum(gi, C)
+        if not narrow_at(p, a):  # (the row operand's adjoint, set where the run may)
+            reverse_elem(OP_ADD_C, C, 0.0, f, V + a * C, NULL, gi, G + a * C, NULL,
+                         NODE_SETS_A if assign & NODE_SETS_A else 0)
+        elif not narrow_at(p, b):
+            reverse_elem(OP_ADD_C if add else OP_RSUB_C, C, 0.0, f, V + b * C, NULL, gi,
+                         G + b * C, NULL, NODE_SETS_A if assign & NODE_SETS_B else 0)
+
+
 cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
                               double* V, Py_ssize_t C) noexcept nogil:
     """Values of nodes i .. i+k-1 (one node unless a run), C lanes each."""
@@ -120,6 +185,8 @@ cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
         forward_elem(o, k * C, constant(p, i), out, NULL, NULL)
     elif kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
         forward_elem(o, k * C, constant(p, i), out, operand(p, i, V, C), NULL)
+    elif kind == K_BINARY and reads_narrow(p, i, k):
+        forward_biased(p, i, k, V, C)
     elif kind == K_BINARY:
         forward_elem(o, k * C, 0.0, out, operand(p, i, V, C), V + p.b[i] * C)
     elif kind == K_SELECT:
@@ -307,6 +374,8 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     if kind == K_UNARY or kind == K_UNARY_C:
         reverse_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
                      G + i * C, G + p.a[i] * C, NULL, assign)
+    elif kind == K_BINARY and reads_narrow(p, i, k):
+        reverse_biased(p, i, k, V, G, C, assign)
     elif kind == K_BINARY:
         reverse_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
                      G + i * C, G + p.a[i] * C, G + p.b[i] * C, assign)
@@ -469,6 +538,8 @@ cdef void mark_lanewise(const Prog* p, const uint8_t* shared, Py_ssize_t n,
             wide[out[k]] = 1
     for i in range(n_in, n):
         kind = KIND_OF[p.op[i]]
+        if p.op[i] == OP_ADD or p.op[i] == OP_SUB:
+            continue  # (shared operands read as one number: forward_biased)
         if kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD or kind == K_BINARY:
             if p.a[i] < n_in:
                 wide[p.a[i]] = 1

@@ -212,3 +212,33 @@ def test_run_with_a_kept_layout(Program):
     with pytest.raises(ValueError, match="another program"):
         p.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
               layout=other.layout(plan.shared_nodes, plan.batch_nodes), **kw)
+
+
+@pytest.mark.parametrize("B", [2, 37, 300])
+def test_a_bias_read_as_one_number_gives_the_bits_of_its_row(B):
+    """In a batched gradient call, an add or sub of a shared input read
+    nowhere else lane by lane (a layer's bias) reads it as one number and
+    sums its adjoint over lanes where the sweep meets it. That must give
+    the bits of the path that keeps a row for it (check_finite keeps every
+    row), and the twin's numbers."""
+    def g(p, x):
+        h = np.tanh(ft.dot(p[:6].reshape(2, 3), x) + p[6:8])     # bias on the right
+        return ft.sum(p[8] - h) + ft.sum(h * h - p[9]) + (p[10] + p[11]) * h[0]
+
+    p, X = rng.normal(size=12), rng.normal(size=(B, 3))
+    tape = ft.trace(g, p, X[0])
+    q = tape._program
+    arrays = (q.op, q.a, q.b, q.pool, q.args, q.n_inputs, q.outputs)
+    args = (p, np.arange(12, dtype=np.int32), X, np.arange(12, 15, dtype=np.int32), B)
+    kw = dict(seed=rng.normal(size=(B, 1)))
+    narrow = core.Program(*arrays).run(*args, **kw)
+    core.set_check_finite(True)
+    try:
+        rows = core.Program(*arrays).run(*args, **kw)
+    finally:
+        core.set_check_finite(False)
+    for u, v in zip(narrow[:3], rows[:3]):
+        np.testing.assert_array_equal(u, v)
+    reference = twin.Program(*arrays).run(*args, **kw)
+    for u, v in zip(narrow[:3], reference[:3]):
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-14)
