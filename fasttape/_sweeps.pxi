@@ -624,8 +624,8 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
         for t in range(k):
             ok_a = ok_a and last[a0 + t] == i + t
             ok_b = ok_b and last[b0 + t] == i + t
-        if ok_b and a0 < b0 + k and b0 < a0 + k:  # blocks that overlap: add to both
-            ok_a = ok_b = False
+        if kind == K_BINARY and a0 < b0 + k and b0 < a0 + k:  # blocks that overlap:
+            ok_a = ok_b = False  # a set on one side would drop an add on the other
         flags[i] |= (NODE_SETS_A if ok_a else 0) | (NODE_SETS_B if ok_b else 0)
         for t in range(k):
             if ok_a:
