@@ -123,8 +123,8 @@ cdef struct Call:
     const uint8_t* needed  # per node, 1 if its adjoint is needed (NULL: all are)
     const uint8_t* blocks  # per node, 1 where a dot block that applies starts (or NULL)
     const int32_t* wnode   # the blocks' weight nodes, block by block (Layout), and
-    const int64_t* woff    # per node, where its block's weights start in wnode
-    const int64_t* wfirst  # and their first node where they are consecutive, else -1
+    const int32_t* woff    # per node, where its block's weights start in wnode
+    const int32_t* wfirst  # and their first node where they are consecutive, else -1
     Py_ssize_t n_wnode     # how many to gather (0: every block reads U in place)
     bint dense             # dot blocks do most of the work (chunk_lanes)
     Py_ssize_t bad         # the first node with a non-finite value, or -1

@@ -22,8 +22,8 @@ cdef class Layout:
     cdef uint8_t* _blocks            # batched call (NULL before)
     cdef object _block_weights       # (wnode, woff): the blocks' weight nodes, row by
     cdef const int32_t* _wnode       # row, block after block, and per node starting
-    cdef const int64_t* _woff        # a block where its rows start
-    cdef const int64_t* _wfirst      # (and where they are consecutive nodes, the first)
+    cdef const int32_t* _woff        # a block where its rows start
+    cdef const int32_t* _wfirst      # (and where they are consecutive nodes, the first)
     cdef object _wide_nodes          # the shared input nodes that are not narrow
     cdef const int32_t* _wide
     # The arguments of value_and_grad: per argument its per-sample shape,
@@ -97,28 +97,41 @@ cdef class Layout:
         self._wide_nodes = np.flatnonzero((kinds == 1) & (narrow == 0)).astype(np.int32)
         self._wide = <int32_t*> cnp.PyArray_DATA(self._wide_nodes)
         q.shared = self._kinds
-        woff = np.zeros(prog.n + 1, dtype=np.int64)
-        wfirst = np.full(prog.n + 1, -1, dtype=np.int64)
-        wnode = []
+        found = []
         for r in range(prog._starts.shape[0] - 1):
             i, k = prog._starts[r], prog._starts[r + 1] - prog._starts[r]
             if k > 1 and KIND_OF[q.op[i]] == K_DOT:
                 self._blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
                 if self._blocks[i]:
-                    woff[i] = self.block_terms
-                    nodes = block_weight_nodes(&q, i, k)
-                    wnode.append(nodes)
-                    self.block_terms += k * q.b[i]
-                    if (np.diff(nodes) == 1).all():  # (a flat weight matrix)
-                        wfirst[i] = nodes[0]
+                    found.append((i, k))
+        self._place_weights(found)
+        return 0
+
+    cdef int _place_weights(self, list found) except -1:
+        """Where the blocks found (first node, nodes) read their weights:
+        their nodes row by row, block after block (wnode, from woff[i] for
+        the block at node i), and their first node where they are
+        consecutive (wfirst[i], else -1), which the block reads in place;
+        the others are gathered once a call. (Per-node arrays only where
+        some block applies.)"""
+        cdef Prog q = self.program.p
+        q.shared = self._kinds
+        size = self.program.n + 1 if found else 1
+        woff, wfirst = np.zeros(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
+        wnode = []
+        for i, k in found:
+            nodes = block_weight_nodes(&q, i, k)
+            woff[i] = self.block_terms
+            wnode.append(nodes)
+            self.block_terms += len(nodes)
+            if (np.diff(nodes) == 1).all():  # (a flat weight matrix)
+                wfirst[i] = nodes[0]
         wnode = np.concatenate(wnode) if wnode else np.zeros(1, dtype=np.int32)
+        self.n_gathered = self.block_terms if any(wfirst[i] < 0 for i, _ in found) else 0
         self._block_weights = (wnode, woff, wfirst)
-        # blocks of consecutive weights read them where they are
-        blocks = np.asarray(<uint8_t[:prog.n]> self._blocks) != 0
-        self.n_gathered = self.block_terms if (wfirst[:prog.n][blocks] < 0).any() else 0
         self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
-        self._woff = <int64_t*> cnp.PyArray_DATA(woff)
-        self._wfirst = <int64_t*> cnp.PyArray_DATA(wfirst)
+        self._woff = <int32_t*> cnp.PyArray_DATA(woff)
+        self._wfirst = <int32_t*> cnp.PyArray_DATA(wfirst)
         return 0
 
     cdef _set_args(self, args):

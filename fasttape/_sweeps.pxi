@@ -21,8 +21,8 @@ cdef struct Prog:
     double* GU             # per shared input node, its adjoint summed over lanes
     double* HU             # and that adjoint's tangent (Hessian-vector products)
     const int32_t* wnode   # dot blocks' weight nodes, block after block (Layout)
-    const int64_t* woff    # per node starting a block, where its weights start in wnode
-    const int64_t* wfirst  # and their first node where they are consecutive, else -1
+    const int32_t* woff    # per node starting a block, where its weights start in wnode
+    const int32_t* wfirst  # and their first node where they are consecutive, else -1
     double* W              # their values (U[wnode]), gathered once a call
 
 
