@@ -1,5 +1,8 @@
 # Layouts: how calls split a program's inputs. Included by _core.pyx.
 
+cdef int32_t NO_WEIGHTS[1]  # where a Layout without blocks points its weight arrays
+
+
 cdef class Layout:
     """How calls split a program's inputs into shared and batched ones, and
     what follows from that, worked out once: which shared inputs are only
@@ -92,10 +95,13 @@ cdef class Layout:
         for k in range(n_in):
             self._narrow[k] = self._kinds[k] == 1 and not self._narrow[k]
             self.n_narrow += self._narrow[k]
-        kinds = np.asarray(<uint8_t[:n_in]> self._kinds)
-        narrow = np.asarray(<uint8_t[:n_in]> self._narrow)
-        self._wide_nodes = np.flatnonzero((kinds == 1) & (narrow == 0)).astype(np.int32)
+        self._wide_nodes = np.empty(self.ns - self.n_narrow + 1, dtype=np.int32)
         self._wide = <int32_t*> cnp.PyArray_DATA(self._wide_nodes)
+        r = 0
+        for k in range(n_in):
+            if self._kinds[k] == 1 and not self._narrow[k]:
+                (<int32_t*> self._wide)[r] = k
+                r += 1
         q.shared = self._kinds
         found = []
         for r in range(prog._starts.shape[0] - 1):
@@ -116,7 +122,10 @@ cdef class Layout:
         some block applies.)"""
         cdef Prog q = self.program.p
         q.shared = self._kinds
-        size = self.program.n + 1 if found else 1
+        if not found:  # (most batched calls of small tapes: nothing to place)
+            self._wnode, self._woff, self._wfirst = &NO_WEIGHTS[0], &NO_WEIGHTS[0], &NO_WEIGHTS[0]
+            return 0
+        size = self.program.n + 1
         woff, wfirst = np.zeros(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
         wnode = []
         for i, k in found:
