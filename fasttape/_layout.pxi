@@ -166,17 +166,25 @@ cdef class Layout:
         """(values of output 0 (B,), the adjoints of output 0 for each wanted
         argument, shaped like it: a shared one's summed over lanes), for
         arguments that are all aligned C-contiguous float64 arrays of the
-        layout's shapes, with one batch size B. None for anything else: the
-        caller then takes the general path, which converts and checks."""
+        layout's shapes (or floats, for shared scalars), with one batch size
+        B. With nothing batched (one sample), the value is a float. None for anything else: the caller
+        then takes the general path, which converts and checks."""
         cdef Py_ssize_t k, B = -1, n_args = self.n_args, n_out = self.program.n_outputs
         cdef cnp.ndarray arr
         cdef Call c
+        cdef double scalars[MAX_PARTS]
+        cdef const double* src[MAX_PARTS]
         if n_args < 0 or len(args) != n_args:
             return None
         for k in range(n_args):
             arg = args[k]
+            if type(arg) is float and not self._batched[k] and not self._shapes[k]:
+                scalars[k] = <double> arg
+                src[k] = &scalars[k]
+                continue
             if type(arg) is not np.ndarray:
                 return None
+            src[k] = <const double*> cnp.PyArray_DATA(<cnp.ndarray> arg)
             arr = <cnp.ndarray> arg
             if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT64 or not cnp.PyArray_ISCARRAY_RO(arr):
                 return None
@@ -189,8 +197,11 @@ cdef class Layout:
                 B = cnp.PyArray_DIMS(arr)[0]
             elif cnp.PyArray_DIMS(arr)[0] != B:
                 return None
-        if B < 0:
-            return None  # nothing batched: run() and call_flat serve it
+        cdef bint one = B < 0  # one sample: every argument shared
+        if one:
+            if self.nb:
+                return None
+            B = 1
         grads = []
         for k in range(n_args):
             g = None
@@ -199,11 +210,13 @@ cdef class Layout:
                     new_array(-1, self._size[k], True)
                 grads.append(g)
             set_part(&c.parts[k], self.program._input_nodes + self._first[k], self._size[k],
-                     self._first[k], self._batched[k], data(args[k]), NULL, data(g), NULL)
+                     self._first[k], self._batched[k], src[k], NULL, data(g), NULL)
         c.n_parts = n_args
         values = new_array(-1 if n_out == 1 else B, B if n_out == 1 else n_out, False)
         c.seed, c.out, c.tout = NULL, data(values), NULL  # (no seed: output 0's gradient)
         self.program._call(&c, self, B, True, False, False)
+        if one:
+            return float(values[0] if n_out == 1 else values[0, 0]), self._shaped(grads, B)
         return (values if n_out == 1 else values[:, 0]), self._shaped(grads, B)
 
     cdef tuple _shaped(self, list grads, Py_ssize_t B):

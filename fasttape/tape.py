@@ -179,8 +179,8 @@ class Tape:
                 fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
                 if fast is not None:
                     return fast[0][0], fast[1][wrt]
-            kept = self._layouts.get((in_axes, wrt)) if in_axes is not None else None
-            if kept is not None:  # a batch seen before: straight to the kernel
+            kept = self._layouts.get((in_axes, wrt))
+            if kept is not None:  # arguments seen before: straight to the kernel
                 fast = kept[0].value_and_grad(args)
                 if fast is not None:
                     if type(wrt) is int:
@@ -202,6 +202,7 @@ class Tape:
         else:  # one sample: every input, in order
             values, gs = self._program.call_flat(shared, True)
             value, gb = float(values[0]), None
+            self._keep_layout(plan, in_axes, wrt, idx)
         grads = tuple(plan.part(k, gs, gb, B) for k in idx)
         return value, (grads[0] if single else grads)
 

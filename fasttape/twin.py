@@ -518,7 +518,11 @@ class Layout:
         if self.args is None or len(args) != len(self.args):
             return None
         B = None
-        for arg, (shape, batched, _) in zip(args, self.args):
+        args = list(args)
+        for k, (arg, (shape, batched, _)) in enumerate(zip(args, self.args)):
+            if type(arg) is float and not batched and shape == ():
+                args[k] = np.array(arg)
+                continue
             if type(arg) is not np.ndarray or arg.dtype != np.float64 or \
                     not arg.flags.c_contiguous:
                 return None
@@ -528,13 +532,16 @@ class Layout:
                 if B is not None and arg.shape[0] != B:
                     return None
                 B = arg.shape[0]
-        if B is None:
+        one = B is None  # one sample: every argument shared
+        if one and len(self.bn):
             return None
+        B = 1 if one else B
         shared = [a.reshape(-1) for a, spec in zip(args, self.args) if not spec[1]]
         batch = [a.reshape(B, -1) for a, spec in zip(args, self.args) if spec[1]]
         out, gs, gb, _ = self.program.run(
             np.concatenate(shared) if shared else np.zeros(0), self.sn,
-            np.concatenate(batch, axis=1), self.bn, B, seed=np.ones((B, self.program.n_outputs)) *
+            np.concatenate(batch, axis=1) if batch else np.zeros((B, 0)), self.bn, B,
+            seed=np.ones((B, self.program.n_outputs)) *
             (np.arange(self.program.n_outputs) == 0), wanted=self.wanted)
         grads, s, b = [], 0, 0
         for shape, batched, wanted in self.args:
@@ -546,7 +553,7 @@ class Layout:
                     g = gs[s:s + size]
                     grads.append(float(g[0]) if shape == () else g.reshape(shape))
             s, b = (s, b + size) if batched else (s + size, b)
-        return out[:, 0], tuple(grads)
+        return (float(out[0, 0]) if one else out[:, 0]), tuple(grads)
 
 
 # ------------------------------------------------------------------ Var

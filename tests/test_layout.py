@@ -66,8 +66,10 @@ def test_other_arguments_fall_through_to_the_checked_path():
     W, b, X, s, T = args
     variants = [(np.asfortranarray(W), b, X, s, T),      # not C-contiguous: converted
                 (W.tolist(), b, X, s, T),                # a list: converted
-                (W, b.astype(np.float32), X, s, T),      # float32: converted (rounded)
-                (W, b, X, float(s), T)]                  # a float for a 0-d array
+                (W, b.astype(np.float32), X, s, T)]      # float32: converted (rounded)
+    direct = layout.value_and_grad((W, b, X, float(s), T))  # a float for a 0-d array: taken
+    np.testing.assert_array_equal(direct[0], expected[0])
+    np.testing.assert_array_equal(direct[1][0], expected[1][0])
     for v in variants:
         assert layout.value_and_grad(v) is None
         got = tape.value_and_grad(*v, wrt=(0, 2), in_axes=AXES)
@@ -242,3 +244,22 @@ def test_a_bias_read_as_one_number_gives_the_bits_of_its_row(B):
     reference = twin.Program(*arrays).run(*args, **kw)
     for u, v in zip(narrow[:3], reference[:3]):
         np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-14)
+
+
+def test_one_sample_calls_keep_a_layout_too():
+    """Unbatched value_and_grad calls with float64 arrays (and floats for
+    scalars) of the traced shapes also go straight to the kernel after the
+    first; they must give the general path's numbers and types."""
+    W, b, x, s, t = (a[0] if ax == 0 else a for a, ax in zip(arguments(3), AXES))
+    s, t = float(s), float(t)
+    tape = ft.trace(f, W, b, x, s, t)
+    first = tape.value_and_grad(W, b, x, s, t, wrt=(0, 3))
+    assert (None, (0, 3)) in tape._layouts or ft.backend == "python"
+    W2, s2 = W + 0.5, s - 0.25
+    fast = tape.value_and_grad(W2, b, x, s2, t, wrt=(0, 3))
+    flat = np.concatenate([np.ravel(a) for a in (W2, b, x, [s2], [t])])
+    values, grads = tape._program.call_flat(flat, True)
+    assert type(fast[0]) is float and fast[0] == values[0]
+    np.testing.assert_array_equal(fast[1][0], grads[:12].reshape(3, 4))
+    assert type(fast[1][1]) is float and fast[1][1] == grads[19]
+    assert type(first[0]) is float and type(first[1][1]) is float
