@@ -16,6 +16,11 @@ from .backend import kernel
 from .errors import ArgumentError, ArgumentTypeError, GuardError, NonFiniteError, TapeError
 from .var import Var, end_tracing_guards, pop_recorder, push_recorder, tracing_guards
 
+_NO_INPUTS = np.zeros(0)                 # (read-only: shared by every call)
+_NO_INPUTS.flags.writeable = False
+_NO_NODES = np.zeros(0, dtype=np.int32)
+_NO_NODES.flags.writeable = False
+
 
 def _explained(method):
     """Re-raise the kernel's guard and non-finite reports in the listing's words."""
@@ -403,12 +408,15 @@ class Tape:
             seeds = np.zeros((k, n_in))  # row c: ones at the columns coloured c
             seeds[colour, cols] = 1.0
             m = len(cols)
-            plan = self._colourings[idx] = (m, k, seeds, colour[s] * n_in + cols[r], r * m + s)
-        m, k, seeds, src, dst = plan
-        *_, hb = self._program.run(np.zeros(0), np.zeros(0, np.int32), np.repeat(X, k, axis=0),
-                                   self._all_nodes, B * k, seed=np.ones((B * k, 1)),
-                                   shared_tangent=np.zeros(0), batch_tangent=np.tile(seeds, (B, 1)),
-                                   hvp=True)
+            layout = self._program.layout(_NO_NODES, self._all_nodes)
+            plan = self._colourings[idx] = (m, k, seeds, colour[s] * n_in + cols[r], r * m + s,
+                                            layout)
+        m, k, seeds, src, dst, layout = plan
+        none = _NO_INPUTS
+        *_, hb = self._program.run(none, _NO_NODES, np.repeat(X, k, axis=0),
+                                   self._all_nodes, B * k, seed=self._ones(B * k),
+                                   shared_tangent=none, hvp=True, layout=layout,
+                                   batch_tangent=seeds if B == 1 else np.tile(seeds, (B, 1)))
         # hb[b * k + c] = Hessian times the sum of colour c's columns
         M = np.zeros((B, m * m))
         M[:, dst] = hb.reshape(B, k * n_in)[:, src]
