@@ -3,7 +3,9 @@
 # A run of dot nodes that share one operand list X (a layer's inputs), whose
 # other operands are this call's shared weights W, computes lane by lane
 # out[r] = sum_j W[r, j] * X[j]: a matrix product, swept here in register
-# tiles over a compact copy of W instead of one node at a time streaming X.
+# tiles over W as an (m, n) matrix (the call's own weights where they are
+# consecutive nodes, else a copy gathered once a call) instead of one node
+# at a time streaming X.
 # Every lane's sums run in the same order as the node-by-node loops of
 # _sweeps.pxi (which a block falls back to when it does not apply); where
 # the build targets FMA the tiles fuse each multiply-add (see _tiles.h),
@@ -104,7 +106,7 @@ cdef inline bint as_block(const Prog* p, Py_ssize_t i, Py_ssize_t C) noexcept no
 
 
 cdef struct Block:
-    # One dot block in one chunk: W compact (m, n), X and its adjoints as rows.
+    # One dot block in one chunk: W as an (m, n) matrix, X and its adjoints as rows.
     Py_ssize_t m, n, C
     const double* W
     double* dW             # (m, n) weight adjoints, summed over lanes
