@@ -413,19 +413,20 @@ cdef class Program:
         adjoint is not needed is a leaf no one reads."""
         cdef Py_ssize_t j, k, s
         cdef const Part* part
+        cdef const uint8_t* needed = c.needed if skip_unneeded else NULL
         if c.narrow == NULL and w == 1:  # one lane: rows are single adjoints
             for k in range(self.n_inputs):
                 G[k] = 0.0
         elif c.narrow == NULL:
             for k in range(self.n_inputs):
-                self._zero_input(G, w, k, c.needed if skip_unneeded else NULL)
+                self._zero_input(G, w, k, needed)
         else:  # the rows there are: batched inputs and the wide shared ones
             for j in range(c.n_parts):
                 part = &c.parts[j]
                 for k in range(part.width if part.batched else 0):
-                    self._zero_input(G, w, part.nodes[k], c.needed if skip_unneeded else NULL)
+                    self._zero_input(G, w, part.nodes[k], needed)
             for k in range(c.n_wide):
-                self._zero_input(G, w, c.wide[k], c.needed if skip_unneeded else NULL)
+                self._zero_input(G, w, c.wide[k], needed)
         for s in range(self._n_spans):
             memset(G + self._zero_spans[s, 0] * w, 0,
                    (self._zero_spans[s, 1] - self._zero_spans[s, 0]) * w * sizeof(double))

@@ -15,7 +15,6 @@ cdef extern from "_tiles.h":
     # units x a tile of lanes; units x inputs; 4 inputs x a tile of lanes (see there)
     bint FT_TILES
     bint FT_FMA
-    int FT_VW              # doubles per vector: 8 in the AVX-512 build, else 4
     int FT_TILE_LANES      # lanes per register tile: two vectors
     int FT_FR              # a forward tile's units, at most
     int FT_WR, FT_WC       # a weight tile's units and inputs

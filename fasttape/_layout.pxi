@@ -23,10 +23,10 @@ cdef class Layout:
     cdef uint8_t* _needed            # per node (NULL: all adjoints matter)
     cdef uint8_t* _narrow            # per input node; with _blocks, made by the first
     cdef uint8_t* _blocks            # batched call (NULL before)
-    cdef object _block_weights       # (wnode, woff): the blocks' weight nodes, row by
-    cdef const int32_t* _wnode       # row, block after block, and per node starting
-    cdef const int32_t* _woff        # a block where its rows start
-    cdef const int32_t* _wfirst      # (and where they are consecutive nodes, the first)
+    cdef object _block_weights       # (wnode, woff, wfirst) as arrays (_place_weights)
+    cdef const int32_t* _wnode
+    cdef const int32_t* _woff
+    cdef const int32_t* _wfirst
     cdef object _wide_nodes          # the shared input nodes that are not narrow
     cdef const int32_t* _wide
     # The arguments of value_and_grad: per argument its per-sample shape,
@@ -110,18 +110,16 @@ cdef class Layout:
                 self._blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
                 if self._blocks[i]:
                     found.append((i, k))
-        self._place_weights(found)
+        self._place_weights(&q, found)
         return 0
 
-    cdef int _place_weights(self, list found) except -1:
+    cdef int _place_weights(self, const Prog* q, list found) except -1:
         """Where the blocks found (first node, nodes) read their weights:
         their nodes row by row, block after block (wnode, from woff[i] for
         the block at node i), and their first node where they are
         consecutive (wfirst[i], else -1), which the block reads in place;
         the others are gathered once a call. (Per-node arrays only where
         some block applies.)"""
-        cdef Prog q = self.program.p
-        q.shared = self._kinds
         if not found:  # (most batched calls of small tapes: nothing to place)
             self._wnode, self._woff, self._wfirst = &NO_WEIGHTS[0], &NO_WEIGHTS[0], &NO_WEIGHTS[0]
             return 0
@@ -129,13 +127,13 @@ cdef class Layout:
         woff, wfirst = np.zeros(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
         wnode = []
         for i, k in found:
-            nodes = block_weight_nodes(&q, i, k)
+            nodes = block_weight_nodes(q, i, k)
             woff[i] = self.block_terms
             wnode.append(nodes)
             self.block_terms += len(nodes)
             if (np.diff(nodes) == 1).all():  # (a flat weight matrix)
                 wfirst[i] = nodes[0]
-        wnode = np.concatenate(wnode) if wnode else np.zeros(1, dtype=np.int32)
+        wnode = np.concatenate(wnode)
         self.n_gathered = self.block_terms if any(wfirst[i] < 0 for i, _ in found) else 0
         self._block_weights = (wnode, woff, wfirst)
         self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
@@ -167,8 +165,9 @@ cdef class Layout:
         argument, shaped like it: a shared one's summed over lanes), for
         arguments that are all aligned C-contiguous float64 arrays of the
         layout's shapes (or floats, for shared scalars), with one batch size
-        B. With nothing batched (one sample), the value is a float. None for anything else: the caller
-        then takes the general path, which converts and checks."""
+        B. With nothing batched (one sample), the value is a float. None for
+        anything else: the caller then takes the general path, which converts
+        and checks."""
         cdef Py_ssize_t k, B = -1, n_args = self.n_args, n_out = self.program.n_outputs
         cdef cnp.ndarray arr
         cdef Call c

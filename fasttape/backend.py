@@ -35,10 +35,6 @@ def _cpu_runs(build):
     return all(features.get(name) for name in BUILDS[build])
 
 
-def _cpu_has_avx2():
-    return _cpu_runs("avx2")
-
-
 def _module(build):
     return f"{__package__}._core" + ("" if build == "baseline" else f"_{build}")
 
