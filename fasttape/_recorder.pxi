@@ -265,6 +265,13 @@ cdef class Recorder:
     def node(self, Py_ssize_t h):
         return self._node(h)
 
+    def hold(self, Py_ssize_t i):
+        """A new handle of node i (read in place by a derivative recorded on
+        this tape): the node stays while the handle lives."""
+        if i < 0 or i >= self.n:
+            raise ValueError(f"fasttape: node {i} is not on this tape")
+        return self._new_handle(i)
+
     def grad(self, Py_ssize_t h):
         cdef Py_ssize_t i = self._node(h)
         return self.adj[i] if i <= self.root else 0.0

@@ -21,6 +21,7 @@ cdef int ADD_C = CODE["add_c"], RSUB_C = CODE["rsub_c"], MUL_C = CODE["mul_c"]
 cdef int DIV_C = CODE["div_c"], RDIV_C = CODE["rdiv_c"], POW_C = CODE["pow_c"]
 cdef int RPOW_C = CODE["rpow_c"], LT_C = CODE["lt_c"], LE_C = CODE["le_c"]
 cdef int GT_C = CODE["gt_c"], GE_C = CODE["ge_c"], NEG = CODE["neg"], ABS = CODE["abs"]
+cdef int EQ = CODE["eq"], NE = CODE["ne"], EQ_C = CODE["eq_c"], NE_C = CODE["ne_c"]
 
 cdef tuple EMPTY = ()
 
@@ -206,3 +207,7 @@ cdef class VarBase:
     def __le__(self, other): return compare(self, other, LE, LE_C, False)
     def __gt__(self, other): return compare(self, other, LT, GT_C, True)
     def __ge__(self, other): return compare(self, other, LE, GE_C, True)
+    # == and != compare values too (never identity), so a Var is not hashable.
+    def __eq__(self, other): return compare(self, other, EQ, EQ_C, False)
+    def __ne__(self, other): return compare(self, other, NE, NE_C, False)
+    __hash__ = None

@@ -14,7 +14,7 @@ from .var import Var, _is_number, _new
 _handles = kernel.handles_of
 
 __all__ = ["maximum", "minimum", "sum", "dot", "where", "less", "less_equal", "greater",
-           "greater_equal"]
+           "greater_equal", "equal", "not_equal"]
 
 
 def _is_var_array(x):
@@ -177,3 +177,5 @@ less = _comparison("less", lambda a, b: a < b)
 less_equal = _comparison("less_equal", lambda a, b: a <= b)
 greater = _comparison("greater", lambda a, b: a > b)
 greater_equal = _comparison("greater_equal", lambda a, b: a >= b)
+equal = _comparison("equal", lambda a, b: a == b)
+not_equal = _comparison("not_equal", lambda a, b: a != b)

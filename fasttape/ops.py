@@ -112,6 +112,11 @@ _ROWS = [
     _row("dot", DOT, sym="dot({args})", doc="sum of products of two operand lists"),
     _row("dotc", DOTC, sym="dot({args})", doc="sum of constants times operands"),
     _row("where", SELECT, sym="where({args})", doc="t where cond is true (non-zero), else e"),
+    # Rows added after the first release go last, so older files keep their opcodes.
+    _row("eq", BINARY, "eq(x, y)", sym="{x} == {y}", doc="condition x == y (1 or 0)"),
+    _row("ne", BINARY, "1.0 - eq(x, y)", sym="{x} != {y}", doc="condition x != y (1 or 0)"),
+    _row("eq_c", CONSTANT, "eq(x, c)", sym="{x} == {c}", doc="condition x == number"),
+    _row("ne_c", CONSTANT, "1.0 - eq(x, c)", sym="{x} != {c}", doc="condition x != number"),
 ]
 
 OPS = tuple(Op(code, *row) for code, row in enumerate(_ROWS))
@@ -144,6 +149,7 @@ HELPERS = {
     # conditions are 1.0 or 0.0; a guard misses where the truth differs.
     "lt": ("return 1.0 if x < y else 0.0", lambda x, y: np.where(x < y, 1.0, 0.0)),
     "le": ("return 1.0 if x <= y else 0.0", lambda x, y: np.where(x <= y, 1.0, 0.0)),
+    "eq": ("return 1.0 if x == y else 0.0", lambda x, y: np.where(x == y, 1.0, 0.0)),
     "miss": ("return 0.0 if (x != 0.0) == (y != 0.0) else 1.0",
              lambda x, y: np.where((x != 0.0) == (y != 0.0), 0.0, 1.0)),
     # x ** c with the common square exact and cheap, and so d/dx x**2 = 2 x.
@@ -151,7 +157,8 @@ HELPERS = {
     "powc": ("return x * x if y == 2.0 else (x if y == 1.0 else (1.0 if y == 0.0 else pow(x, y)))",
              lambda x, y: x * x if y == 2.0 else (x * 1.0 if y == 1.0 else np.power(x, y))),
 }
-HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "miss")}
+HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "eq",
+                                                 "miss")}
 
 # The NumPy meaning of every name a formula may use. vexp, vlog, vlog1p and
 # vtanh are the kernel's own vectorizable functions (fasttape/_vmath.pxi),

@@ -339,6 +339,10 @@ class Recorder:
             self._pop()
             raise NonFiniteError(f"{ops.OPS[op].name} produced {value} (node {i} of "
                                  f"this tape)", node=i)
+        return self._new_handle(i)
+
+    def _new_handle(self, i):
+        self.live[i] = True
         if self.free_handles:
             h = self.free_handles.pop()
             self.node_of[h] = i
@@ -419,6 +423,13 @@ class Recorder:
 
     def node(self, h):
         return self._node(h)
+
+    def hold(self, i):
+        """A new handle of node i (read in place by a derivative recorded on
+        this tape): the node stays while the handle lives."""
+        if not 0 <= i < len(self.op):
+            raise ValueError(f"fasttape: node {i} is not on this tape")
+        return self._new_handle(i)
 
     def grad(self, h):
         i = self._node(h)
@@ -657,6 +668,10 @@ class VarBase:
     def __le__(self, o): return self._compare(o, _CODE["le"], _CODE["le_c"], False)
     def __gt__(self, o): return self._compare(o, _CODE["lt"], _CODE["gt_c"], True)
     def __ge__(self, o): return self._compare(o, _CODE["le"], _CODE["ge_c"], True)
+    # == and != compare values too (never identity), so a Var is not hashable.
+    def __eq__(self, o): return self._compare(o, _CODE["eq"], _CODE["eq_c"], False)
+    def __ne__(self, o): return self._compare(o, _CODE["ne"], _CODE["ne_c"], False)
+    __hash__ = None
 
 
 def _binary_operator(name, op, op_c, negate=False):

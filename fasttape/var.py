@@ -50,7 +50,7 @@ class Var(kernel.VarBase):
     # operators call its recorder directly (the hot path of eager use and
     # tracing), the twin's the same in Python. What is here is not hot.
     __slots__ = ()  # (no __dict__: a Var is a recorder and a handle)
-    __hash__ = object.__hash__
+    __hash__ = None  # == compares values (a condition), so no hash
 
     @property
     def value(self):

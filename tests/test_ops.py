@@ -32,6 +32,9 @@ def sample(*domains):
     return [np.array([d(1)[0] for d in domains]) for _ in range(4)]
 
 
+TIES = [np.array([0.5, 0.5]), np.array([0.3, -1.2]), np.array([-1.5, -1.5])]
+TIES_C = [np.array([0.5]), np.array([-0.7])]
+
 # name: (front-end function, NumPy reference, points)
 CASES = {
     "input": (lambda x: x, lambda x: x, sample(anywhere)),
@@ -78,6 +81,16 @@ CASES = {
     "le_c": (lambda x: (x <= 0.5) * x, lambda x: (x <= 0.5) * x, sample(anywhere)),
     "gt_c": (lambda x: (x > 0.5) * x + (0.5 < x), lambda x: (x > 0.5) * (x + 1), sample(anywhere)),
     "ge_c": (lambda x: (x >= 0.5) * x, lambda x: (x >= 0.5) * x, sample(anywhere)),
+    # Equality holds on a set of measure zero, so the branches agree to second
+    # order at the tie (the differences stay valid) and differ in value elsewhere.
+    "eq": (lambda x, y: ft.where(x == y, x * y, x * y + (x - y) ** 3),
+           lambda x, y: np.where(x == y, x * y, x * y + (x - y) ** 3), TIES),
+    "ne": (lambda x, y: ft.where(x != y, x * y + (x - y) ** 3, x * y),
+           lambda x, y: np.where(x != y, x * y + (x - y) ** 3, x * y), TIES),
+    "eq_c": (lambda x: ft.where(x == 0.5, x * x, x * x + (x - 0.5) ** 3),
+             lambda x: np.where(x == 0.5, x * x, x * x + (x - 0.5) ** 3), TIES_C),
+    "ne_c": (lambda x: ft.where(0.5 != x, x * x + (x - 0.5) ** 3, x * x),
+             lambda x: np.where(x != 0.5, x * x + (x - 0.5) ** 3, x * x), TIES_C),
     "guard": (lambda x: x * 2.0 if x > 0.5 else x * 3.0, lambda x: 2 * x,
               sample(lambda n: rng.uniform(1.0, 2.0, n))),
     "where": (lambda x, y: ft.where(x > y, x * y, x - y), lambda x, y: np.where(x > y, x * y, x - y),
