@@ -131,14 +131,18 @@ def test_errors():
             ft.Var(bad)
 
 
-def test_a_var_is_hashed_by_identity_and_has_no_dict():
-    x, y = ft.Var(1.0), ft.Var(1.0)
-    assert hash(x) == object.__hash__(x)
-    assert {x: 1, y: 2}[y] == 2
-    assert x == x and x != y and not (x == y)
+def test_equality_compares_values_and_a_var_is_not_hashable():
+    x, y, z = ft.Var(1.0), ft.Var(1.0), ft.Var(2.0)
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(x)
+    for cond, value in ((x == y, 1.0), (x != y, 0.0), (x == z, 0.0), (x != z, 1.0),
+                        (x == 1.0, 1.0), (2.0 == z, 1.0), (x != 1, 0.0), (1.0 != z, 1.0)):
+        assert isinstance(cond, ft.Var) and cond.value == value
+    nan = ft.Var(float("nan"))
+    assert (nan == nan).value == 0.0 and (nan != nan).value == 1.0  # IEEE, as NumPy
+    assert (x == "1") is False and (x != None) is True  # noqa: E711  (not numbers)
     with pytest.raises(AttributeError):
         x.extra = 1
-    assert isinstance(x, ft.Var) and isinstance(x < 2.0, ft.Var)
 
 
 def test_a_var_is_not_copied_or_pickled():
