@@ -7,7 +7,7 @@ in one call. See README.md for a tour.
 
 from .backend import name as backend
 from .errors import (ArgumentError, ArgumentTypeError, FasttapeError, GuardError,
-                     TapeError)
+                     RetraceWarning, TapeError)
 from .var import Var
 from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, sum, dot
 from .functions import __all__ as _function_names
@@ -22,4 +22,4 @@ __version__ = "0.1.0"
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
            "hessian", "check_finite", "nn", "datasets",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
-           "ArgumentTypeError", *_function_names]
+           "ArgumentTypeError", "RetraceWarning", *_function_names]

@@ -43,7 +43,7 @@ cdef class Recorder:
     cdef int32_t* b
     cdef double* val
     cdef double* adj
-    cdef uint8_t* live         # node -> has a live handle
+    cdef uint8_t* live         # node -> its live handles (255: too many to count, kept)
     cdef double* pool
     cdef int32_t* args
     cdef int32_t* node_of      # handle -> node, -1 once released
@@ -106,6 +106,7 @@ cdef class Recorder:
         self.op[i] = op
         self.a[i] = a
         self.b[i] = b
+        self.live[i] = 0  # (its handle, next, counts 1)
         self.n += 1
         self.val[i] = value  # an input's; any other node's is computed next
         forward_node(&self.p, i, 1, self.val, 1)
@@ -136,7 +137,8 @@ cdef class Recorder:
             h = self.n_handles
             self.n_handles += 1
         self.node_of[h] = node
-        self.live[node] = 1
+        if self.live[node] < 255:
+            self.live[node] += 1
         return h
 
     cdef void _forget_constants(self) noexcept:
@@ -283,7 +285,8 @@ cdef class Recorder:
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
         below can refer to them, as operands only point backwards."""
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
-            self.live[self.node_of[h]] = 0
+            if self.live[self.node_of[h]] < 255:  # (a node may have several handles)
+                self.live[self.node_of[h]] -= 1
             self.node_of[h] = -1
             self.free_handles[self.n_free] = h
             self.n_free += 1
@@ -370,7 +373,8 @@ cdef class Recorder:
         for h in range(self.n_handles):
             if self.node_of[h] >= 0:
                 self.node_of[h] = renum[self.node_of[h]]
-                self.live[self.node_of[h]] = 1
+                if self.live[self.node_of[h]] < 255:
+                    self.live[self.node_of[h]] += 1
         kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
         self.root = remap[kept_below[-1]] if len(kept_below) else -1
         self.reclaim_at = max(RECLAIM_MIN, 2 * self.n)

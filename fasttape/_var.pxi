@@ -54,7 +54,7 @@ def handles_of(rec, variables):
     cdef VarBase v
     for v in variables:
         if v._rec is not rec:
-            raise ValueError("fasttape: these Vars live on different tapes")
+            raise TapeError("fasttape: these Vars live on different tapes")
         out.append(v._h)
     return out
 
@@ -106,7 +106,7 @@ cdef inline Py_ssize_t rec_binary(object rec, int op, Py_ssize_t ha, Py_ssize_t 
 
 cdef inline Py_ssize_t same_tape(VarBase x, VarBase y) except -1:
     if y._rec is not x._rec:
-        raise ValueError("fasttape: these Vars live on different tapes")
+        raise TapeError("fasttape: these Vars live on different tapes")
     return y._h
 
 

@@ -30,32 +30,74 @@ def as_float(value, what):
     return arr.astype(np.float64, copy=False)
 
 
+def canonical_axes(in_axes):
+    """in_axes as None, 0 or a tuple of None / 0 (a list becomes a tuple), or
+    a named error; the length is checked per call, by normalize_axes."""
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+    entries = in_axes if isinstance(in_axes, tuple) else (in_axes,)
+    for ax in entries:
+        if ax is not None and not (isinstance(ax, (int, np.integer)) and not isinstance(
+                ax, (bool, np.bool_)) and ax == 0):
+            raise ArgumentError(f"in_axes entries must be 0 (batched) or None (shared), "
+                                f"got {ax!r}")
+    if isinstance(in_axes, tuple):
+        return tuple(None if ax is None else 0 for ax in in_axes)
+    return None if in_axes is None else 0
+
+
+def exact_axes(in_axes):
+    """in_axes is already canonical (so a cached entry may serve it): None, or
+    exactly the int 0, or a tuple of them. False == 0, but is not accepted."""
+    if in_axes is None or (type(in_axes) is int and in_axes == 0):
+        return True
+    return type(in_axes) is tuple and all(
+        ax is None or (type(ax) is int and ax == 0) for ax in in_axes)
+
+
 def normalize_axes(in_axes, n):
     """in_axes as a tuple of 0 / None, one per argument."""
-    if in_axes is None or isinstance(in_axes, int) and not isinstance(in_axes, bool):
-        axes = (in_axes,) * n
-    elif isinstance(in_axes, (tuple, list)):
-        axes = tuple(in_axes)
-        if len(axes) != n:
-            raise ArgumentError(f"in_axes has {len(axes)} entries for {n} arguments")
-    else:
-        raise ArgumentTypeError(f"in_axes must be None, 0 or a tuple of them, got {in_axes!r}")
-    for ax in axes:
-        if ax is not None and (ax is True or ax is False or ax != 0):
-            raise ArgumentError(f"in_axes entries must be 0 (batched) or None (shared), got {ax!r}")
+    axes = canonical_axes(in_axes)
+    if not isinstance(axes, tuple):
+        return (axes,) * n
+    if len(axes) != n:
+        raise ArgumentError(f"in_axes has {len(axes)} entries for {n} arguments")
     return axes
+
+
+def canonical_wrt(wrt, word="wrt"):
+    """wrt as an int or a tuple of ints (a list becomes a tuple), or a named
+    error; whether they name arguments is checked per call."""
+    single = not isinstance(wrt, (tuple, list))
+    idx = (wrt,) if single else tuple(wrt)
+    if not idx:
+        raise ArgumentError(f"{word}=() names no argument: give an argument's index, "
+                            f"or a tuple of them")
+    for w in idx:
+        if not isinstance(w, (int, np.integer)) or isinstance(w, (bool, np.bool_)):
+            raise ArgumentError(f"{word} must be an int or a tuple of ints, got {wrt!r}")
+    idx = tuple(int(w) for w in idx)
+    return idx[0] if single else idx
+
+
+def exact_wrt(wrt):
+    """wrt is already canonical: exactly an int, or a tuple of exact ints."""
+    if type(wrt) is int:
+        return True
+    return type(wrt) is tuple and all(type(w) is int for w in wrt) and len(wrt) > 0
 
 
 def normalize_wrt(wrt, n, word="wrt"):
     """(indices, single): wrt as a tuple of argument indices."""
     if type(wrt) is int and 0 <= wrt < n:  # the common case, at once
         return (wrt,), True
-    single = not isinstance(wrt, (tuple, list))
-    idx = (wrt,) if single else tuple(wrt)
+    wrt = canonical_wrt(wrt, word)
+    single = type(wrt) is int
+    idx = (wrt,) if single else wrt
     for w in idx:
-        if not isinstance(w, (int, np.integer)) or isinstance(w, bool) or not -n <= w < n:
+        if not -n <= w < n:
             raise ArgumentError(f"{word}={wrt!r} does not name one of the {n} arguments")
-    return tuple(int(w) % n for w in idx), single
+    return tuple(w % n for w in idx), single
 
 
 def check(args, names, shapes, axes, fn_name):
@@ -94,6 +136,8 @@ def flatten_output(out, leaf):
     if isinstance(out, Var) or isinstance(out, (int, float, np.floating, np.integer)):
         return [leaf(out)], "s"
     if isinstance(out, np.ndarray):
+        if out.ndim == 0:  # (np.tensordot's scalar, say) counts as a scalar
+            return flatten_output(out.item(), leaf)
         return [leaf(x) for x in out.ravel()], ("a", out.shape)
     if isinstance(out, (tuple, list)):
         flat, specs = [], []

@@ -35,3 +35,8 @@ class ArgumentError(FasttapeError, ValueError):
 
 class ArgumentTypeError(FasttapeError, TypeError):
     """A call got an argument of the wrong type or dtype."""
+
+
+class RetraceWarning(UserWarning):
+    """A cached transform re-traces on every call: a value its function reads
+    from a closure or a global (named in the message) keeps changing."""

@@ -184,11 +184,11 @@ class Tape:
                 fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
                 if fast is not None:
                     return fast[0][0], fast[1][wrt]
-            kept = self._layouts.get((in_axes, wrt))
+            kept = self._kept_layout(in_axes, wrt)
             if kept is not None:  # arguments seen before: straight to the kernel
                 fast = kept[0].value_and_grad(args)
                 if fast is not None:
-                    if type(wrt) is int:
+                    if kept[2]:
                         return fast[0], fast[1][0]
                     return fast[0], tuple(fast[1][k] for k in kept[1])
             return self._value_and_grad(args, wrt, in_axes)
@@ -199,33 +199,47 @@ class Tape:
         if self._out_spec != "s":
             self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
+        wrt = tuple(wrt) if type(wrt) is list else wrt  # (lists are tuples, kept as such)
+        in_axes = tuple(in_axes) if type(in_axes) is list else in_axes
         plan, shared, batch, B = self._split(args, in_axes)
         if plan.batched:
             out, gs, gb, _ = self._run(plan, shared, batch, B, idx, seed=self._ones(B))
             value = out[:, 0]
-            self._keep_layout(plan, in_axes, wrt, idx)
+            self._keep_layout(plan, in_axes, wrt, idx, single)
         else:  # one sample: every input, in order
             values, gs = self._program.call_flat(shared, True)
             value, gb = float(values[0]), None
-            self._keep_layout(plan, in_axes, wrt, idx)
+            self._keep_layout(plan, in_axes, wrt, idx, single)
         grads = tuple(plan.part(k, gs, gb, B) for k in idx)
         return value, (grads[0] if single else grads)
+
+    def _kept_layout(self, in_axes, wrt):
+        """(Layout, gradient order, single) kept for a call with in_axes and
+        wrt, or None. Only canonical forms find one: np.int64(1) and True
+        equal 1, but take the checked path, so a call's answer never depends
+        on what was cached before it."""
+        try:
+            kept = self._layouts.get((in_axes, wrt))
+        except TypeError:  # a list: unhashable
+            return None
+        if kept is None or not (A.exact_wrt(wrt) and A.exact_axes(in_axes)):
+            return None
+        return kept
 
     def _fast_path(self, wrt, in_axes, grad_only):
         """A function of the arguments giving value_and_grad (or grad) by a
         kept Layout, or None when it gets arguments it does not take or no
         Layout is kept for in_axes and wrt."""
-        try:
-            layout, order = self._layouts[(in_axes, wrt)]
-        except (KeyError, TypeError):
+        kept = self._kept_layout(in_axes, wrt)
+        if kept is None:
             return None
-        run = layout.value_and_grad
+        run, order, single = kept[0].value_and_grad, kept[1], kept[2]
 
         def fast(args):
             out = run(args)
             if out is None:
                 return None
-            grads = out[1][0] if type(wrt) is int else tuple(out[1][k] for k in order)
+            grads = out[1][0] if single else tuple(out[1][k] for k in order)
             return grads if grad_only else (out[0], grads)
         return fast
 
@@ -246,17 +260,18 @@ class Tape:
         return self._program.run(shared, plan.shared_nodes, batch, plan.batch_nodes, B,
                                  layout=self._layout(plan, wanted), **kw)
 
-    def _keep_layout(self, plan, in_axes, wrt, idx):
-        """Keep the Layout of a batched value_and_grad under its in_axes and
-        wrt, for the fast path to find with no Python in between."""
-        try:
-            if (in_axes, wrt) in self._layouts or len(self._layouts) >= 64:
-                return
-            order = sorted(set(idx))  # the layout's gradients come in argument order
-            self._layouts[(in_axes, wrt)] = (self._layout(plan, idx),
-                                             tuple(order.index(k) for k in idx))
-        except TypeError:  # an unhashable in_axes or wrt (a list): not kept
-            pass
+    def _keep_layout(self, plan, in_axes, wrt, idx, single):
+        """Keep the Layout of a value_and_grad under its in_axes and wrt (in
+        their canonical forms only), for the fast path to find with no Python
+        in between."""
+        if not (A.exact_wrt(wrt) and A.exact_axes(in_axes)):
+            return
+        if (in_axes, wrt) in self._layouts or len(self._layouts) >= 64:
+            return
+        order = sorted(set(idx))  # the layout's gradients come in argument order
+        # (built whole, then published: another thread may look it up at once)
+        kept = (self._layout(plan, idx), tuple(order.index(k) for k in idx), single)
+        self._layouts[(in_axes, wrt)] = kept
 
     def _ones(self, B):
         """A read-only seed of ones for B lanes, kept for the next call."""
@@ -270,17 +285,19 @@ class Tape:
 
     def _plan(self, in_axes):
         """The cached Plan of an in_axes (None, 0, or a tuple of them)."""
+        if type(in_axes) is list:
+            in_axes = tuple(in_axes)
         try:
-            return self._plans[in_axes]
+            plan = self._plans[in_axes]
+            if A.exact_axes(in_axes):  # ((None, False) finds (None, 0): check it)
+                return plan
         except (KeyError, TypeError):  # (a recording tape's _plans is None)
             self._prog()
-            axes = A.normalize_axes(in_axes, len(self._shapes))
-            plan = A.Plan(self._shapes, axes)
-            try:
-                self._plans[in_axes] = plan
-            except TypeError:  # an unhashable in_axes (a list): not cached
-                pass
-            return plan
+        axes = A.normalize_axes(in_axes, len(self._shapes))
+        plan = A.Plan(self._shapes, axes)
+        if A.exact_axes(in_axes):
+            self._plans[in_axes] = plan
+        return plan
 
     def grad(self, *args, wrt=0, in_axes=None):
         """Gradient of a scalar output with respect to argument(s) wrt."""
@@ -327,12 +344,14 @@ class Tape:
         batch axis when batched; per sample for every argument)."""
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         X, B, batched = self._every_input(args, in_axes)
-        n_out = self._program.n_outputs
-        # One lane per (sample, output row), each seeded with a unit cotangent.
-        _, _, gb, _ = self._program.run(np.zeros(0), np.zeros(0, np.int32),
-                                        np.repeat(X, n_out, axis=0), self._all_nodes,
-                                        B * n_out, seed=np.tile(np.eye(n_out), (B, 1)))
-        gb = gb.reshape(B, n_out, -1)
+        n_out, n_in = self._program.n_outputs, self._program.n_inputs
+        if n_out == 0:  # a zero-size output: a zero-size Jacobian
+            gb = np.zeros((B, 0, n_in))
+        else:  # one lane per (sample, output row), each seeded with a unit cotangent
+            _, _, gb, _ = self._program.run(np.zeros(0), np.zeros(0, np.int32),
+                                            np.repeat(X, n_out, axis=0), self._all_nodes,
+                                            B * n_out, seed=np.tile(np.eye(n_out), (B, 1)))
+        gb = gb.reshape(B, n_out, n_in)
         jacs = tuple(self._jac_block(gb, k, B, batched) for k in idx)
         return jacs[0] if single else jacs
 

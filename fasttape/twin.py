@@ -38,7 +38,7 @@ def _operands(t, i, V):
     kind, a, b = _KIND[t.op[i]], t.a[i], t.b[i]
     x = V[a] if kind in _SWEPT or kind == ops.GUARD else 0.0
     y = V[b] if kind == ops.BINARY else 0.0
-    c = t.pool[b] if kind in (ops.CONST, ops.CONSTANT, ops.GUARD) else 0.0
+    c = np.float64(t.pool[b]) if kind in (ops.CONST, ops.CONSTANT, ops.GUARD) else 0.0
     return x, y, c
 
 
@@ -328,12 +328,13 @@ class Recorder:
         self.op.append(op)
         self.a.append(a)
         self.b.append(b)
-        self.val.append(float(value))  # an input's; any other node's is computed next
+        # NumPy scalars, so that 1 / 0 is inf as in the kernel, not an exception
+        self.val.append(np.float64(value))  # an input's; any other node's is computed next
         self.adj.append(0.0)
-        self.live.append(True)
+        self.live.append(0)  # (its handle, next, counts 1)
         with np.errstate(all="ignore"):
             forward_node(self, i, self.val)
-        self.val[i] = float(self.val[i])
+        self.val[i] = np.float64(self.val[i])
         if _CHECK_FINITE[0] and not np.isfinite(self.val[i]):
             value = self.val[i]
             self._pop()
@@ -342,7 +343,7 @@ class Recorder:
         return self._new_handle(i)
 
     def _new_handle(self, i):
-        self.live[i] = True
+        self.live[i] += 1  # (a node may have several handles)
         if self.free_handles:
             h = self.free_handles.pop()
             self.node_of[h] = i
@@ -419,7 +420,7 @@ class Recorder:
     # ----------------------------------------------------------- reading
 
     def value(self, h):
-        return self.val[self._node(h)]
+        return float(self.val[self._node(h)])
 
     def node(self, h):
         return self._node(h)
@@ -439,7 +440,7 @@ class Recorder:
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
         below can refer to them, as operands only point backwards."""
         if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
-            self.live[self.node_of[h]] = False
+            self.live[self.node_of[h]] -= 1
             self.node_of[h] = -1
             self.free_handles.append(h)
             while self.op and not self.live[-1]:
@@ -490,10 +491,10 @@ class Recorder:
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
-        self.live = [False] * len(self.op)
+        self.live = [0] * len(self.op)
         for i in self.node_of:
             if i >= 0:
-                self.live[i] = True
+                self.live[i] += 1
         kept_below = np.flatnonzero(keep[: self.root + 1]) if self.root >= 0 else []
         self.root = int(remap[kept_below[-1]]) if len(kept_below) else -1
         self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
@@ -596,7 +597,7 @@ def new_var(cls, rec, h):
 def handles_of(rec, variables):
     """The handles of Vars (VarBase instances) all on rec, as a list."""
     if any(v._rec is not rec for v in variables):
-        raise ValueError("fasttape: these Vars live on different tapes")
+        raise TapeError("fasttape: these Vars live on different tapes")
     return [v._h for v in variables]
 
 
@@ -647,7 +648,7 @@ class VarBase:
 
     def _same_tape(self, other):
         if other._rec is not self._rec:
-            raise ValueError("fasttape: these Vars live on different tapes")
+            raise TapeError("fasttape: these Vars live on different tapes")
         return other._h
 
     def __pos__(self):

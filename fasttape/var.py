@@ -28,6 +28,14 @@ def current_recorder():
     return _stack()[-1]
 
 
+def recording():
+    """True inside a trace or a `with ft.Tape()` block of this thread."""
+    try:
+        return len(_state.stack) > 1
+    except AttributeError:  # (no Var made on this thread yet)
+        return False
+
+
 def push_recorder(rec):
     _stack().append(rec)
 

@@ -716,3 +716,49 @@ def test_fast_paths_give_the_plain_paths_numbers(prog, x, seed, data):
             close(u, v, 1e-12, np.max(np.abs(v), initial=0.0))
         else:
             np.testing.assert_array_equal(u, v)
+
+
+# --------------------------------------------------------------- (f) nested transforms
+
+def flat_fn(prog):
+    """The program as a function of one vector of all its input coordinates."""
+    def fn(v):
+        pieces, pos = [], 0
+        for _ in range(prog["n_scalar"]):
+            pieces.append(v[pos])
+            pos += 1
+        for n in prog["sizes"]:
+            pieces.append(list(v[pos:pos + n]))
+            pos += n
+        return run_program(FT, prog, pieces)
+    return fn
+
+
+NESTED = settings(SETTINGS, max_examples=max(10, SETTINGS.max_examples // 4))
+
+
+@NESTED
+@given(prog=programs(), x=inputs)
+def test_nested_transforms_equal_the_hessian_path(prog, x):
+    """jacobian(grad(f)), recorded as Vars on the outer trace, equals the
+    tape's forward-over-reverse Hessian; the third derivatives, three levels
+    deep, equal central differences of that Hessian where no kink is near."""
+    n = n_coords(prog)
+    x0 = np.array(x[:n])
+    f = flat_fn(prog)
+    H = ft.hessian(f)(x0)
+    scale = max(1.0, np.max(np.abs(H)))
+    close(ft.jacobian(ft.grad(f))(x0), H, 1e-10, scale)
+    T = ft.jacobian(ft.jacobian(ft.grad(f)))(x0)
+    assert T.shape == (n, n, n)
+    h = 1e-5
+    for k in range(n):
+        step = np.eye(n)[k] * h * max(1.0, abs(x0[k]))
+        pts = np.array([x0 - 2 * step, x0 - step, x0, x0 + step, x0 + 2 * step])
+        _, kinks = numpy_eval(prog, pts)
+        if kinks.size and np.any(np.sign(kinks) != np.sign(kinks[:, [2]])):
+            continue  # the stencil crosses a kink
+        Hs = [ft.hessian(f)(p) for p in pts[[0, 1, 3, 4]]]
+        fd = (Hs[0] - 8 * Hs[1] + 8 * Hs[2] - Hs[3]) / (12 * step[k])
+        t_scale = max(1.0, np.max(np.abs(T[:, :, k])))
+        assert np.all(np.abs(T[:, :, k] - fd) <= 1e-5 * t_scale), (k, T[:, :, k], fd)

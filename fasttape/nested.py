@@ -1,0 +1,401 @@
+"""Transforms called on Vars: derivatives recorded on the tape in use.
+
+Inside a trace, or given Vars, ft.grad(f) and its siblings cannot replay a
+tape of their own: f may read Vars of the enclosing trace. Instead f is
+recorded on the tape in use, at fresh copies of its arguments, and so is its
+reverse sweep, node by node, with each node's partials taken from the op
+table's formulas evaluated on Vars. The results are Vars, which an enclosing
+transform differentiates in turn: grad(grad(f)), jacobian(grad(f)) ... to any
+order, with no confusion between the levels (each level has fresh inputs).
+"""
+
+import numpy as np
+
+from . import functions as F
+from . import ops
+from .errors import ArgumentError, FasttapeError
+from .graphviz import operands
+from .var import Var, current_recorder, pop_recorder, push_recorder
+
+
+class NestingError(FasttapeError, TypeError):
+    """A transform called on Vars met something it cannot differentiate."""
+
+
+# ------------------------------------------------------------ partials on Vars
+
+def _lifted(numpy_fn, var_fn):
+    """numpy_fn on numbers (a float), var_fn once any operand is a Var."""
+    def fn(*xs):
+        if any(isinstance(x, Var) for x in xs):
+            return var_fn(*xs)
+        with np.errstate(all="ignore"):
+            return float(numpy_fn(*xs))
+    return fn
+
+
+def _safe_log(x):
+    """log x where x != 0, else 0: for the branch where() does not take."""
+    return F.log(F.where(x == 0.0, 1.0, x))
+
+
+# What each name a formula uses means on Vars. The helpers that are piecewise
+# constant become conditions and selects: their derivative is zero, as in the
+# table. test_nested checks each against its NumPy meaning.
+_ON_VARS = {
+    "pow": lambda x, y: x ** y,
+    "powc": lambda x, c: x ** c,
+    "fabs": abs,
+    "step": lambda x: F.where(x > 0.0, 1.0, 0.0),
+    "sign": lambda x: F.where(x > 0.0, 1.0, F.where(x < 0.0, -1.0, 0.0)),
+    "maxd": lambda x, y: F.where(x > y, 1.0, F.where(x == y, 0.5, 0.0)),
+    "powd1": lambda x, y: F.where(x == 0.0, 0.0, y * _safe_log(x)),
+    "maxv": F.maximum,
+    "minv": F.minimum,
+    "lt": lambda x, y: F.where(x < y, 1.0, 0.0),
+    "le": lambda x, y: F.where(x <= y, 1.0, 0.0),
+    "eq": lambda x, y: F.where(x == y, 1.0, 0.0),
+}
+for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1", "sigmoid"):
+    _ON_VARS.setdefault(_name, getattr(F, _name))
+for _name in ("vexp", "vlog", "vlog1p", "vtanh"):
+    _ON_VARS[_name] = getattr(F, _name[1:])
+NAMESPACE = {name: _lifted(ops.NUMPY_NAMES[name], fn) for name, fn in _ON_VARS.items()
+             if name in ops.NUMPY_NAMES}
+
+
+def _partial(op, which):
+    """Op's partial `which` (d0, d1) as a function of x, y, c, f on Vars, or
+    the number it always is (0.0 for none)."""
+    expr = getattr(op, which)
+    try:
+        return float(expr or 0.0)
+    except ValueError:
+        formula = eval(f"lambda x, y, c, f: {expr}", dict(NAMESPACE))
+
+    def partial(x, y, c, f):
+        with np.errstate(all="ignore"):  # (1 / c at c = 0 is inf, as in the sweeps)
+            d = formula(x, y, np.float64(c), f)
+        return d if isinstance(d, Var) else float(d)
+    return partial
+
+
+PARTIALS = [(_partial(op, "d0"), _partial(op, "d1")) for op in ops.OPS]
+
+
+# ------------------------------------------------------------ the reverse sweep
+
+def _times(d, g):
+    if type(g) is float and g == 1.0:
+        return d
+    if type(d) is float and d in (1.0, -1.0):
+        return g if d == 1.0 else -g
+    return d * g
+
+
+def _total(terms):
+    return terms[0] if len(terms) == 1 else F.sum(terms)
+
+
+def vjp(rec, inputs, outputs, seeds):
+    """Cotangents of the fresh input Vars for seeds (Vars or numbers) on the
+    outputs (Vars or numbers), recorded on rec: one per input, a Var or 0.0."""
+    in_nodes = [rec.node(v._h) for v in inputs]
+    outs = [(rec.node(o._h), s) for o, s in zip(outputs, seeds)
+            if isinstance(o, Var) and not (type(s) is float and s == 0.0)]
+    if not inputs or not outs:
+        return [0.0] * len(inputs)
+    lo, hi = min(in_nodes), max(n for n, _ in outs)
+    tape = _Nodes(*rec.arrays()[:5])
+    needed = _needed(tape, lo, hi, in_nodes, [n for n, _ in outs])
+    # Vars of every node the sweep reads, held before anything is recorded
+    # (recording may renumber the nodes; handles follow).
+    held = {}
+    for i in needed:
+        for j in [i] + operands(tape, i):
+            if j not in held:
+                held[j] = _hold(rec, j)
+    adj = {}
+    for n, s in outs:
+        adj.setdefault(n, []).append(s)
+    firsts = {n: k for k, n in reversed(list(enumerate(in_nodes)))}
+    found = {}
+    for i in sorted(needed, reverse=True):
+        terms = adj.pop(i, None)
+        if terms is None:
+            continue
+        g = _total(terms)
+        if i in firsts:
+            found[i] = g
+            continue
+        for j, term in _contributions(tape, i, g, held):
+            if j >= lo and j in needed:
+                adj.setdefault(j, []).append(term)
+    return [found.get(n, 0.0) for n in in_nodes]
+
+
+class _Nodes:
+    """The arrays of a recording tape, read as a program is."""
+
+    def __init__(self, op, a, b, pool, args):
+        self.op, self.a, self.b, self.pool, self.args = op, a, b, pool, args
+
+
+def _hold(rec, i):
+    from .var import _new
+    return _new(rec, rec.hold(i))
+
+
+def _needed(tape, lo, hi, in_nodes, out_nodes):
+    """Nodes lo..hi that depend on an input and lead to an output."""
+    depends = set(in_nodes)
+    for i in range(lo, hi + 1):
+        if i not in depends and any(j in depends for j in operands(tape, i) if j >= lo):
+            depends.add(i)
+    needed = {n for n in out_nodes if n in depends}
+    for i in range(hi, lo - 1, -1):
+        if i in needed and i not in in_nodes:
+            needed.update(j for j in operands(tape, i) if j in depends)
+    return needed
+
+
+def _contributions(tape, i, g, held):
+    """(operand node, adjoint term) pairs of node i with adjoint g."""
+    op = ops.OPS[tape.op[i]]
+    a, b = int(tape.a[i]), int(tape.b[i])
+    if op.kind in ops.ELEMENTWISE:  # unary, with a constant, binary, guard
+        x = held[a]
+        y = held[b] if op.kind == ops.BINARY else None
+        c = float(tape.pool[b]) if op.kind in (ops.CONSTANT, ops.GUARD) else 0.0
+        pairs = [(a, PARTIALS[op.code][0])]
+        if op.kind == ops.BINARY:
+            pairs.append((b, PARTIALS[op.code][1]))
+        for j, d in pairs:
+            if callable(d):
+                d = d(x, y, c, held[i])
+            if not (type(d) is float and d == 0.0):
+                yield j, _times(d, g)
+    elif op.kind == ops.SUM:
+        for j in operands(tape, i):
+            yield j, g
+    elif op.kind == ops.DOT:
+        us, vs = tape.args[a:a + b].tolist(), tape.args[a + b:a + 2 * b].tolist()
+        for u, v in zip(us, vs):
+            yield u, _times(held[v], g)
+            yield v, _times(held[u], g)
+    elif op.kind == ops.DOTC:
+        start = int(tape.args[a + b])
+        for u, c in zip(tape.args[a:a + b].tolist(), tape.pool[start:start + b].tolist()):
+            if c != 0.0:
+                yield u, _times(c, g)
+    elif op.kind == ops.SELECT:
+        cond, t, e = tape.args[a:a + 3].tolist()
+        yield t, F.where(held[cond], g, 0.0)
+        yield e, F.where(held[cond], 0.0, g)
+    elif op.kind not in (ops.INPUT, ops.CONST):
+        raise NestingError(f"a transform on Vars cannot differentiate a {op.name!r} node")
+
+
+# ------------------------------------------------------------ arguments
+
+def recorder_of(args):
+    """The tape of the Vars among args (nested arrays included), or None."""
+    for arg in args:
+        if isinstance(arg, Var):
+            return arg._rec
+        if isinstance(arg, np.ndarray) and arg.dtype == object:
+            rec = recorder_of(arg.ravel().tolist())
+            if rec is not None:
+                return rec
+    return None
+
+
+def _fresh(rec, arg, what):
+    """A copy of arg made of new nodes on rec: the variables of this level."""
+    if isinstance(arg, Var):
+        if arg._rec is not rec:
+            raise NestingError(f"{what} is a Var of another tape than the one in use")
+        return arg * 1.0  # a node of its own, with x's value and derivative 1
+    if isinstance(arg, np.ndarray) or isinstance(arg, (list, tuple)):
+        arr = np.asarray(arg, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        for idx in np.ndindex(*arr.shape):
+            out[idx] = _fresh(rec, arr[idx], what)
+        return out
+    try:
+        value = float(arg)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{what} must be a number, an array or a Var, "
+                            f"got {type(arg).__name__}") from None
+    from .var import _new
+    return _new(rec, rec.const(value))
+
+
+def _leaves(x):
+    """The scalars of x (a Var, number or array) in order, and x's shape."""
+    if isinstance(x, np.ndarray):
+        return x.ravel().tolist(), x.shape
+    return [x], ()
+
+
+def _shaped(items, shape):
+    """items (Vars and numbers) as a scalar, or an object array of shape."""
+    if shape == ():
+        return items[0]
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out.reshape(shape)
+
+
+def _flat_output(out, what):
+    """(leaves, leaf shapes, rebuild) of a traced output structure."""
+    if isinstance(out, (tuple, list)):
+        parts = [_flat_output(o, what) for o in out]
+        leaves = [x for p in parts for x in p[0]]
+        shapes = [s for p in parts for s in p[1]]
+
+        def rebuild(items, parts=parts, kind=type(out)):
+            built, pos = [], 0
+            for p in parts:
+                n = len(p[1])
+                built.append(p[2](items[pos:pos + n]))
+                pos += n
+            return tuple(built) if kind is tuple else built
+        return leaves, shapes, rebuild
+    if isinstance(out, np.ndarray) and out.dtype != object:
+        out = out.astype(object)
+    if not (isinstance(out, (Var, np.ndarray)) or np.isscalar(out)):
+        raise ArgumentError(f"{what} must return Vars, numbers, or arrays, tuples or lists "
+                            f"of them; got {type(out).__name__}")
+    return [out], [np.shape(out)], lambda items: items[0]
+
+
+# ------------------------------------------------------------ the transforms
+
+def _call(fn, rec, args, idx, what, kwargs):
+    """fn at fresh copies of args idx (the others as given): (output, the
+    fresh Vars of each argument in idx, as flat lists)."""
+    fresh = list(args)
+    flat = []
+    for k in idx:
+        fresh[k] = _fresh(rec, args[k], f"{what}: argument {k}")
+        flat.append(_leaves(fresh[k])[0])
+    own = current_recorder() is not rec
+    if own:
+        push_recorder(rec)
+    try:
+        out = fn(*fresh, **kwargs)
+    finally:
+        if own:
+            pop_recorder(rec)
+    return out, flat
+
+
+def _scalar(out, what):
+    leaves, shapes, _ = _flat_output(out, what)
+    if len(leaves) != 1 or shapes[0] != ():
+        got = f"shape {shapes[0]}" if len(leaves) == 1 else f"{len(leaves)} outputs"
+        raise ArgumentError(f"{what} needs a scalar output, got {got}")
+    leaf = leaves[0]
+    return leaf.item() if isinstance(leaf, np.ndarray) else leaf
+
+
+def value_and_grad(fn, rec, args, idx, single, kwargs, what="grad"):
+    out, flat = _call(fn, rec, args, idx, what, kwargs)
+    out = _scalar(out, what)
+    inputs = [v for vs in flat for v in vs]
+    cots = iter(vjp(rec, inputs, [out], [1.0]))
+    grads = tuple(_shaped([next(cots) for _ in vs], np.shape(args[k]))
+                  for k, vs in zip(idx, flat))
+    return out, (grads[0] if single else grads)
+
+
+def grad(fn, rec, args, idx, single, kwargs):
+    return value_and_grad(fn, rec, args, idx, single, kwargs)[1]
+
+
+def jacobian(fn, rec, args, idx, single, kwargs, what="jacobian"):
+    out, flat = _call(fn, rec, args, idx, what, kwargs)
+    leaves, shapes, rebuild = _flat_output(out, what)
+    scalars = [x for leaf in leaves for x in _leaves(leaf)[0]]
+    inputs = [v for vs in flat for v in vs]
+    rows = [vjp(rec, inputs, scalars, [1.0 if r == q else 0.0 for q in range(len(scalars))])
+            for r in range(len(scalars))]
+    jacs, col = [], 0
+    for k, vs in zip(idx, flat):
+        arg_shape = np.shape(args[k])
+        blocks, row = [], 0
+        for shape in shapes:
+            n = int(np.prod(shape))
+            items = [rows[row + r][col + q] for r in range(n) for q in range(len(vs))]
+            blocks.append(_shaped(items, tuple(shape) + arg_shape))
+            row += n
+        jacs.append(rebuild(blocks))
+        col += len(vs)
+    return jacs[0] if single else tuple(jacs)
+
+
+def hessian(fn, rec, args, idx, single, kwargs):
+    _scalar_check = lambda *a, **kw: _scalar(fn(*a, **kw), "hessian")  # noqa: E731
+
+    def gradient(*a, **kw):
+        return value_and_grad(_scalar_check, rec, a, idx, False, kw, "hessian")[1]
+    jac = jacobian(gradient, rec, args, idx, False, kwargs, "hessian")
+    blocks = tuple(tuple(jac[j][i] for j in range(len(idx))) for i in range(len(idx)))
+    return blocks[0][0] if single else blocks
+
+
+METHODS = {"grad": grad, "value_and_grad": value_and_grad, "jacobian": jacobian,
+           "hessian": hessian}
+
+
+def call(method, fn, args, idx, single, axes, kwargs=None):
+    """Transform `method` of fn at args, recorded on the tape in use (or the
+    Vars' own); per sample where axes say 0."""
+    rec = recorder_of(args) or current_recorder()
+    run = METHODS[method]
+    kwargs = kwargs or {}
+    if not any(ax == 0 for ax in axes):
+        return run(fn, rec, args, idx, single, kwargs)
+    sizes = {len(arg) for arg, ax in zip(args, axes) if ax == 0 and np.ndim(arg)}
+    if len(sizes) != 1 or any(ax == 0 and not np.ndim(arg) for arg, ax in zip(args, axes)):
+        raise ArgumentError(f"{method}: batched arguments (in_axes 0) must be arrays with "
+                            f"one batch size, got sizes {sorted(sizes)}")
+    B = sizes.pop()
+    results = [run(fn, rec, [arg[b] if ax == 0 else arg for arg, ax in zip(args, axes)],
+                   idx, single, kwargs) for b in range(B)]
+    if method not in ("grad", "value_and_grad"):
+        return _stack(results)
+    # a shared argument's gradient is the sum over the batch; the rest per sample
+    values = [r[0] for r in results] if method == "value_and_grad" else None
+    grads = [r[1] if method == "value_and_grad" else r for r in results]
+    grads = [g if not single else (g,) for g in grads]
+    out = []
+    for pos, k in enumerate(idx):
+        per = [g[pos] for g in grads]
+        out.append(_summed(per) if axes[k] is None else _stack(per))
+    out = out[0] if single else tuple(out)
+    return (_stack(values), out) if method == "value_and_grad" else out
+
+
+def _summed(items):
+    first = items[0]
+    if isinstance(first, np.ndarray):
+        out = np.empty(first.shape, dtype=object)
+        for pos in np.ndindex(*first.shape):
+            out[pos] = F.sum([x[pos] for x in items])
+        return out
+    return F.sum(items)
+
+
+def _stack(items):
+    """Per-sample results stacked on a leading axis (structures leaf by leaf)."""
+    first = items[0]
+    if isinstance(first, tuple):
+        return tuple(_stack([x[k] for x in items]) for k in range(len(first)))
+    if isinstance(first, list):
+        return [_stack([x[k] for x in items]) for k in range(len(first))]
+    out = np.empty((len(items),) + np.shape(first), dtype=object)
+    for b, x in enumerate(items):
+        out[b] = x
+    return out
