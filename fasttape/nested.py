@@ -97,41 +97,49 @@ def _total(terms):
     return terms[0] if len(terms) == 1 else F.sum(terms)
 
 
-def vjp(rec, inputs, outputs, seeds):
-    """Cotangents of the fresh input Vars for seeds (Vars or numbers) on the
-    outputs (Vars or numbers), recorded on rec: one per input, a Var or 0.0."""
-    in_nodes = [rec.node(v._h) for v in inputs]
-    outs = [(rec.node(o._h), s) for o, s in zip(outputs, seeds)
-            if isinstance(o, Var) and not (type(s) is float and s == 0.0)]
-    if not inputs or not outs:
-        return [0.0] * len(inputs)
-    lo, hi = min(in_nodes), max(n for n, _ in outs)
-    tape = _Nodes(*rec.arrays()[:5])
-    needed = _needed(tape, lo, hi, in_nodes, [n for n, _ in outs])
-    # Vars of every node the sweep reads, held before anything is recorded
-    # (recording may renumber the nodes; handles follow).
-    held = {}
-    for i in needed:
-        for j in [i] + operands(tape, i):
-            if j not in held:
-                held[j] = _hold(rec, j)
-    adj = {}
-    for n, s in outs:
-        adj.setdefault(n, []).append(s)
-    firsts = {n: k for k, n in reversed(list(enumerate(in_nodes)))}
-    found = {}
-    for i in sorted(needed, reverse=True):
-        terms = adj.pop(i, None)
-        if terms is None:
-            continue
-        g = _total(terms)
-        if i in firsts:
-            found[i] = g
-            continue
-        for j, term in _contributions(tape, i, g, held):
-            if j >= lo and j in needed:
-                adj.setdefault(j, []).append(term)
-    return [found.get(n, 0.0) for n in in_nodes]
+class Sweep:
+    """Reverse sweeps from outputs (Vars or numbers) to fresh input Vars,
+    read once from the tape in use; each call records one more on it."""
+
+    def __init__(self, rec, inputs, outputs):
+        self.in_nodes = [rec.node(v._h) for v in inputs]
+        self.out_nodes = [rec.node(o._h) if isinstance(o, Var) else None for o in outputs]
+        reached = [n for n in self.out_nodes if n is not None]
+        self.needed = set()
+        if not inputs or not reached:
+            return
+        self.lo = min(self.in_nodes)
+        self.tape = tape = _Nodes(*rec.arrays()[:5])
+        self.needed = _needed(tape, self.lo, max(reached), self.in_nodes, reached)
+        # Vars of every node the sweeps read, held before anything is recorded:
+        # recording may renumber the nodes (handles follow; self.tape's
+        # numbering is the one of this moment, and only it is used below).
+        self.held = {}
+        for i in self.needed:
+            for j in [i] + operands(tape, i):
+                if j not in self.held:
+                    self.held[j] = _hold(rec, j)
+
+    def __call__(self, seeds):
+        """The cotangents of the inputs for seeds (Vars or numbers) on the
+        outputs: one per input, a Var or 0.0."""
+        adj = {}
+        for n, s in zip(self.out_nodes, seeds):
+            if n in self.needed and not (type(s) is float and s == 0.0):
+                adj.setdefault(n, []).append(s)
+        firsts, found = set(self.in_nodes), {}
+        for i in sorted(self.needed, reverse=True):
+            terms = adj.pop(i, None)
+            if terms is None:
+                continue
+            g = _total(terms)
+            if i in firsts:
+                found[i] = g
+                continue
+            for j, term in _contributions(self.tape, i, g, self.held):
+                if j >= self.lo and j in self.needed:
+                    adj.setdefault(j, []).append(term)
+        return [found.get(n, 0.0) for n in self.in_nodes]
 
 
 class _Nodes:
@@ -304,7 +312,7 @@ def value_and_grad(fn, rec, args, idx, single, kwargs, what="grad"):
     out, flat = _call(fn, rec, args, idx, what, kwargs)
     out = _scalar(out, what)
     inputs = [v for vs in flat for v in vs]
-    cots = iter(vjp(rec, inputs, [out], [1.0]))
+    cots = iter(Sweep(rec, inputs, [out])([1.0]))
     grads = tuple(_shaped([next(cots) for _ in vs], np.shape(args[k]))
                   for k, vs in zip(idx, flat))
     return out, (grads[0] if single else grads)
@@ -319,7 +327,8 @@ def jacobian(fn, rec, args, idx, single, kwargs, what="jacobian"):
     leaves, shapes, rebuild = _flat_output(out, what)
     scalars = [x for leaf in leaves for x in _leaves(leaf)[0]]
     inputs = [v for vs in flat for v in vs]
-    rows = [vjp(rec, inputs, scalars, [1.0 if r == q else 0.0 for q in range(len(scalars))])
+    sweep = Sweep(rec, inputs, scalars)
+    rows = [sweep([1.0 if r == q else 0.0 for q in range(len(scalars))])
             for r in range(len(scalars))]
     jacs, col = [], 0
     for k, vs in zip(idx, flat):

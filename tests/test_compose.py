@@ -31,6 +31,8 @@ def test_third_and_fourth_derivatives():
                                   rel=1e-12)
     assert ft.grad(ft.grad(ft.grad(ft.grad(lambda x: x ** 5))))(1.5) == pytest.approx(
         120 * 1.5, rel=1e-14)
+    assert ft.hessian(ft.grad(lambda x: x ** 4))(2.0) == pytest.approx(48.0, rel=1e-14)
+    assert ft.jacobian(ft.grad(lambda x: x ** 4))(2.0) == pytest.approx(48.0, rel=1e-14)
 
 
 def test_jacobian_and_hessian_of_a_gradient():

@@ -141,6 +141,9 @@ def test_equality_compares_values_and_a_var_is_not_hashable():
     nan = ft.Var(float("nan"))
     assert (nan == nan).value == 0.0 and (nan != nan).value == 1.0  # IEEE, as NumPy
     assert (x == "1") is False and (x != None) is True  # noqa: E711  (not numbers)
+    tape = ft.trace(lambda v: ft.where(v == 1.0, 10.0 * v, v - 1.0), 1.0)
+    assert (tape(1.0), tape(2.0)) == (10.0, 1.0)  # both branches, no guard
+    assert tape.grad(np.array([1.0, 3.0]), in_axes=0).tolist() == [10.0, 1.0]
     with pytest.raises(AttributeError):
         x.extra = 1
 
