@@ -92,6 +92,7 @@ def _rate_target(nodes_per_s):
 TARGETS = [
     ("W1 lecture replay", "value and gradient under 1 µs", _abs_target(1 * US)),
     ("W1 lecture eager", "record + backward under 4 µs", _abs_target(4 * US)),
+    ("W1 transform check", "a transform's freshness check: at most 0.2 µs", _abs_target(0.2 * US)),
     ("W2 classifier B=1", "at most 0.5x best peer", _peer_target(0.5)),
     ("W2 classifier B=32", "at most 0.5x best peer", _peer_target(0.5)),
     ("W2 classifier B=256", "at most 0.5x best peer", _peer_target(0.5)),

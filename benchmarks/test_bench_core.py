@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 import fasttape as ft
+from fasttape.var import recording
 from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, PEER_ROLE, TIMING, casadi, casadi_vg, check,
                     jax, on_twin_recorder, run, torch, torch_compile, twin_tape)
 
@@ -58,6 +59,45 @@ def test_w1_kernel(benchmark, lecture_tape):
 def test_w1_kernel_value_only(benchmark, lecture_tape):
     assert lecture_tape(1.0, 2.0, 3.0) == LECTURE_REF[0]
     run(benchmark, W1_REPLAY, FASTTAPE_ROLE, lecture_tape, 1.0, 2.0, 3.0)
+
+
+def test_w1_transform(benchmark):
+    step = ft.value_and_grad(lecture)
+    check(step(1.0, 2.0, 3.0), LECTURE_REF)
+    run(benchmark, W1_REPLAY, FASTTAPE_ROLE, step, 1.0, 2.0, 3.0)
+
+
+# What a transform call does before it replays: is the cached tape still
+# fresh (closures and globals unchanged) and is a trace in progress (then
+# the call records its derivative there instead). The kernel row is the
+# lecture's, which reads nothing but its arguments; the others read a global
+# number or a global array of 1,000 floats besides.
+W1_CHECK = "W1 transform check"
+SCALE, TABLE = 1.0, np.linspace(0.0, 1.0, 1000)
+
+
+def lecture_scaled(w, x, y):
+    return (w * x - y) ** 2 + SCALE * w ** 2
+
+
+def lecture_tabled(w, x, y):
+    return (w * x - y) ** 2 + TABLE[1] * w ** 2
+
+
+def transform_check(step):
+    if step._watched:
+        step._check_fresh()
+    return recording()
+
+
+@pytest.mark.parametrize("fn, role", [(lecture, KERNEL_ROLE), (lecture_scaled, FASTTAPE_ROLE),
+                                      (lecture_tabled, FASTTAPE_ROLE)],
+                         ids=["lecture", "global number", "global array"])
+def test_w1_transform_check(benchmark, fn, role):
+    step = ft.value_and_grad(fn)
+    step(1.0, 2.0, 3.0)
+    assert step._watched == (fn is not lecture) and transform_check(step) is False
+    run(benchmark, W1_CHECK, role, transform_check, step)
 
 
 def test_w1_twin(benchmark, lecture_tape):

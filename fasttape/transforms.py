@@ -41,6 +41,7 @@ class _Transformed:
         self._names, self._axes = {}, {}
         self._layout = None    # the last batched gradient's Layout: tried first
         self._snapshot = None  # what fn read besides its arguments, when traced
+        self._watched = False  # ... if anything
         self._retraces, self._warned = 0, False
         # Name and docstring of fn, but never its __dict__: a transform of a
         # transform keeps its own method.
@@ -50,9 +51,8 @@ class _Transformed:
         return f"<ft.{self.method} of {getattr(self.fn, '__name__', self.fn)!r}>"
 
     def __call__(self, *args):
-        snapshot = self._snapshot
-        if snapshot is not None and snapshot.entries:
-            self._check_fresh(snapshot)
+        if self._watched:  # fn reads numbers or arrays besides its arguments
+            self._check_fresh()
         if recording():  # inside a trace: record the derivative there
             return self._nested(args)
         if self._layout is not None:  # the last batch's tape, if the arguments fit it
@@ -78,20 +78,22 @@ class _Transformed:
         tape = trace(self.fn, *examples)
         # The values the tape baked in (taken after the trace, so a list that
         # fn itself appends to while tracing does not count as a change).
-        self._snapshot = Snapshot(self.fn)
+        self._snapshot = snapshot = Snapshot(self.fn)
+        self._watched = bool(snapshot.entries)
         tapes = self.tapes.setdefault(key, [])
         tapes.append(tape)
         del tapes[: -self.MAX_VARIANTS]
         return self._replay(tape, args)
 
-    def _check_fresh(self, snapshot):
+    def _check_fresh(self):
         """Drop the tapes when a value fn reads has changed since they were
         traced; warn once when that happens call after call."""
-        name = snapshot.changed()
+        snapshot = self._snapshot
+        name = None if snapshot is None else snapshot.changed()
         if name is None:
             self._retraces = 0
             return
-        self.tapes, self._layout, self._snapshot = {}, None, None
+        self.tapes, self._layout, self._watched = {}, None, False
         self._retraces += 1
         if self._retraces >= self.WARN_AFTER and not self._warned:
             self._warned = True

@@ -32,7 +32,8 @@ def recording():
     """True inside a trace or a `with ft.Tape()` block of this thread."""
     try:
         return len(_state.stack) > 1
-    except AttributeError:  # (no Var made on this thread yet)
+    except AttributeError:  # (nothing recorded on this thread yet)
+        _stack()
         return False
 
 

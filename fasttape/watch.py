@@ -23,8 +23,12 @@ MAX_DEPTH = 4  # helper functions followed: f calls g calls h ...
 
 
 class Snapshot:
-    """Values read by a function, as (name, read, kept) with read() -> the
-    value now; changed() names the first one that differs, or None."""
+    """Values read by a function; changed() names the first one that differs
+    now, or None. An entry is (name, where, key, obj, kept, mutable): the
+    value is where[key] (a global), where.cell_contents (key None: a closure
+    cell) or obj itself (where None: a default); obj is the object read at the
+    snapshot, kept what was kept of it, and mutable says obj's contents can
+    change in place (an array, a list), so being the same object is not enough."""
 
     __slots__ = ("entries", "captures_vars")
 
@@ -33,12 +37,13 @@ class Snapshot:
         self._scan(fn, set(), 0)
 
     def changed(self):
-        for name, read, kept in self.entries:
+        for name, where, key, obj, kept, mutable in self.entries:
             try:
-                now = read()
-            except (NameError, KeyError, ValueError):  # deleted, or an empty cell
+                now = obj if where is None else (
+                    where.cell_contents if key is None else where[key])
+            except (KeyError, ValueError):  # deleted, or an emptied cell
                 return name
-            if not _same(now, kept):
+            if (now is not obj or mutable) and not _same(now, kept):
                 return name
         return None
 
@@ -53,9 +58,9 @@ class Snapshot:
             return self._scan(fn.__func__, seen, depth)
         if hasattr(fn, "func") and hasattr(fn, "args") and hasattr(fn, "keywords"):
             for k, value in enumerate(fn.args):  # functools.partial
-                self._watch(f"partial argument {k}", lambda v=value: v, value, seen, depth)
+                self._watch(f"partial argument {k}", None, None, value, seen, depth)
             for key, value in (fn.keywords or {}).items():
-                self._watch(key, lambda v=value: v, value, seen, depth)
+                self._watch(key, None, None, value, seen, depth)
             return self._scan(fn.func, seen, depth)
         if not isinstance(fn, types.FunctionType):
             return
@@ -65,20 +70,22 @@ class Snapshot:
                 value = cell.cell_contents
             except ValueError:  # not assigned yet
                 continue
-            self._watch(name, lambda c=cell: c.cell_contents, value, seen, depth)
+            self._watch(name, cell, None, value, seen, depth)
         for k, value in enumerate(fn.__defaults__ or ()):
-            self._watch(f"default {k}", lambda v=value: v, value, seen, depth)
+            self._watch(f"default {k}", None, None, value, seen, depth)
         glob = fn.__globals__
         for name in sorted(_global_names(code)):
             if name in glob:
-                self._watch(name, lambda g=glob, n=name: g[n], glob[name], seen, depth)
+                self._watch(name, glob, name, glob[name], seen, depth)
 
-    def _watch(self, name, read, value, seen, depth):
+    def _watch(self, name, where, key, value, seen, depth):
         kept = _kept(value)
         if kept is _VARS:
             self.captures_vars = True
         elif kept is not _IGNORED:
-            self.entries.append((name, read, kept))
+            mutable = isinstance(value, (np.ndarray, list)) or (
+                isinstance(value, tuple) and any(isinstance(v, (np.ndarray, list)) for v in value))
+            self.entries.append((name, where, key, value, kept, mutable))
         elif callable(value) and not isinstance(value, type):
             self._scan(value, seen, depth + 1)
 
