@@ -83,6 +83,14 @@ def _partial(op, which):
 PARTIALS = [(_partial(op, "d0"), _partial(op, "d1")) for op in ops.OPS]
 
 
+def _may_be_infinite(expr):
+    """A partial that can be infinite somewhere (1 / x, log x ...)."""
+    return any(s in (expr or "") for s in ("/", "log", "pow"))
+
+
+UNBOUNDED = [(_may_be_infinite(op.d0), _may_be_infinite(op.d1)) for op in ops.OPS]
+
+
 # ------------------------------------------------------------ the reverse sweep
 
 def _times(d, g):
@@ -91,6 +99,16 @@ def _times(d, g):
     if type(d) is float and d in (1.0, -1.0):
         return g if d == 1.0 else -g
     return d * g
+
+
+def _times_zero_wins(d, g):
+    """d * g, but 0 where g is 0 and d is infinite or NaN: the sweeps' rule
+    that a zero adjoint contributes nothing (a branch where() did not take,
+    say). Where d is finite the product and its derivatives are d * g's."""
+    if not isinstance(g, Var) or not isinstance(d, Var):
+        return _times(d, g)
+    finite_or_read = ((d - d) == 0.0) + (g != 0.0)
+    return F.where(finite_or_read, d * g, 0.0)
 
 
 def _total(terms):
@@ -175,14 +193,14 @@ def _contributions(tape, i, g, held):
         x = held[a]
         y = held[b] if op.kind == ops.BINARY else None
         c = float(tape.pool[b]) if op.kind in (ops.CONSTANT, ops.GUARD) else 0.0
-        pairs = [(a, PARTIALS[op.code][0])]
+        pairs = [(a, PARTIALS[op.code][0], UNBOUNDED[op.code][0])]
         if op.kind == ops.BINARY:
-            pairs.append((b, PARTIALS[op.code][1]))
-        for j, d in pairs:
+            pairs.append((b, PARTIALS[op.code][1], UNBOUNDED[op.code][1]))
+        for j, d, unbounded in pairs:
             if callable(d):
                 d = d(x, y, c, held[i])
             if not (type(d) is float and d == 0.0):
-                yield j, _times(d, g)
+                yield j, (_times_zero_wins if unbounded else _times)(d, g)
     elif op.kind == ops.SUM:
         for j in operands(tape, i):
             yield j, g

@@ -99,6 +99,18 @@ def test_nested_transforms_in_batches():
     assert outer(0.7) == pytest.approx(np.sum(-X ** 2 * np.sin(0.7 * X)), rel=1e-13)
 
 
+def test_a_branch_where_did_not_take_contributes_nothing_when_nested():
+    """As in the sweeps, a zero adjoint times an infinite partial (1 / w of
+    log at 0, in the branch not taken) is 0, not NaN; derivatives of finite
+    products are unchanged, zero residuals included."""
+    g = lambda w: ft.where(w > 0, w.log(), 0.0) + w * w  # noqa: E731
+    first = ft.trace(lambda w: ft.grad(g)(w), 0.0)
+    assert first(0.0) == ft.grad(g)(0.0) == 0.0 and first.grad(0.0) == 2.0
+    assert first(2.0) == 4.5 and first.grad(2.0) == pytest.approx(1.75, rel=1e-15)
+    f = lambda w: (w * 2.0 - 2.0) ** 2 / 3.0  # noqa: E731  (a zero adjoint at w = 1)
+    assert ft.grad(ft.grad(f))(1.0) == pytest.approx(8.0 / 3.0, rel=1e-15)
+
+
 def test_nesting_what_cannot_be_done_is_a_named_error():
     y = ft.Var(2.0)
     with ft.Tape():
