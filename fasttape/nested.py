@@ -336,6 +336,19 @@ def value_and_grad(fn, rec, args, idx, single, kwargs, what="grad"):
     return out, (grads[0] if single else grads)
 
 
+def value_and_grad_aux(fn, rec, args, idx, single, kwargs):
+    """(outputs, gradient of the first): fn returns (value, auxiliary ...)."""
+    out, flat = _call(fn, rec, args, idx, "grad", kwargs)
+    if not isinstance(out, tuple) or not out:
+        raise ArgumentError("with has_aux, the function must return (a scalar, auxiliary data)")
+    value = _scalar(out[0], "grad")
+    inputs = [v for vs in flat for v in vs]
+    cots = iter(Sweep(rec, inputs, [value])([1.0]))
+    grads = tuple(_shaped([next(cots) for _ in vs], np.shape(args[k]))
+                  for k, vs in zip(idx, flat))
+    return (value,) + tuple(out[1:]), (grads[0] if single else grads)
+
+
 def grad(fn, rec, args, idx, single, kwargs):
     return value_and_grad(fn, rec, args, idx, single, kwargs)[1]
 
@@ -373,7 +386,7 @@ def hessian(fn, rec, args, idx, single, kwargs):
 
 
 METHODS = {"grad": grad, "value_and_grad": value_and_grad, "jacobian": jacobian,
-           "hessian": hessian}
+           "hessian": hessian, "value_and_grad_aux": value_and_grad_aux}
 
 
 def call(method, fn, args, idx, single, axes, kwargs=None):
@@ -391,18 +404,18 @@ def call(method, fn, args, idx, single, axes, kwargs=None):
     B = sizes.pop()
     results = [run(fn, rec, [arg[b] if ax == 0 else arg for arg, ax in zip(args, axes)],
                    idx, single, kwargs) for b in range(B)]
-    if method not in ("grad", "value_and_grad"):
+    if method not in ("grad", "value_and_grad", "value_and_grad_aux"):
         return _stack(results)
     # a shared argument's gradient is the sum over the batch; the rest per sample
-    values = [r[0] for r in results] if method == "value_and_grad" else None
-    grads = [r[1] if method == "value_and_grad" else r for r in results]
+    values = [r[0] for r in results] if method != "grad" else None
+    grads = [r[1] if method != "grad" else r for r in results]
     grads = [g if not single else (g,) for g in grads]
     out = []
     for pos, k in enumerate(idx):
         per = [g[pos] for g in grads]
         out.append(_summed(per) if axes[k] is None else _stack(per))
     out = out[0] if single else tuple(out)
-    return (_stack(values), out) if method == "value_and_grad" else out
+    return (_stack(values), out) if method != "grad" else out
 
 
 def _summed(items):

@@ -213,6 +213,22 @@ class Tape:
         grads = tuple(plan.part(k, gs, gb, B) for k in idx)
         return value, (grads[0] if single else grads)
 
+    @_explained
+    def value_and_grad_aux(self, *args, wrt=0, in_axes=None):
+        """(outputs, gradient of the first output) of a function returning a
+        tuple (value, auxiliary outputs ...): value_and_grad with has_aux."""
+        spec = self._out_spec
+        if spec == "s" or spec[0] != "t" or not spec[1] or spec[1][0] != "s":
+            raise ArgumentTypeError(f"with has_aux, {self._fn_name} must return "
+                                    f"(a scalar, auxiliary data)")
+        idx, single = A.normalize_wrt(wrt, len(self._shapes))
+        plan, shared, batch, B = self._split(args, in_axes)
+        seed = np.zeros((B, self._program.n_outputs))
+        seed[:, 0] = 1.0  # the value's gradient; the auxiliary outputs ride along
+        out, gs, gb, _ = self._run(plan, shared, batch, B, idx, seed=seed)
+        grads = tuple(plan.part(k, gs, gb, B) for k in idx)
+        return self._outputs(plan, out), (grads[0] if single else grads)
+
     def _kept_layout(self, in_axes, wrt):
         """(Layout, gradient order, single) kept for a call with in_axes and
         wrt, or None. Only canonical forms find one: np.int64(1) and True

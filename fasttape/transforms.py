@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from . import args as A
-from . import nested
+from . import nested, pytree
 from .errors import ArgumentError, GuardError, RetraceWarning
 from .tape import param_names, trace
 from .var import recording
@@ -31,12 +31,16 @@ class _Transformed:
     MAX_VARIANTS = 16  # tapes kept per argument shapes (one per branch pattern)
     WARN_AFTER = 3     # calls in a row that re-trace for a changed value
 
-    def __init__(self, fn, method, argnums, in_axes):
+    def __init__(self, fn, method, argnums, in_axes, has_aux=False):
         if not callable(fn):
             raise TypeError(f"ft.{method} takes a function, got {type(fn).__name__}")
-        self.fn, self.method = fn, method
+        self.fn, self.method, self.has_aux = fn, method, bool(has_aux)
         self.argnums = A.canonical_wrt(argnums, "argnums")
-        self.in_axes = A.canonical_axes(in_axes)
+        # in_axes: None, 0, or a tuple of them; or a pytree prefix per argument
+        # (then every call takes the pytree path)
+        self._tree_axes = in_axes if _nested_containers(in_axes) else None
+        self.in_axes = None if self._tree_axes is not None else A.canonical_axes(in_axes)
+        self._flat = {}  # (argument structures, keywords) -> a transform of leaves
         self.tapes = {}  # argument shapes -> tapes, one per branch pattern met
         self._names, self._axes = {}, {}
         self._layout = None    # the last batched gradient's Layout: tried first
@@ -50,11 +54,13 @@ class _Transformed:
     def __repr__(self):
         return f"<ft.{self.method} of {getattr(self.fn, '__name__', self.fn)!r}>"
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs or self.has_aux or self._tree_axes is not None:
+            return self._trees(args, kwargs)
         if self._watched:  # fn reads numbers or arrays besides its arguments
             self._check_fresh()
         if recording():  # inside a trace: record the derivative there
-            return self._nested(args)
+            return self._trees(args, kwargs) if _has_trees(args) else self._nested(args)
         if self._layout is not None:  # the last batch's tape, if the arguments fit it
             try:
                 fast = self._layout(args)
@@ -62,6 +68,8 @@ class _Transformed:
                 fast = self._layout = None  # one that serves it is tried first next
             if fast is not None:
                 return fast
+        if _has_trees(args):
+            return self._trees(args, kwargs)
         if nested.recorder_of(args) is not None:  # Vars in: Vars out
             return self._nested(args)
         tapes = self.tapes.get(self._key(args), ())
@@ -102,6 +110,86 @@ class _Transformed:
                           f"or globals, changes each time. Pass it as an argument instead "
                           f"(in_axes=None for a shared one)", RetraceWarning, stacklevel=3)
 
+    def _trees(self, args, kwargs):
+        """A call with pytree arguments, keyword arguments or an auxiliary
+        output: a transform of fn's leaves, kept per argument structure and
+        keywords, answers; gradients come back in the arguments' structures."""
+        flats = [pytree.flatten(arg) for arg in args]
+        structures = tuple(s for _, s in flats)
+        try:
+            key = (structures, tuple(sorted(kwargs.items())))
+            flat = self._flat.get(key)
+        except TypeError:  # unhashable keywords: traced afresh each call
+            key = flat = None
+        if flat is None:
+            flat = self._flatten(structures, kwargs)
+            if key is not None and len(self._flat) < 64:
+                self._flat[key] = flat
+        transform, regroup = flat
+        return regroup(transform(*[leaf for leaves, _ in flats for leaf in leaves]))
+
+    def _flatten(self, structures, kwargs):
+        """(a transform of fn as a function of its arguments' leaves, the
+        function that puts its results back into the arguments' structures)."""
+        n = len(structures)
+        idx, single = A.normalize_wrt(self.argnums, n, "argnums")
+        sizes = [pytree.count(s) for s in structures]
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        leaf_idx = tuple(j for k in idx for j in range(starts[k], starts[k + 1]))
+        if not leaf_idx:
+            raise ArgumentError(f"argnums={self.argnums!r} names arguments with no leaves")
+        axes = self._tree_axes if self._tree_axes is not None else self.in_axes
+        if isinstance(axes, (tuple, list)):
+            if len(axes) != n:
+                raise ArgumentError(f"in_axes has {len(axes)} entries for {n} arguments")
+            leaf_axes = [ax for a, s in zip(axes, structures)
+                         for ax in pytree.broadcast_prefix(a, s, "in_axes")]
+        else:
+            leaf_axes = pytree.broadcast_prefix(axes, (tuple, structures), "in_axes")
+        fn, has_aux, aux = self.fn, self.has_aux, {}
+
+        def leaves_fn(*leaves):
+            pos, args = 0, []
+            for s, size in zip(structures, sizes):
+                args.append(pytree.unflatten(s, leaves[pos:pos + size]))
+                pos += size
+            out = fn(*args, **kwargs)
+            if not has_aux:
+                return out
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise ArgumentError("with has_aux=True the function must return a pair "
+                                    "(output, auxiliary data)")
+            aux_leaves, aux["structure"] = pytree.flatten(out[1])
+            return (out[0], *aux_leaves)
+        functools.update_wrapper(leaves_fn, fn, updated=())
+        if has_aux and self.method not in ("grad", "value_and_grad"):
+            raise ArgumentError(f"has_aux is for grad and value_and_grad, not {self.method}")
+        # (with an auxiliary output, grad too needs the values: the aux data)
+        method = "value_and_grad_aux" if has_aux else self.method
+        transform = _Transformed(leaves_fn, method, leaf_idx, tuple(leaf_axes))
+
+        def grouped(items):  # per wrt leaf -> per argument, in its structure
+            out, pos = [], 0
+            for k in idx:
+                size = sizes[k]
+                out.append(pytree.unflatten(structures[k], items[pos:pos + size]))
+                pos += size
+            return out[0] if single else tuple(out)
+
+        def regroup(result):
+            if self.method == "hessian":  # a block per pair of leaves
+                return grouped([grouped(list(row)) for row in result])
+            if self.method == "jacobian":
+                return grouped(result)
+            value, grads = (None, result) if method == "grad" else result
+            if has_aux:
+                value = (value[0], pytree.unflatten(aux["structure"], value[1:]))
+            grads = grouped(grads)
+            if self.method == "grad":
+                return (grads, value[1]) if has_aux else grads
+            return value, grads
+        return transform, regroup
+
     def _nested(self, args):
         idx, single = A.normalize_wrt(self.argnums, len(args), "argnums")
         axes = A.normalize_axes(self.in_axes, len(args))
@@ -139,21 +227,84 @@ class _Transformed:
         return out
 
 
-def grad(fn, argnums=0, in_axes=None):
-    """A function returning the gradient of scalar fn with respect to argnums."""
-    return _Transformed(fn, "grad", argnums, in_axes)
+def _nested_containers(in_axes):
+    """in_axes is a pytree prefix, not None, 0 or a flat tuple / list of them."""
+    if pytree.is_container(in_axes):
+        return type(in_axes) is dict or any(pytree.is_container(a) for a in in_axes)
+    return False
 
 
-def value_and_grad(fn, argnums=0, in_axes=None):
-    """A function returning (fn's value, its gradient)."""
-    return _Transformed(fn, "value_and_grad", argnums, in_axes)
+def _has_trees(args):
+    for arg in args:
+        if type(arg) in (tuple, list, dict):
+            return True
+    return False
+
+
+def grad(fn, argnums=0, in_axes=None, has_aux=False):
+    """A function returning the gradient of scalar fn with respect to argnums.
+
+    Parameters
+    ----------
+    fn : callable
+        Written for one sample; returns a scalar (a Var, a number or a 0-d
+        array), or with ``has_aux`` a pair ``(scalar, aux)``.
+    argnums : int or tuple of ints, default 0
+        Which positional arguments to differentiate; a tuple gives a tuple of
+        gradients. A list is read as a tuple.
+    in_axes : None, 0, or a tuple / list / pytree prefix of them
+        Per argument: ``None`` shared, ``0`` batched along its leading axis.
+        A shared argument's gradient is summed over the batch; a batched
+        one's is per sample, shape ``(B, ...)``.
+    has_aux : bool
+        fn returns ``(value, aux)``; the transform returns ``(grad, aux)``.
+
+    Returns
+    -------
+    callable
+        Taking fn's arguments (floats, arrays, or pytrees of them: tuples,
+        lists and dicts; keyword arguments pass through undifferentiated)
+        and returning the gradient(s), each in its argument's shape and
+        structure. Called on Vars or inside a trace it returns Vars, so
+        transforms nest: ``ft.grad(ft.grad(f))`` is the second derivative.
+
+    Notes
+    -----
+    fn is traced on the first call per argument shapes and the tape cached;
+    see README "Transforms: caching, re-tracing, nesting".
+
+    Examples
+    --------
+    >>> ft.grad(lambda w, x, y: (w * x - y) ** 2 + w ** 2)(1.0, 2.0, 3.0)
+    -2.0
+    """
+    return _Transformed(fn, "grad", argnums, in_axes, has_aux)
+
+
+def value_and_grad(fn, argnums=0, in_axes=None, has_aux=False):
+    """A function returning ``(fn's value, its gradient)``; with ``has_aux``,
+    ``((value, aux), gradient)``. Parameters as for :func:`grad`; batched, the
+    values have shape ``(B,)``.
+
+    Examples
+    --------
+    >>> ft.value_and_grad(lambda w: w ** 3)(2.0)
+    (8.0, 12.0)
+    """
+    return _Transformed(fn, "value_and_grad", argnums, in_axes, has_aux)
 
 
 def jacobian(fn, argnums=0, in_axes=None):
-    """A function returning d fn / d argument(s): output.shape + arg.shape."""
+    """A function returning d fn / d argument(s), of shape
+    ``output.shape + arg.shape`` per output and argument (a leading batch
+    axis when batched, for every argument). Parameters as for :func:`grad`;
+    fn may return any structure of Vars and arrays."""
     return _Transformed(fn, "jacobian", argnums, in_axes)
 
 
 def hessian(fn, argnums=0, in_axes=None):
-    """A function returning the exact Hessian of scalar fn: arg.shape + arg.shape."""
+    """A function returning the exact Hessian of scalar fn, of shape
+    ``arg.shape + arg.shape``; with a tuple ``argnums``, a tuple of tuples of
+    blocks. Computed by forward-over-reverse sweeps (no finite differences).
+    Parameters as for :func:`grad`."""
     return _Transformed(fn, "hessian", argnums, in_axes)
