@@ -12,7 +12,7 @@ from .var import Var
 from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, sum, dot
 from .functions import __all__ as _function_names
 from .tape import Tape, trace
-from .transforms import grad, hessian, jacobian, value_and_grad
+from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from .finite import check_finite
 from .io import load
 from . import datasets, nn  # after the core: they are written with ft.* themselves
@@ -20,6 +20,6 @@ from . import datasets, nn  # after the core: they are written with ft.* themsel
 __version__ = "0.1.0"
 
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
-           "hessian", "check_finite", "nn", "datasets",
+           "hessian", "vjp", "jvp", "hvp", "check_finite", "nn", "datasets",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
            "ArgumentTypeError", "RetraceWarning", *_function_names]

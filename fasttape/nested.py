@@ -385,6 +385,44 @@ def hessian(fn, rec, args, idx, single, kwargs):
     return blocks[0][0] if single else blocks
 
 
+def vjp(fn, args, idx, single):
+    """(fn's output, vjp_fn) recorded on the tape in use."""
+    rec = recorder_of(args) or current_recorder()
+    out, flat = _call(fn, rec, args, idx, "vjp", {})
+    leaves, shapes, _ = _flat_output(out, "vjp")
+    scalars = [x for leaf in leaves for x in _leaves(leaf)[0]]
+    sweep = Sweep(rec, [v for vs in flat for v in vs], scalars)
+
+    def vjp_fn(cotangent):
+        seeds = []
+        parts = cotangent if len(leaves) > 1 else [cotangent]
+        for part, shape in zip(_flat_output(parts, "cotangent")[0] if len(leaves) > 1
+                               else parts, shapes):
+            if np.shape(part) != tuple(shape):
+                raise ArgumentError(f"cotangent: expected shape {tuple(shape)}, "
+                                    f"got {np.shape(part)}")
+            seeds += _leaves(np.asarray(part, dtype=object) if np.ndim(part) else part)[0]
+        seeds = [s if isinstance(s, Var) else float(s) for s in seeds]
+        cots = iter(sweep(seeds))
+        grads = tuple(_shaped([next(cots) for _ in vs], np.shape(args[k]))
+                      for k, vs in zip(idx, flat))
+        return grads[0] if single else grads
+    return out, vjp_fn
+
+
+def jvp(fn, args, idx, tangents):
+    """(fn's output, its tangent along tangents of args idx), recorded on the
+    tape in use: the derivative of s -> fn(args + s tangents) at s = 0."""
+    def along(s):
+        moved = list(args)
+        for k, t in zip(idx, tangents):
+            moved[k] = args[k] + s * np.asarray(t, dtype=object) if np.ndim(t) else args[k] + s * t
+        return fn(*moved)
+    rec = recorder_of(args) or current_recorder()
+    out = fn(*args)
+    return out, jacobian(along, rec, [0.0], (0,), True, {}, "jvp")
+
+
 METHODS = {"grad": grad, "value_and_grad": value_and_grad, "jacobian": jacobian,
            "hessian": hessian, "value_and_grad_aux": value_and_grad_aux}
 

@@ -14,6 +14,7 @@ on the tape in use instead (see nested.py): that is how transforms compose.
 
 import functools
 import warnings
+import weakref
 
 import numpy as np
 
@@ -221,6 +222,8 @@ class _Transformed:
                      else np.shape(arg)[1 if ax == 0 else 0:] for arg, ax in zip(args, axes))
 
     def _replay(self, tape, args):
+        if self.method == "tape":  # (ft.vjp and friends): the tape and its outputs
+            return tape, tape(*args, in_axes=self.in_axes)
         out = getattr(tape, self.method)(*args, wrt=self.argnums, in_axes=self.in_axes)
         if self._layout is None and self.method in ("grad", "value_and_grad"):
             self._layout = tape._fast_path(self.argnums, self.in_axes, self.method == "grad")
@@ -308,3 +311,97 @@ def hessian(fn, argnums=0, in_axes=None):
     blocks. Computed by forward-over-reverse sweeps (no finite differences).
     Parameters as for :func:`grad`."""
     return _Transformed(fn, "hessian", argnums, in_axes)
+
+
+# ------------------------------------------------------------ vjp, jvp, hvp
+
+_TAPES = weakref.WeakKeyDictionary()  # fn -> {(argnums, in_axes): its tape cache}
+
+
+def _fitted(fn, args, in_axes):
+    """(tape, outputs) of fn at args (numbers and arrays), from a transform
+    kept per fn and in_axes: traced once per shapes and branch pattern."""
+    key = A.canonical_axes(in_axes)
+    try:
+        kept = _TAPES.setdefault(fn, {})
+    except TypeError:  # fn cannot be weakly referenced: no cache
+        kept = {}
+    transform = kept.get(key)
+    if transform is None:
+        transform = kept[key] = _Transformed(fn, "tape", 0, key)
+    return transform(*args)
+
+
+def _records(args):
+    return recording() or nested.recorder_of(args) is not None
+
+
+def _picked(values, idx, single):
+    picked = tuple(values[k] for k in idx)
+    return picked[0] if single else picked
+
+
+def vjp(fn, *args, argnums=None, in_axes=None):
+    """``(fn(*args), vjp_fn)``: ``vjp_fn(cotangent)`` gives the cotangents of
+    the arguments (a tuple, one per argument; with ``argnums`` an int or a
+    tuple, those arguments' only). The cotangent has the output's structure
+    (with a leading batch axis where batched). Called on Vars or inside a
+    trace, the products are recorded as Vars."""
+    idx, single = A.normalize_wrt(tuple(range(len(args))) if argnums is None else argnums,
+                                  len(args), "argnums")
+    if _records(args):
+        if in_axes is not None:
+            raise nested.NestingError("ft.vjp on Vars takes no in_axes; use ft.grad")
+        return nested.vjp(fn, args, idx, single)
+    tape, out = _fitted(fn, args, in_axes)
+
+    def vjp_fn(cotangent):
+        return _picked(tape.vjp(args, cotangent, in_axes=in_axes), idx, single)
+    return out, vjp_fn
+
+
+def jvp(fn, args, tangents, argnums=None, in_axes=None):
+    """``(fn(*args), its tangent)`` along ``tangents``, one per argument (with
+    ``argnums``, one per argument it names; the others are held fixed): a
+    forward-mode directional derivative, one sweep."""
+    args, tangents = tuple(args), tuple(tangents) if isinstance(tangents, (tuple, list)) \
+        else (tangents,)
+    idx, _ = A.normalize_wrt(tuple(range(len(args))) if argnums is None else argnums,
+                             len(args), "argnums")
+    if len(tangents) != len(idx):
+        raise ArgumentError(f"jvp: {len(idx)} arguments to move but {len(tangents)} tangents")
+    if _records(args):
+        if in_axes is not None:
+            raise nested.NestingError("ft.jvp on Vars takes no in_axes; use ft.jacobian")
+        return nested.jvp(fn, args, idx, tangents)
+    tape, _ = _fitted(fn, args, in_axes)
+    full = [np.zeros(np.shape(a)) for a in args]  # the unmoved ones (per sample, if batched)
+    for k, t in zip(idx, tangents):
+        full[k] = t
+    return tape.jvp(args, full, in_axes=in_axes)
+
+
+def hvp(fn, args, v, argnums=0, in_axes=None):
+    """The Hessian of scalar fn (with respect to ``argnums``) times ``v``
+    (shaped like that argument; with a tuple ``argnums``, a tuple of them):
+    exact, forward over reverse, a few gradients' cost."""
+    args = tuple(args)
+    if _records(args):
+        idx, single = A.normalize_wrt(argnums, len(args), "argnums")
+        vs = (v,) if single else tuple(v)
+
+        def inner(*a):
+            g = grad(fn, argnums=idx, in_axes=in_axes)(*a)
+            return sum_of_products(g, vs)
+        return grad(inner, argnums=argnums, in_axes=in_axes)(*args)
+    tape, _ = _fitted(fn, args, in_axes)
+    return tape.hvp(args, v, wrt=A.canonical_wrt(argnums, "argnums"), in_axes=in_axes)
+
+
+def sum_of_products(xs, ys):
+    """sum over pairs of sum(x * y), for Vars, numbers and arrays of them."""
+    from .functions import sum as vsum
+    terms = []
+    for x, y in zip(xs, ys):
+        terms.extend(np.ravel(np.asarray(x, dtype=object) * np.asarray(y)).tolist())
+    return vsum(terms)
