@@ -246,17 +246,40 @@ class Tape:
         """A function of the arguments giving value_and_grad (or grad) by a
         kept Layout, or None when it gets arguments it does not take or no
         Layout is kept for in_axes and wrt."""
+        if self._fast_grad and in_axes is None and A.exact_wrt(wrt):
+            return self._fast_scalars(wrt, grad_only)
         kept = self._kept_layout(in_axes, wrt)
         if kept is None:
             return None
         run, order, single = kept[0].value_and_grad, kept[1], kept[2]
 
         def fast(args):
-            out = run(args)
+            try:
+                out = run(args)
+            except (GuardError, NonFiniteError) as exc:
+                raise self._explain(exc) from None
             if out is None:
                 return None
             grads = out[1][0] if single else tuple(out[1][k] for k in order)
             return grads if grad_only else (out[0], grads)
+        return fast
+
+    def _fast_scalars(self, wrt, grad_only):
+        """_fast_path for a tape of scalars to a scalar: the kernel's
+        one-sample call, which takes Python floats as they are."""
+        call1, n = self._call1, len(self._shapes)
+        if not all(0 <= k < n for k in ((wrt,) if type(wrt) is int else wrt)):
+            return None
+
+        def fast(args):
+            try:
+                out = call1(args, True)
+            except (GuardError, NonFiniteError) as exc:
+                raise self._explain(exc) from None
+            if out is None:
+                return None
+            grads = out[1][wrt] if type(wrt) is int else tuple(out[1][k] for k in wrt)
+            return grads if grad_only else (out[0][0], grads)
         return fast
 
     def _layout(self, plan, wanted):
