@@ -749,6 +749,8 @@ def test_nested_transforms_equal_the_hessian_path(prog, x):
     H = ft.hessian(f)(x0)
     scale = max(1.0, np.max(np.abs(H)))
     close(ft.jacobian(ft.grad(f))(x0), H, 1e-10, scale)
+    nested_h = ft.trace(lambda v: ft.hessian(f)(v), x0)  # recorded as Vars, replayed
+    close(nested_h(x0), H, 1e-10, scale)
     T = ft.jacobian(ft.jacobian(ft.grad(f)))(x0)
     assert T.shape == (n, n, n)
     h = 1e-5
