@@ -69,6 +69,34 @@ maximum = _extremum("maximum")
 minimum = _extremum("minimum")
 
 
+def _binary_function(op):
+    """A function of two Vars, numbers or arrays for a binary row that has no
+    constant form: a number operand is recorded as a constant node."""
+    numpy_fwd = ops.compile_numpy(op.fwd, "x, y, c")
+
+    def fn(a, b):
+        if isinstance(a, Var) or isinstance(b, Var):
+            rec = (a if isinstance(a, Var) else b)._rec
+            a, b = (x if isinstance(x, Var) else _new(rec, rec.const(float(x))) for x in (a, b))
+            return _new(rec, rec.binary(op.code, a._h, a._same_tape(b)))
+        if _is_var_array(a) or _is_var_array(b):
+            return np.frompyfunc(fn, 2, 1)(a, b)
+        with np.errstate(all="ignore"):
+            out = numpy_fwd(np.asarray(a, dtype=float), np.asarray(b, dtype=float), 0.0)
+        return float(out) if np.ndim(out) == 0 else out
+
+    fn.__name__ = op.name
+    fn.__doc__ = f"{op.doc}, of Vars, numbers or arrays (elementwise)."
+    return fn
+
+
+_HAND_WRITTEN = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt", "le", "eq", "ne"}
+for _op in ops.OPS:
+    if _op.kind == ops.BINARY and _op.name not in _HAND_WRITTEN:
+        globals()[_op.name] = _binary_function(_op)
+        __all__.append(_op.name)
+
+
 def _recorder_of(items):
     for item in items:
         if isinstance(item, Var):

@@ -15,6 +15,7 @@ from . import functions as F
 from . import ops
 from .errors import ArgumentError, FasttapeError
 from .graphviz import operands
+from .numpy_api import traced
 from .var import Var, current_recorder, pop_recorder, push_recorder
 
 
@@ -60,6 +61,15 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1
     _ON_VARS.setdefault(_name, getattr(F, _name))
 for _name in ("vexp", "vlog", "vlog1p", "vtanh"):
     _ON_VARS[_name] = getattr(F, _name[1:])
+for _name, _row in (("asin", "arcsin"), ("acos", "arccos"), ("atan", "arctan"),
+                    ("asinh", "arcsinh"), ("acosh", "arccosh"), ("atanh", "arctanh"),
+                    ("sinh", "sinh"), ("cosh", "cosh"), ("log2", "log2"), ("log10", "log10"),
+                    ("exp2", "exp2"), ("cbrt", "cbrt"), ("floor", "floor"), ("ceil", "ceil"),
+                    ("atan2", "arctan2"), ("hypot", "hypot"), ("copysign", "copysign"),
+                    ("fmod", "fmod"), ("fmax", "fmax"), ("fmin", "fmin"), ("pymod", "mod")):
+    _ON_VARS[_name] = getattr(F, _row)
+_ON_VARS["fmaxd"] = lambda x, y: F.where(x > y, 1.0, F.where(y != y, 1.0,
+                                                              F.where(x == y, 0.5, 0.0)))
 NAMESPACE = {name: _lifted(ops.NUMPY_NAMES[name], fn) for name, fn in _ON_VARS.items()
              if name in ops.NUMPY_NAMES}
 
@@ -247,7 +257,7 @@ def _fresh(rec, arg, what):
         out = np.empty(arr.shape, dtype=object)
         for idx in np.ndindex(*arr.shape):
             out[idx] = _fresh(rec, arr[idx], what)
-        return out
+        return traced(out)
     try:
         value = float(arg)
     except (TypeError, ValueError):

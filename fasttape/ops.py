@@ -117,6 +117,67 @@ _ROWS = [
     _row("ne", BINARY, "1.0 - eq(x, y)", sym="{x} != {y}", doc="condition x != y (1 or 0)"),
     _row("eq_c", CONSTANT, "eq(x, c)", sym="{x} == {c}", doc="condition x == number"),
     _row("ne_c", CONSTANT, "1.0 - eq(x, c)", sym="{x} != {c}", doc="condition x != number"),
+    # The rest of NumPy's differentiable ufuncs (fasttape/numpy_api.py maps them).
+    _row("arcsin", UNARY, "asin(x)", ("1.0 / sqrt(1.0 - x * x)",),
+         ("x / ((1.0 - x * x) * sqrt(1.0 - x * x))",), "arcsin({x})", "inverse sine"),
+    _row("arccos", UNARY, "acos(x)", ("-1.0 / sqrt(1.0 - x * x)",),
+         ("-x / ((1.0 - x * x) * sqrt(1.0 - x * x))",), "arccos({x})", "inverse cosine"),
+    _row("arctan", UNARY, "atan(x)", ("1.0 / (1.0 + x * x)",),
+         ("-2.0 * x / ((1.0 + x * x) * (1.0 + x * x))",), "arctan({x})", "inverse tangent"),
+    _row("sinh", UNARY, "sinh(x)", ("cosh(x)",), ("f",), "sinh({x})", "hyperbolic sine"),
+    _row("cosh", UNARY, "cosh(x)", ("sinh(x)",), ("f",), "cosh({x})", "hyperbolic cosine"),
+    _row("arcsinh", UNARY, "asinh(x)", ("1.0 / sqrt(x * x + 1.0)",),
+         ("-x / ((x * x + 1.0) * sqrt(x * x + 1.0))",), "arcsinh({x})",
+         "inverse hyperbolic sine"),
+    _row("arccosh", UNARY, "acosh(x)", ("1.0 / sqrt(x * x - 1.0)",),
+         ("-x / ((x * x - 1.0) * sqrt(x * x - 1.0))",), "arccosh({x})",
+         "inverse hyperbolic cosine"),
+    _row("arctanh", UNARY, "atanh(x)", ("1.0 / (1.0 - x * x)",),
+         ("2.0 * x / ((1.0 - x * x) * (1.0 - x * x))",), "arctanh({x})",
+         "inverse hyperbolic tangent"),
+    # (1 / log 2, 1 / log 10, log 2 and its square, as literals)
+    _row("log2", UNARY, "log2(x)", ("1.4426950408889634 / x",),
+         ("-1.4426950408889634 / (x * x)",), "log2({x})", "base-2 logarithm"),
+    _row("log10", UNARY, "log10(x)", ("0.4342944819032518 / x",),
+         ("-0.4342944819032518 / (x * x)",), "log10({x})", "base-10 logarithm"),
+    _row("exp2", UNARY, "exp2(x)", ("0.6931471805599453 * f",), ("0.4804530139182014 * f",),
+         "exp2({x})", "2 ** x"),
+    _row("cbrt", UNARY, "cbrt(x)", ("1.0 / (3.0 * f * f)",),
+         ("-2.0 / (9.0 * f * f * f * f * f)",), "cbrt({x})", "cube root"),
+    _row("square", UNARY, "x * x", ("2.0 * x",), ("2.0",), "square({x})", "x * x"),
+    _row("reciprocal", UNARY, "1.0 / x", ("-f * f",), ("2.0 * f * f * f",),
+         "reciprocal({x})", "1 / x"),
+    _row("floor", UNARY, "floor(x)", sym="floor({x})", doc="largest integer <= x; gradient 0"),
+    _row("ceil", UNARY, "ceil(x)", sym="ceil({x})", doc="smallest integer >= x; gradient 0"),
+    _row("sign", UNARY, "sign(x)", sym="sign({x})", doc="-1, 0 or 1; gradient 0"),
+    _row("arctan2", BINARY, "atan2(x, y)", ("y / (x * x + y * y)", "-x / (x * x + y * y)"),
+         ("-2.0 * x * y / ((x * x + y * y) * (x * x + y * y))",
+          "(x * x - y * y) / ((x * x + y * y) * (x * x + y * y))",
+          "2.0 * x * y / ((x * x + y * y) * (x * x + y * y))"),
+         "arctan2({x}, {y})", "angle of the point (y, x): arctan2(x, y)"),
+    _row("hypot", BINARY, "hypot(x, y)", ("x / f", "y / f"),
+         ("y * y / (f * f * f)", "-x * y / (f * f * f)", "x * x / (f * f * f)"),
+         "hypot({x}, {y})", "sqrt(x * x + y * y), without overflow"),
+    _row("logaddexp", BINARY, "maxv(x, y) + vlog1p(vexp(-fabs(x - y)))",
+         ("vexp(x - f)", "vexp(y - f)"),
+         ("vexp(x - f) * vexp(y - f)", "-vexp(x - f) * vexp(y - f)",
+          "vexp(x - f) * vexp(y - f)"), "logaddexp({x}, {y})", "log(exp(x) + exp(y))"),
+    _row("logaddexp2", BINARY, "maxv(x, y) + 1.4426950408889634 * vlog1p(exp2(-fabs(x - y)))",
+         ("exp2(x - f)", "exp2(y - f)"),
+         ("0.6931471805599453 * exp2(x - f) * exp2(y - f)",
+          "-0.6931471805599453 * exp2(x - f) * exp2(y - f)",
+          "0.6931471805599453 * exp2(x - f) * exp2(y - f)"),
+         "logaddexp2({x}, {y})", "log2(2 ** x + 2 ** y)"),
+    _row("copysign", BINARY, "copysign(x, y)", ("copysign(1.0, x) * copysign(1.0, y)",),
+         sym="copysign({x}, {y})", doc="|x| with the sign of y"),
+    _row("fmod", BINARY, "fmod(x, y)", ("1.0", "(f - x) / y"), sym="fmod({x}, {y})",
+         doc="x - trunc(x / y) * y (C's remainder)"),
+    _row("mod", BINARY, "pymod(x, y)", ("1.0", "(f - x) / y"), sym="{x} % {y}",
+         doc="x - floor(x / y) * y (Python's and NumPy's remainder)"),
+    _row("fmax", BINARY, "fmax(x, y)", ("fmaxd(x, y)", "fmaxd(y, x)"), sym="fmax({x}, {y})",
+         doc="larger of x, y, ignoring a NaN (ties split the gradient)"),
+    _row("fmin", BINARY, "fmin(x, y)", ("fmaxd(y, x)", "fmaxd(x, y)"), sym="fmin({x}, {y})",
+         doc="smaller of x, y, ignoring a NaN (ties split the gradient)"),
 ]
 
 OPS = tuple(Op(code, *row) for code, row in enumerate(_ROWS))
@@ -150,6 +211,12 @@ HELPERS = {
     "lt": ("return 1.0 if x < y else 0.0", lambda x, y: np.where(x < y, 1.0, 0.0)),
     "le": ("return 1.0 if x <= y else 0.0", lambda x, y: np.where(x <= y, 1.0, 0.0)),
     "eq": ("return 1.0 if x == y else 0.0", lambda x, y: np.where(x == y, 1.0, 0.0)),
+    # Python's remainder (the sign of y), as NumPy's mod; d fmax(x, y) / dx,
+    # which is 1 where y is a NaN that fmax ignores.
+    "pymod": ("cdef double r = fmod(x, y)\n    return r + y if (r != 0.0 and ((r < 0.0) != (y < 0.0))) else r",
+              np.mod),
+    "fmaxd": ("return 1.0 if (x > y or y != y) else (0.5 if x == y else 0.0)",
+              lambda x, y: np.where((x > y) | (y != y), 1.0, np.where(x == y, 0.5, 0.0))),
     "miss": ("return 0.0 if (x != 0.0) == (y != 0.0) else 1.0",
              lambda x, y: np.where((x != 0.0) == (y != 0.0), 0.0, 1.0)),
     # x ** c with the common square exact and cheap, and so d/dx x**2 = 2 x.
@@ -158,7 +225,7 @@ HELPERS = {
              lambda x, y: x * x if y == 2.0 else (x * 1.0 if y == 1.0 else np.power(x, y))),
 }
 HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "eq",
-                                                 "miss")}
+                                                 "miss", "pymod", "fmaxd")}
 
 # The NumPy meaning of every name a formula may use. vexp, vlog, vlog1p and
 # vtanh are the kernel's own vectorizable functions (fasttape/_vmath.pxi),
@@ -167,10 +234,16 @@ NUMPY_NAMES = dict(
     exp=np.exp, log=np.log, sqrt=np.sqrt, sin=np.sin, cos=np.cos, tan=np.tan,
     tanh=np.tanh, log1p=np.log1p, expm1=np.expm1, fabs=np.abs, pow=np.power,
     vexp=np.exp, vlog=np.log, vlog1p=np.log1p, vtanh=np.tanh,
+    asin=np.arcsin, acos=np.arccos, atan=np.arctan, sinh=np.sinh, cosh=np.cosh,
+    asinh=np.arcsinh, acosh=np.arccosh, atanh=np.arctanh, log2=np.log2, log10=np.log10,
+    exp2=np.exp2, cbrt=np.cbrt, floor=np.floor, ceil=np.ceil, atan2=np.arctan2,
+    hypot=np.hypot, copysign=np.copysign, fmod=np.fmod, fmax=np.fmax, fmin=np.fmin,
     **{name: fn for name, (_, fn) in HELPERS.items()},
 )
 LIBM_NAMES = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1",
-              "fabs", "pow")
+              "fabs", "pow", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+              "log2", "log10", "exp2", "cbrt", "floor", "ceil", "atan2", "hypot", "copysign",
+              "fmod", "fmax", "fmin")
 
 
 def compile_numpy(expr, args):

@@ -14,6 +14,7 @@ from . import args as A
 from . import listing, ops, sparsity
 from .backend import kernel
 from .errors import ArgumentError, ArgumentTypeError, GuardError, NonFiniteError, TapeError
+from .numpy_api import traced
 from .var import Var, end_tracing_guards, pop_recorder, push_recorder, tracing_guards
 
 _NO_INPUTS = np.zeros(0)                 # (read-only: shared by every call)
@@ -557,7 +558,7 @@ def trace(fn, *args):
             else:
                 obj = np.empty(len(flat), dtype=object)
                 obj[:] = flat
-                fn_args.append(obj.reshape(arr.shape))
+                fn_args.append(traced(obj.reshape(arr.shape)))  # NumPy calls record nodes
         out = fn(*fn_args)
 
         def leaf(x):

@@ -82,6 +82,15 @@ class Var(kernel.VarBase):
         raise TypeError("the truth value of a Var is ambiguous: compare it (x > 0) for a "
                         "condition, use ft.where(cond, a, b), or read x.value")
 
+    # NumPy functions on a Var record nodes, as on traced arrays (numpy_api.py)
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .numpy_api import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .numpy_api import array_function
+        return array_function(func, args, kwargs)
+
 
 class Cond(Var):
     """A recorded comparison: 1.0 where it holds, else 0.0. Use it in

@@ -24,11 +24,15 @@ NUMBERS = ["2", "2.5", "np.float64(1.5)", "-0.25", "np.int32(3)", "True", "fract
 BINARY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
           "/": lambda a, b: a / b, "**": lambda a, b: a ** b}
 COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-           ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+           ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+           "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 PLAIN = {"exp": math.exp, "log": math.log, "sqrt": math.sqrt, "sin": math.sin, "cos": math.cos,
          "tan": math.tan, "tanh": math.tanh, "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
          "relu": lambda v: max(v, 0.0), "abs": abs, "log1p": math.log1p,
          "expm1": math.expm1, "neg": lambda v: -v}
+# the rest of the unary rows, by NumPy (the rows arccosh skips: not real at X)
+PLAIN.update({op.name: getattr(np, op.name) for op in ops.OPS
+              if op.kind == ops.UNARY and op.name not in PLAIN and op.name != "arccosh"})
 
 
 def expressions():
@@ -42,8 +46,8 @@ def expressions():
             out.append((f"x {sym} ({num})", float(f(X, c))))
             out.append((f"({num}) {sym} x", float(f(c, X))))
     for op in ops.OPS:
-        if op.kind == ops.UNARY:
-            out.append((f"x.{op.name}()", PLAIN[op.name](X)))
+        if op.kind == ops.UNARY and op.name in PLAIN:
+            out.append((f"x.{op.name}()", float(PLAIN[op.name](X))))
     out += [("-x", -X), ("+x", X), ("abs(-x)", X), ("(x * y - 1) ** 2 / (y + x)",
                                                      (X * Y - 1) ** 2 / (Y + X))]
     return out
