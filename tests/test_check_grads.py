@@ -382,3 +382,14 @@ def test_zero_to_a_positive_power_is_flat(y):
         np.testing.assert_array_equal(H, [[2.0 if y == 2.0 else 0.0, 0.0], [0.0, 0.0]])
         v = (0.7, -1.3)
         np.testing.assert_array_equal(tape.hvp((0.0, y), v, wrt=(0, 1)), H @ v)
+
+
+def test_an_operand_that_does_not_move_adds_nothing():
+    """Forward mode along a direction with a zero component: an infinite
+    partial by that operand (d/dx sqrt(x) at 0) is not multiplied by the
+    zero, as a zero adjoint in reverse mode is not."""
+    tape = ft.trace(lambda x, y: x.sqrt() + 3.0 * y, 0.0, 2.0)
+    assert tape.jvp((0.0, 2.0), (0.0, 1.0))[1] == 3.0
+    _, t = tape.jvp((np.zeros(2), np.full(2, 2.0)), (np.zeros(2), np.ones(2)), in_axes=(0, 0))
+    assert t.tolist() == [3.0, 3.0]
+    assert tape.jvp((0.0, 2.0), (1.0, 1.0))[1] == np.inf  # where it moves, the partial counts
