@@ -52,6 +52,14 @@ def _loops(ops, op, lines, indent):
     return out + f"{indent}else:\n" + _loop(lines, indent + "    ")
 
 
+def _is_number(expr):
+    try:
+        float(expr)
+        return True
+    except ValueError:
+        return False
+
+
 def _cases(ops, lines_for, variants=1):
     """An if/elif chain over opcodes (Cython turns it into a C switch). With
     variants, lines_for(op, v) for v in 0 .. variants-1, chosen by `assign`
@@ -106,13 +114,20 @@ def generate():
         to_b = "=" if assign & 2 else "+="
         return lines + ([f"gb[l] {to_b} zmul({op.d1}, g)"] if binary(op) else [])
 
+    # A zero tangent contributes nothing either: an operand that does not
+    # move (an argument outside wrt, a direction with a zero there) adds
+    # nothing, however large the partial by it (d/dx x ** y at x = 0, y < 1).
+    # A partial that is a number is finite: its plain product does that.
+    def times(d, t):
+        return f"{d} * {t}" if _is_number(d) else f"zmul({d}, {t})"
+
     def tan(op):
         if op.code not in elem:
             return None
         if op.code not in swept:
             return ["ti[l] = 0.0"]
-        second = f" + ({op.d1}) * tb[l]" if binary(op) else ""
-        return operands(op) + [f"ti[l] = ({op.d0}) * ta[l]{second}"]
+        second = f" + {times(op.d1, 'tb[l]')}" if binary(op) else ""
+        return operands(op) + [f"ti[l] = {times(op.d0, 'ta[l]')}{second}"]
 
     # Forward over reverse: the tangent (h) of the adjoint sweep.
     def hvp(op, assign=0):  # (assign: as in rev, for the adjoints and their tangents)
@@ -122,11 +137,13 @@ def generate():
         lines = ["g = gi[l]", "h = hi[l]"] + operands(op) + ["s = ta[l]"]
         if not binary(op):
             return lines + [f"ga[l] {to_a} zmul({op.d0}, g)",
-                            f"ha[l] {to_a} zmul({op.d0}, h) + zmul(({op.d00}) * s, g)"]
+                            f"ha[l] {to_a} zmul({op.d0}, h) + zmul({times(op.d00, 's')}, g)"]
         return lines + [
             "t = tb[l]", f"ga[l] {to_a} zmul({op.d0}, g)", f"gb[l] {to_b} zmul({op.d1}, g)",
-            f"ha[l] {to_a} zmul({op.d0}, h) + zmul(({op.d00}) * s + ({op.d01}) * t, g)",
-            f"hb[l] {to_b} zmul({op.d1}, h) + zmul(({op.d01}) * s + ({op.d11}) * t, g)"]
+            f"ha[l] {to_a} zmul({op.d0}, h) + "
+            f"zmul({times(op.d00, 's')} + {times(op.d01, 't')}, g)",
+            f"hb[l] {to_b} zmul({op.d1}, h) + "
+            f"zmul({times(op.d01, 's')} + {times(op.d11, 't')}, g)"]
 
     sig = "int o, Py_ssize_t m, double c, "
     decl = ("    cdef Py_ssize_t l\n"

@@ -60,9 +60,9 @@ _ROWS = [
     _row("mul", BINARY, "x * y", ("y", "x"), ("0.0", "1.0", "0.0"), "{x} * {y}", "x * y"),
     _row("div", BINARY, "x / y", ("1.0 / y", "-f / y"),
          ("0.0", "-1.0 / (y * y)", "2.0 * f / (y * y)"), "{x} / {y}", "x / y"),
-    _row("pow", BINARY, "pow(x, y)", ("y * pow(x, y - 1.0)", "powd1(x, f)"),
-         ("y * (y - 1.0) * pow(x, y - 2.0)",
-          "pow(x, y - 1.0) + y * powd1(x, pow(x, y - 1.0))", "powd1(x, powd1(x, f))"),
+    _row("pow", BINARY, "pow(x, y)", ("powd0(x, y)", "powd1(x, f)"),
+         ("powd00(x, y)", "pow(x, y - 1.0) + y * powd1(x, pow(x, y - 1.0))",
+          "powd1(x, powd1(x, f))"),
          "{x} ** {y}", "x ** y, both Vars"),
     _row("maximum", BINARY, "maxv(x, y)", ("maxd(x, y)", "maxd(y, x)"),
          sym="maximum({x}, {y})", doc="larger of x, y (ties split the gradient)"),
@@ -76,9 +76,9 @@ _ROWS = [
     _row("div_c", CONSTANT, "x / c", ("1.0 / c",), sym="{x} / {c}", doc="x / number"),
     _row("rdiv_c", CONSTANT, "c / x", ("-f / x",), ("2.0 * f / (x * x)",), "{c} / {x}",
          "number / x"),
-    _row("pow_c", CONSTANT, "powc(x, c)", ("c * powc(x, c - 1.0)",),
-         ("c * (c - 1.0) * powc(x, c - 2.0)",), "{x} ** {c}", "x ** number"),
-    _row("rpow_c", CONSTANT, "pow(c, x)", ("f * vlog(c)",), ("f * vlog(c) * vlog(c)",),
+    _row("pow_c", CONSTANT, "powc(x, c)", ("powcd(x, c)",), ("powcdd(x, c)",),
+         "{x} ** {c}", "x ** number"),
+    _row("rpow_c", CONSTANT, "pow(c, x)", ("powd1(c, f)",), ("powd1(c, powd1(c, f))",),
          "{c} ** {x}", "number ** x"),
     _row("maximum_c", CONSTANT, "maxv(x, c)", ("maxd(x, c)",), sym="maximum({x}, {c})",
          doc="larger of x and a number"),
@@ -202,6 +202,7 @@ HELPERS = {
     "maxd": ("return 1.0 if x > y else (0.5 if x == y else 0.0)",
              lambda x, y: np.where(x > y, 1.0, np.where(x == y, 0.5, 0.0))),
     # d x**y / dy = x**y log x, taken as 0 at x = 0 (the limit from the right).
+    # (Also d c**x / dx = c**x log c, as powd1(c, f).)
     "powd1": ("return 0.0 if x == 0.0 else y * vlog(x)",
               lambda x, y: np.where(x == 0.0, 0.0, y * np.log(np.where(x == 0.0, 1.0, x)))),
     # maximum / minimum propagate NaN, as NumPy's do (fmax would drop it).
@@ -223,9 +224,33 @@ HELPERS = {
     # (and the powers 1 and 0 its derivatives need, without calling pow).
     "powc": ("return x * x if y == 2.0 else (x if y == 1.0 else (1.0 if y == 0.0 else pow(x, y)))",
              lambda x, y: x * x if y == 2.0 else (x * 1.0 if y == 1.0 else np.power(x, y))),
+    # The power rule where its plain product is 0 * inf or 0 * nan at x = 0:
+    # each helper is the product written beside it, with the limit taken
+    # where x ** y is constant or linear in x (or 0 ** y constant in y), so
+    # d/dx x**0 = 0, d2/dx2 x**1 = 0 and d/dy 0**y = 0 (y > 0) hold at 0.
+    # powcd(x, c) = c * x**(c - 1) = d x**c / dx, taken as 0 where c == 0.
+    # (c is a node's constant; powc keeps x**2 exact and cheap.)
+    "powcd": ("return 0.0 if y == 0.0 else y * powc(x, y - 1.0)",
+              lambda x, y: np.zeros(np.shape(x)) if y == 0.0
+              else y * HELPERS["powc"][1](x, y - 1.0)),
+    # powcdd(x, c) = c * (c - 1) * x**(c - 2) = d2 x**c / dx2, taken as 0
+    # where c is 0 or 1.
+    "powcdd": ("return 0.0 if (y == 0.0 or y == 1.0) else y * (y - 1.0) * powc(x, y - 2.0)",
+               lambda x, y: np.zeros(np.shape(x)) if (y == 0.0 or y == 1.0)
+               else y * (y - 1.0) * HELPERS["powc"][1](x, y - 2.0)),
+    # powd0(x, y) = y * x**(y - 1) = d x**y / dx, taken as 0 where y == 0.
+    "powd0": ("return 0.0 if y == 0.0 else y * pow(x, y - 1.0)",
+              lambda x, y: np.where(y == 0.0, 0.0,
+                                    y * np.power(x, np.where(y == 0.0, 1.0, y) - 1.0))),
+    # powd00(x, y) = y * (y - 1) * x**(y - 2) = d2 x**y / dx2, taken as 0
+    # where y is 0 or 1.
+    "powd00": ("return 0.0 if (y == 0.0 or y == 1.0) else y * (y - 1.0) * pow(x, y - 2.0)",
+               lambda x, y: np.where((y == 0.0) | (y == 1.0), 0.0, y * (y - 1.0) * np.power(
+                   x, np.where((y == 0.0) | (y == 1.0), 2.0, y) - 2.0))),
 }
 HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "eq",
-                                                 "miss", "pymod", "fmaxd")}
+                                                 "miss", "pymod", "fmaxd", "powcd", "powcdd",
+                                                 "powd0", "powd00")}
 
 # The NumPy meaning of every name a formula may use. vexp, vlog, vlog1p and
 # vtanh are the kernel's own vectorizable functions (fasttape/_vmath.pxi),

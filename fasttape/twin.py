@@ -29,7 +29,8 @@ def set_check_finite(on):
 
 def zmul(d, g):
     """d * g, but exactly 0 where g is 0: a zero adjoint contributes nothing,
-    so a NaN or infinite partial in a branch not taken does not poison it."""
+    so a NaN or infinite partial in a branch not taken does not poison it
+    (nor, with g a tangent, one by an operand that does not move)."""
     return np.where(np.asarray(g) != 0.0, np.asarray(d) * g, 0.0)
 
 
@@ -95,11 +96,12 @@ def reverse_node(t, i, V, G, T=None, H=None):
         G[a] += zmul(d("d0"), G[i])
         if hvp:
             tb = T[b] if kind == ops.BINARY else 0.0
-            H[a] += zmul(d("d0"), H[i]) + zmul(d("d00") * T[a] + (d("d01") * tb if kind == ops.BINARY else 0.0), G[i])
+            cross = zmul(d("d01"), tb) if kind == ops.BINARY else 0.0
+            H[a] += zmul(d("d0"), H[i]) + zmul(zmul(d("d00"), T[a]) + cross, G[i])
         if kind == ops.BINARY:
             G[b] += zmul(d("d1"), G[i])
             if hvp:
-                H[b] += zmul(d("d1"), H[i]) + zmul(d("d01") * T[a] + d("d11") * T[b], G[i])
+                H[b] += zmul(d("d1"), H[i]) + zmul(zmul(d("d01"), T[a]) + zmul(d("d11"), T[b]), G[i])
         return
     first, second = _nary(t, i)
     if kind == ops.SELECT:  # only the branch taken receives anything
@@ -135,9 +137,9 @@ def tangent_node(t, i, V, T):
         T[i] = 0.0 * V[i]
         return
     if kind in _SWEPT:
-        T[i] = _partial(t, i, V, "d0") * T[t.a[i]]
+        T[i] = zmul(_partial(t, i, V, "d0"), T[t.a[i]])
         if kind == ops.BINARY:
-            T[i] = T[i] + _partial(t, i, V, "d1") * T[t.b[i]]
+            T[i] = T[i] + zmul(_partial(t, i, V, "d1"), T[t.b[i]])
         return
     first, second = _nary(t, i)
     if kind == ops.SELECT:
