@@ -82,6 +82,14 @@ class Var(kernel.VarBase):
         raise TypeError("the truth value of a Var is ambiguous: compare it (x > 0) for a "
                         "condition, use ft.where(cond, a, b), or read x.value")
 
+    def __mod__(self, other):  # Python's and NumPy's remainder (the mod row)
+        from .functions import mod
+        return mod(self, other)
+
+    def __rmod__(self, other):
+        from .functions import mod
+        return mod(other, self)
+
     # NumPy functions on a Var record nodes, as on traced arrays (numpy_api.py)
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .numpy_api import array_ufunc

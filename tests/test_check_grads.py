@@ -158,6 +158,62 @@ DOMAINS = {
 }
 
 
+def inside_unit(p, c):  # arcsin, arccos, arctanh: real and smooth for |x| < 1
+    return 1.0 - abs(p[0])
+
+
+def off_integer(p, c):  # floor, ceil: jumps at the integers
+    return abs(p[0] - round(p[0]))
+
+
+def off_remainder_jump(p, c):
+    """fmod and mod jump where x / y is an integer (and fmod where it is 0)."""
+    q = p[0] / p[1]
+    gap = abs(q - round(q)) * abs(p[1])
+    return gap, gap / max(1.0, abs(q))
+
+
+def off_cut(p, c):
+    """arctan2(x, y) is the angle of (y, x): cut along x = 0, y < 0; not
+    differentiable at the origin."""
+    return min(math.hypot(p[0], p[1]), abs(p[0]) if p[1] < 0 else math.inf)
+
+
+DOMAINS.update({
+    "arcsin": Domain((0.0, 0.3, -0.7, 0.99, -0.99), rough=inside_unit),
+    "arccos": Domain((0.0, 0.3, -0.7, 0.99, -0.99), rough=inside_unit),
+    "arctan": Domain(LINE + (1e10, -1e10)),
+    "sinh": Domain(LINE + (700.0, -700.0), scaled=UNIT),
+    "cosh": Domain(LINE + (700.0, -700.0), scaled=UNIT),
+    "arcsinh": Domain(LINE + (1e100, -1e100)),
+    "arccosh": Domain((1.5, 2.7, 1.0 + 1e-6, 1e100), rough=lambda p, c: p[0] - 1.0),
+    "arctanh": Domain((0.0, 0.3, -0.7, 0.99), rough=inside_unit),
+    "log2": Domain((1.0, 0.3, 2.7, 1e-150, BIG), rough=lambda p, c: abs(p[0])),
+    "log10": Domain((1.0, 0.3, 2.7, 1e-150, BIG), rough=lambda p, c: abs(p[0])),
+    "exp2": Domain(LINE + (1000.0, -1000.0), scaled=UNIT),
+    "cbrt": Domain((1.0, -1.0, 0.3, -2.7, 1e-100, BIG, -BIG), rough=lambda p, c: abs(p[0])),
+    "square": Domain(LINE + (1e150, -1e150)),
+    "reciprocal": Domain((1.0, -1.0, 0.3, -2.7, 1e-100, BIG), rough=lambda p, c: abs(p[0])),
+    "floor": Domain((0.3, -2.7, 1.5, -0.5, 1e10 + 0.5), rough=off_integer),
+    "ceil": Domain((0.3, -2.7, 1.5, -0.5, 1e10 + 0.5), rough=off_integer),
+    "sign": Domain((1.0, -1.0, 0.3, -2.7, BIG, -BIG), rough=lambda p, c: abs(p[0])),
+    "arctan2": Domain(pairs(LINE, LINE, lambda x, y: not (x == 0.0 and y <= 0.0))
+                      + [(1e100, 1.0), (1.0, 1e100)], rough=off_cut),
+    "hypot": Domain(pairs(LINE, LINE, lambda x, y: (x, y) != (0.0, 0.0)) + [(BIG, BIG)],
+                    rough=lambda p, c: math.hypot(p[0], p[1])),
+    "logaddexp": Domain(pairs(LINE, LINE) + [(700.0, -700.0), (-700.0, -700.0)], scaled=UNIT),
+    "logaddexp2": Domain(pairs(LINE, LINE) + [(1000.0, -1000.0)], scaled=UNIT),
+    "eq": Domain(pairs(LINE, LINE, distinct), rough=apart),
+    "ne": Domain(pairs(LINE, LINE, distinct), rough=apart),
+    "copysign": Domain(pairs((1.0, -1.0, 0.3, -2.7), (1.0, -1.0, 0.3, -2.7)),
+                       rough=lambda p, c: min(abs(p[0]), abs(p[1]))),
+    "fmod": Domain(pairs((2.7, -2.7, 0.3, 5.3), (1.0, -2.0, 0.7)), rough=off_remainder_jump),
+    "mod": Domain(pairs((2.7, -2.7, 0.3, 5.3), (1.0, -2.0, 0.7)), rough=off_remainder_jump),
+    "fmax": Domain(pairs(LINE, LINE, distinct) + [(BIG, -BIG)], rough=apart),
+    "fmin": Domain(pairs(LINE, LINE, distinct) + [(BIG, -BIG)], rough=apart),
+})
+
+
 def domain(op):
     """A row's domain; a row added later without one is checked on the line
     (and, for a comparison, its tie is a jump whose differences are 0)."""
