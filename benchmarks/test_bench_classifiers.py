@@ -85,6 +85,27 @@ class Workload:
         return loss
 
 
+def plain_numpy_loss(sizes):
+    """The same per-sample loss written as plain NumPy on ft.nn.MLP's flat
+    layout (x @ W.T + b, np.tanh, np.max, np.exp, np.sum): what a user writes."""
+    lay, binary = layout(sizes), sizes[-1] == 1
+
+    def loss(params, x, t):
+        h = x
+        for k, (start, n_in, n_out) in enumerate(lay):
+            W = params[start:start + n_in * n_out].reshape(n_out, n_in)
+            b = params[start + n_in * n_out:start + n_in * n_out + n_out]
+            h = W @ h + b
+            if k < len(lay) - 1:
+                h = np.tanh(h)
+        if binary:
+            z = h[0]
+            return np.maximum(z, 0.0) - z * t + np.log1p(np.exp(-np.abs(z)))
+        z = h - np.max(h)
+        return np.log(np.sum(np.exp(z))) - z @ t
+    return loss
+
+
 _digits = []
 
 
@@ -187,9 +208,10 @@ def test_numpy_reference_against_finite_differences(sizes, batch):
 
 # --------------------------------------------------------------- the rows
 
-def fasttape_call(w, on_twin=False):
-    """fasttape's mean loss and gradient: one batched replay, summed gradient / B."""
-    loss = w.per_sample_loss()
+def fasttape_call(w, on_twin=False, plain=False):
+    """fasttape's mean loss and gradient: one batched replay, summed gradient / B
+    (plain: of the loss written in plain NumPy instead of with ft.nn)."""
+    loss = plain_numpy_loss(w.sizes) if plain else w.per_sample_loss()
     B = w.batch
     if on_twin:
         tape = twin_tape(ft.trace(loss, w.params, w.X[0], w.T[0]))
@@ -206,10 +228,10 @@ def fasttape_call(w, on_twin=False):
     return call
 
 
-def bench_fasttape(benchmark, group, w, on_twin=False):
-    call = fasttape_call(w, on_twin)
+def bench_fasttape(benchmark, group, w, on_twin=False, plain=False):
+    call = fasttape_call(w, on_twin, plain)
     check(call(w.params, w.X, w.T), w.reference)
-    role = FASTTAPE_ROLE if on_twin else KERNEL_ROLE
+    role = FASTTAPE_ROLE if (on_twin or plain) else KERNEL_ROLE
     # the twin: a few rounds (its batch sweeps are NumPy-vectorized, not per sample)
     run(benchmark, group, role, call, w.params, w.X, w.T, rounds=5 if on_twin else None)
 
@@ -346,6 +368,11 @@ def test_w2_kernel(benchmark, batch):
 
 
 @pytest.mark.parametrize("batch", W2_BATCHES)
+def test_w2_plain_numpy(benchmark, batch):
+    bench_fasttape(benchmark, w2(batch), workload(W2_SIZES, batch), plain=True)
+
+
+@pytest.mark.parametrize("batch", W2_BATCHES)
 def test_w2_twin(benchmark, batch):
     bench_fasttape(benchmark, w2(batch), workload(W2_SIZES, batch), on_twin=True)
 
@@ -360,6 +387,10 @@ def test_w2_peer(benchmark, batch, peer):
 
 def test_w3_kernel(benchmark):
     bench_fasttape(benchmark, W3_GROUP, workload(W3_SIZES, W3_BATCH))
+
+
+def test_w3_plain_numpy(benchmark):
+    bench_fasttape(benchmark, W3_GROUP, workload(W3_SIZES, W3_BATCH), plain=True)
 
 
 def test_w3_twin(benchmark):

@@ -116,6 +116,8 @@ def _kept(value):
             return _VARS if any(isinstance(x, Var) for x in value.ravel().tolist()) else _IGNORED
         return (np.ndarray, value.dtype, value.shape, value.tobytes())
     if isinstance(value, (tuple, list)) and len(value) <= 4096:
+        if _plain_numbers(value):  # (a layout, a list of sizes): compared whole, in C
+            return (_SEQUENCE, type(value), tuple(value))
         items = [_kept(v) for v in value]
         if any(k is _VARS for k in items):
             return _VARS
@@ -124,8 +126,20 @@ def _kept(value):
     return _IGNORED
 
 
+_SEQUENCE = object()
+
+
+def _plain_numbers(value):
+    """A tuple or list of ints, floats, bools, strings and None, or of tuples
+    of them: what == compares exactly, item by item."""
+    return all(type(v) in (int, float, bool, str, type(None)) or
+               (type(v) is tuple and _plain_numbers(v)) for v in value)
+
+
 def _same(now, kept):
     kind = kept[0]
+    if kind is _SEQUENCE:
+        return type(now) is kept[1] and len(now) == len(kept[2]) and tuple(now) == kept[2]
     if kind is np.ndarray:
         return (type(now) is np.ndarray and now.dtype == kept[1] and now.shape == kept[2]
                 and now.tobytes() == kept[3])

@@ -43,6 +43,17 @@ IDIOMS = {
     "binary": lambda x: np.sum(np.arctan2(x, 1.5) + np.hypot(x, 0.5) + np.logaddexp(x, 0.3)
                                + np.logaddexp2(x, -0.2) + np.fmax(x, 0.1) + np.fmin(x, 0.1)
                                + np.power(x + 2, 1.5) + np.copysign(x, -1.0)),
+    "basics": lambda x: np.sum(np.sin(x) + np.cos(x) + np.tan(x / 2) + np.tanh(x) + np.exp(x)
+                               + np.log(x + 2) + np.sqrt(x + 2) + np.log1p(x + 1)
+                               + np.expm1(x) + np.negative(x) + np.positive(x)),
+    "piecewise": lambda x: np.sum(np.fabs(x) + np.sign(x) + np.floor(x) + np.ceil(x)
+                                  + np.fmod(x, 0.7) + np.mod(x, 0.7) + x % 0.4)
+                           + np.argmax(x) + np.argmin(x),
+    "comparisons": lambda x: np.sum(np.where(np.greater_equal(x, 0.1), x, 0.0)
+                                    + np.where(x <= -0.2, x * x, 0.0)
+                                    + np.where(np.not_equal(x, 0.3), 2 * x, 0.0)
+                                    + (x < 0.4) * x + np.equal(x, 0.5) * x),
+    "matmul": lambda x: np.matmul(x, x) + np.vdot(x, x) + np.matmul(W.T, x).sum(),
     "shapes": lambda x: np.sum(np.concatenate([x, x[::-1]]).reshape(2, 5).T
                                @ np.array([1.0, -2.0])) + np.stack([x, x]).sum(axis=0)[1],
     "axis": lambda x: np.sum(np.max(np.reshape(x[:4], (2, 2)), axis=1)
@@ -76,6 +87,50 @@ def test_branch_free_ops_hold_in_a_batch_whose_samples_differ():
     np.testing.assert_allclose(values, np.maximum(0.0, margins))
     np.testing.assert_allclose(g, -(X * (margins > 0)[:, None]).sum(axis=0))
     assert len(hinge.tapes) == 1  # one tape: no re-trace per sign pattern
+
+
+def test_where_and_clip_hold_per_sample_in_a_batch():
+    f = lambda w, x: np.sum(np.where(x * w > 0.5, x * w, -x * w) + np.clip(x * w, -1.0, 1.0))  # noqa
+    X = np.array([[2.0, -1.0], [0.1, 3.0], [-4.0, 0.2]])
+    w = np.array([0.7, -0.3])
+    values, g = ft.value_and_grad(f, argnums=(0, 1), in_axes=(None, 0))(w, X)
+    for k, x in enumerate(X):
+        assert values[k] == pytest.approx(f(w, x), rel=1e-14)
+        np.testing.assert_allclose(g[1][k], central(lambda v: f(w, v), x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(g[0], sum(central(lambda v: f(v, x), w) for x in X),
+                               rtol=1e-6, atol=1e-8)
+
+
+def plain_mlp_loss(sizes):
+    """A softmax classifier written as plain NumPy on ft.nn.MLP's flat layout."""
+    def loss(params, x, t):
+        h, start = x, 0
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            W = params[start:start + n_in * n_out].reshape(n_out, n_in)
+            b = params[start + n_in * n_out:start + n_in * n_out + n_out]
+            start += n_in * n_out + n_out
+            h = W @ h + b
+            if k < len(sizes) - 2:
+                h = np.tanh(h)
+        z = h - np.max(h)
+        return np.log(np.sum(np.exp(z))) - z @ t
+    return loss
+
+
+@pytest.mark.parametrize("sizes", [(2, 10, 3), (64, 32, 10)])
+def test_a_plain_numpy_classifier_records_what_ft_nn_records(sizes):
+    model = ft.nn.MLP(sizes)
+    params, x, t = model.init(0), rng.normal(size=sizes[0]), np.eye(sizes[-1])[1]
+    nn_tape = ft.trace(lambda p, x, t: ft.nn.softmax_cross_entropy(model(p, x), t), params, x, t)
+    plain_tape = ft.trace(plain_mlp_loss(sizes), params, x, t)
+    assert abs(len(plain_tape) - len(nn_tape)) <= 0.1 * len(nn_tape)
+    X, T = rng.normal(size=(5, sizes[0])), np.eye(sizes[-1])[[0, 1, 2, 1, 0]]
+    for tape in (plain_tape, nn_tape):  # the same numbers, batched
+        values, g = tape.value_and_grad(params, X, T, in_axes=(None, 0, 0))
+        if tape is nn_tape:
+            np.testing.assert_allclose(values, want_values, rtol=1e-12)
+            np.testing.assert_allclose(g, want_g, rtol=1e-10, atol=1e-12)
+        want_values, want_g = values, g
 
 
 def test_unsupported_numpy_names_the_problem():
