@@ -103,3 +103,31 @@ def test_pytrees_inside_a_trace_nest():
     f = lambda p: p["a"] ** 3 * p["b"]  # noqa: E731
     d2 = ft.grad(lambda a: ft.grad(f)({"a": a, "b": 2.0})["a"])(1.5)
     assert d2 == pytest.approx(6 * 1.5 * 2.0, rel=1e-14)
+
+
+def test_the_readme_dict_classifier_trains():
+    """The README's example: a dict of parameters, plain NumPy, batched."""
+    X, y = ft.datasets.make_moons(200, noise=0.1, seed=0)
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(10, 2)), "b1": np.zeros(10),
+              "w2": rng.normal(size=10) / 3, "b2": 0.0}
+
+    def loss(p, x, t):
+        h = np.tanh(p["W1"] @ x + p["b1"])
+        z = p["w2"] @ h + p["b2"]
+        return np.logaddexp(0.0, z) - z * t
+
+    step = ft.value_and_grad(loss, in_axes=(None, 0, 0))
+    values, g = step(params, X, y)
+    total = lambda p: float(sum(loss(p, x, t) for x, t in zip(X, y)))  # noqa: E731  (floats)
+    for key, index in (("W1", (3, 1)), ("b1", (4,)), ("w2", (7,))):
+        up = {k: np.array(v, dtype=float) for k, v in params.items()}
+        down = {k: np.array(v, dtype=float) for k, v in params.items()}
+        up[key][index] += 1e-6
+        down[key][index] -= 1e-6
+        assert g[key][index] == pytest.approx((total(up) - total(down)) / 2e-6, rel=1e-5)
+    first = values.mean()
+    for _ in range(200):
+        values, g = step(params, X, y)
+        params = {k: params[k] - 0.5 * g[k] / len(X) for k in params}
+    assert values.mean() < 0.5 * first
