@@ -15,6 +15,7 @@ from .tape import Tape, trace
 from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from .finite import check_finite
 from .io import load
+from .numpy_api import UnsupportedError
 from . import datasets, nn  # after the core: they are written with ft.* themselves
 
 __version__ = "0.1.0"
@@ -22,4 +23,4 @@ __version__ = "0.1.0"
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
            "hessian", "vjp", "jvp", "hvp", "check_finite", "nn", "datasets",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
-           "ArgumentTypeError", "RetraceWarning", *_function_names]
+           "ArgumentTypeError", "RetraceWarning", "UnsupportedError", *_function_names]
