@@ -79,9 +79,23 @@ def array_function(func, args, kwargs):
         return wrap(func._implementation(*_plain_tree(args), **_plain_tree(kwargs)))
     raise UnsupportedError(
         f"np.{func.__name__} is not supported on traced arrays (it would compare or "
-        f"branch on Vars, or is not differentiable as written); supported are ufuncs, "
-        f"products, reductions (sum mean prod var std max min cumsum), np.where, np.clip "
-        f"and shape functions: see fasttape/numpy_api.py")
+        f"branch on Vars, or is not differentiable as written)"
+        f"{_FUNCTION_INSTEAD.get(func.__name__, '')}; supported are ufuncs, products, "
+        f"reductions (sum mean prod var std max min cumsum), np.where, np.clip and shape "
+        f"functions: see fasttape/numpy_api.py")
+
+
+_FUNCTION_INSTEAD = {
+    "sort": ": for the largest or smallest use np.max / np.min",
+    "argsort": ": np.argmax / np.argmin give one index, as a Var",
+    "median": ": np.mean, or the sample passed in as data",
+    "percentile": ": compute it outside the traced function and pass it in",
+    "quantile": ": compute it outside the traced function and pass it in",
+    "any": ": a sum of conditions, with np.where", "all": ": a product of conditions",
+    "nonzero": ": np.where(cond, x, 0.0)", "unique": ": compute it outside and pass it in",
+    "isnan": ": compare x != x", "round": ": np.floor(x + 0.5)", "around": ": np.floor(x + 0.5)",
+    "cross": ": write the three components with * and -",
+}
 
 
 def wrap(x):
