@@ -31,16 +31,16 @@ A pickled tape carries the same entries (to_state / from_state) and is
 checked the same way.
 """
 
+import ast
 import json
 import math
 import os
-import tokenize
+import re
+import struct
 import zipfile
 import zlib
-from io import BytesIO
 
 import numpy as np
-from numpy.lib import format as npy
 
 from . import ops
 from .backend import kernel
@@ -53,11 +53,14 @@ ARRAYS = {"op": np.uint8, "a": np.int32, "b": np.int32, "pool": np.float64,
 META = ("format", "format_version", "fasttape_version", "op_table", "n_inputs",
         "names", "shapes", "out_spec", "fn_name")
 _MAX_NDIM, _MAX_DIM, _MAX_DEPTH = 32, 2**31 - 1, 100
-# Errors the zip and .npy readers raise on damaged bytes: zipfile raises
-# NotImplementedError and RuntimeError for odd compression or flag bits, and
-# numpy's .npy header parser lets tokenize.TokenError escape.
+_MAX_HEADER = 10000  # bytes of a .npy header; numpy's writer makes about 128
+_DESCR = re.compile(r"[<>|=]?[biufcSU][0-9]{0,12}")
+# Errors the zip reader raises on damaged bytes: zipfile raises
+# NotImplementedError and RuntimeError for odd compression or flag bits,
+# UnicodeDecodeError (a ValueError) for a forged UTF-8 name, and struct.error
+# for short records.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
-                RuntimeError, tokenize.TokenError)
+                RuntimeError, struct.error, OverflowError, MemoryError)
 
 
 def op_table():
@@ -146,19 +149,66 @@ def _read_entry(zf, info, key):
     if info.compress_type != zipfile.ZIP_STORED:
         raise TapeError(f"entry {key!r} is compressed; tape files are written uncompressed")
     with zf.open(info) as member:
-        raw = BytesIO(member.read())
-    version = npy.read_magic(raw)
-    if version not in ((1, 0), (2, 0)):
-        raise TapeError(f"entry {key!r} has .npy format version {version}")
-    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-    shape, fortran, dtype = read_header(raw)
-    if dtype.hasobject or dtype.itemsize == 0:
-        raise TapeError(f"entry {key!r} has dtype {dtype}; tape files hold only numbers and text")
-    data = raw.read()
-    if min(shape, default=0) < 0 or len(data) != math.prod(shape) * dtype.itemsize:
+        raw = member.read()
+    shape, fortran, dtype, start = _npy_header(raw, key)
+    data = memoryview(raw)[start:]
+    # Sizes are compared as Python ints: a forged huge shape allocates nothing.
+    if len(data) != math.prod(shape) * dtype.itemsize:
         raise TapeError(f"entry {key!r} holds {len(data)} bytes of data, not the "
                         f"{dtype} array of shape {shape} its header describes")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _npy_header(raw, key):
+    """(shape, fortran_order, dtype, data offset) of a .npy entry's bytes.
+
+    numpy's own header reader lets SyntaxError, TypeError and more escape
+    on forged headers; this one accepts only what a tape entry can be: a
+    dict of a simple dtype string (no structured or subarray dtypes), a
+    bool and a tuple of sizes, and says what is wrong with anything else.
+    """
+    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
+        raise TapeError(f"entry {key!r} is not a .npy array")
+    version = (raw[6], raw[7])
+    if version not in ((1, 0), (2, 0)):
+        raise TapeError(f"entry {key!r} has .npy format version {version}")
+    size, start = (2, 10) if version == (1, 0) else (4, 12)
+    end = start + int.from_bytes(raw[8:8 + size], "little")
+    if len(raw) < end or end - start > _MAX_HEADER:
+        raise TapeError(f"entry {key!r} has a .npy header of {end - start} bytes, "
+                        f"beyond its data or the {_MAX_HEADER} allowed")
+    text = raw[start:end].decode("latin-1")
+    try:
+        header = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise TapeError(f"entry {key!r} has an unreadable .npy header {text!r:.80}: "
+                        f"{type(exc).__name__}") from None
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise TapeError(f"entry {key!r} has a .npy header that is not a dict of descr, "
+                        f"fortran_order and shape: {text!r:.80}")
+    descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
+    if not isinstance(fortran, bool):
+        raise TapeError(f"entry {key!r} has fortran_order {fortran!r:.80}, not a bool")
+    if (not isinstance(shape, tuple) or len(shape) > _MAX_NDIM
+            or not all(type(d) is int and d >= 0 for d in shape)):
+        raise TapeError(f"entry {key!r} has shape {shape!r:.80}, not a tuple of at most "
+                        f"{_MAX_NDIM} sizes")
+    return shape, fortran, _npy_dtype(descr, key), end
+
+
+def _npy_dtype(descr, key):
+    # One letter and a width ('<i4', '|u1', '<U42'): no structured, subarray
+    # or object dtypes, which tape entries never have.
+    if not (isinstance(descr, str) and _DESCR.fullmatch(descr)):
+        raise TapeError(f"entry {key!r} has dtype {descr!r:.80}; tape files hold only "
+                        f"numbers and text")
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TapeError(f"entry {key!r} has an unknown dtype {descr!r:.80}") from exc
+    if dtype.itemsize == 0:
+        raise TapeError(f"entry {key!r} has dtype {descr!r}, of size 0")
+    return dtype
 
 
 # ------------------------------------------------------------------ checking
