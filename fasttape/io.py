@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import struct
 import zipfile
 import zlib
@@ -52,7 +53,7 @@ ARRAYS = {"op": np.uint8, "a": np.int32, "b": np.int32, "pool": np.float64,
           "args": np.int32, "outputs": np.int32}
 META = ("format", "format_version", "fasttape_version", "op_table", "n_inputs",
         "names", "shapes", "out_spec", "fn_name")
-_MAX_NDIM, _MAX_DIM, _MAX_DEPTH = 32, 2**31 - 1, 100
+_MAX_NDIM, _MAX_DIM = 32, 2**31 - 1
 _MAX_HEADER = 10000  # bytes of a .npy header; numpy's writer makes about 128
 _DESCR = re.compile(r"[<>|=]?[biufcSU][0-9]{0,12}")
 # Errors the zip reader raises on damaged bytes: zipfile raises
@@ -79,8 +80,11 @@ def to_state(tape):
             "fasttape_version": getattr(fasttape, "__version__", "unknown"),
             "op_table": op_table(), "n_inputs": int(p.n_inputs),
             "names": list(tape._names), "shapes": [list(s) for s in tape._shapes],
-            "out_spec": _spec_to_json(tape._out_spec), "fn_name": tape._fn_name}
-    state = {"meta": np.array(json.dumps(meta))}
+            "fn_name": tape._fn_name}
+    # out_spec nests as deep as the traced outputs: its text is built
+    # without recursion, as _parse reads it.
+    text = json.dumps(meta)[:-1] + ', "out_spec": ' + _spec_to_json(tape._out_spec) + "}"
+    state = {"meta": np.array(text)}
     state.update((key, np.array(getattr(p, key))) for key in ARRAYS)
     return state
 
@@ -96,11 +100,24 @@ def save(tape, path):
 
 
 def _spec_to_json(spec):
-    if spec == "s":
-        return "s"
-    if spec[0] == "a":
-        return ["a", [int(d) for d in spec[1]]]
-    return [spec[0], [_spec_to_json(s) for s in spec[1]]]
+    """out_spec's JSON text: "s", ["a", shape], ["t", [spec, ...]], ["l", [...]]."""
+    out, todo = [], [(spec, None)]  # specs to write, or text to copy
+    while todo:
+        spec, text = todo.pop()
+        if text is not None:
+            out.append(text)
+        elif spec == "s":
+            out.append('"s"')
+        elif spec[0] == "a":
+            out.append(json.dumps(["a", [int(d) for d in spec[1]]]))
+        else:
+            out.append(f'["{spec[0]}", [')
+            todo.append((None, "]]"))
+            for k in range(len(spec[1]) - 1, -1, -1):
+                todo.append((spec[1][k], None))
+                if k:
+                    todo.append((None, ", "))
+    return "".join(out)
 
 
 # ------------------------------------------------------------------ reading
@@ -265,20 +282,20 @@ def _meta(value):
     if not isinstance(value, np.ndarray) or value.dtype.kind != "U" or value.shape != ():
         raise TapeError("the 'meta' entry must be a 0-d unicode string")
     try:
-        meta = json.loads(str(value[()]))
-    except (ValueError, RecursionError) as exc:
+        meta = _parse(str(value[()]))
+    except ValueError as exc:
         raise TapeError(f"the tape's metadata is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise TapeError("the tape's metadata is not a JSON object")
     if meta.get("format") != MAGIC:
-        raise TapeError(f"not a fasttape tape: format {meta.get('format')!r:.80}, "
+        raise TapeError(f"not a fasttape tape: format {_show(meta.get('format'))}, "
                         f"expected {MAGIC!r}")
     version, writer = meta.get("format_version"), meta.get("fasttape_version")
     if not _is_int(version) or version < 1:
-        raise TapeError(f"unknown tape format version {version!r:.80}")
+        raise TapeError(f"unknown tape format version {_show(version)}")
     if version > FORMAT_VERSION:
         raise TapeError(f"the tape has format version {version} (written by fasttape "
-                        f"{writer!s:.80}); this fasttape reads up to version {FORMAT_VERSION}; "
+                        f"{_show(writer)}); this fasttape reads up to version {FORMAT_VERSION}; "
                         f"upgrade fasttape to read it")
     for key in META:
         if key not in meta:
@@ -291,7 +308,7 @@ def _meta(value):
         raise TapeError("the tape's fasttape_version and fn_name must be strings")
     n_inputs, names, shapes = meta["n_inputs"], meta["names"], meta["shapes"]
     if not _is_int(n_inputs) or n_inputs < 0:
-        raise TapeError(f"n_inputs must be a non-negative integer, got {n_inputs!r}")
+        raise TapeError(f"n_inputs must be a non-negative integer, got {_show(n_inputs)}")
     if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
         raise TapeError("names must be a list of strings")
     if not isinstance(shapes, list) or len(shapes) != len(names):
@@ -300,7 +317,7 @@ def _meta(value):
     if sum(math.prod(s) for s in shapes) != n_inputs:
         raise TapeError(f"names and shapes describe {sum(math.prod(s) for s in shapes)} "
                         f"input values, but n_inputs is {n_inputs}")
-    out_spec, n_leaves = _spec(meta["out_spec"], 0)
+    out_spec, n_leaves = _spec(meta["out_spec"])
     return dict(meta, names=names, shapes=shapes, out_spec=out_spec, n_leaves=n_leaves)
 
 
@@ -315,7 +332,7 @@ def _check_op_table(table, writer):
         mine = ours[k] if k < len(ours) else "no row"
         if theirs != mine:
             raise TapeError(f"the tape was written with a different op table (fasttape "
-                            f"{writer!s:.80}): row {k} is {theirs!s:.80} there and {mine} here; "
+                            f"{_show(writer)}): row {k} is {_show(theirs)} there and {mine} here; "
                             f"opcodes would mean other ops, so re-trace and save it "
                             f"with this build")
 
@@ -323,25 +340,109 @@ def _check_op_table(table, writer):
 def _shape(value, what):
     if (not isinstance(value, list) or len(value) > _MAX_NDIM
             or not all(_is_int(d) and 0 <= d <= _MAX_DIM for d in value)):
-        raise TapeError(f"{what} must be a list of at most {_MAX_NDIM} sizes, got {value!r:.80}")
+        raise TapeError(f"{what} must be a list of at most {_MAX_NDIM} sizes, got {_show(value)}")
     return tuple(value)
 
 
-def _spec(value, depth):
-    """(out_spec as the tracer makes it, number of output leaves)."""
-    if value == "s":
-        return "s", 1
-    if depth > _MAX_DEPTH or not (isinstance(value, list) and len(value) == 2
-                                  and value[0] in ("a", "t", "l")):
-        raise TapeError(f"malformed out_spec {value!r:.80}")
-    tag, body = value
-    if tag == "a":
-        shape = _shape(body, "an out_spec array shape")
-        return ("a", shape), math.prod(shape)
-    if not isinstance(body, list):
-        raise TapeError(f"malformed out_spec {value!r:.80}")
-    parts = [_spec(s, depth + 1) for s in body]
-    return (tag, [s for s, _ in parts]), sum(n for _, n in parts)
+def _spec(value):
+    """(out_spec as the tracer makes it, number of output leaves), built
+    with a stack of its own: outputs nest as deep as the traced function's."""
+    root, n_leaves = [], 0
+    todo = [(value, root)]  # (a spec to convert, the list its result joins)
+    while todo:
+        value, parent = todo.pop()
+        if value == "s":
+            parent.append("s")
+            n_leaves += 1
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and value[0] in ("a", "t", "l")
+                and (value[0] == "a" or isinstance(value[1], list))):
+            raise TapeError(f"malformed out_spec {_show(value)}")
+        tag, body = value
+        if tag == "a":
+            shape = _shape(body, "an out_spec array shape")
+            parent.append(("a", shape))
+            n_leaves += math.prod(shape)
+        else:
+            parent.append((tag, []))
+            todo.extend((child, parent[-1][1]) for child in reversed(body))
+    return root[0], n_leaves
+
+
+# JSON without recursion: out_spec's nesting is the traced outputs' (two
+# arrays a level), which json.loads would refuse past the recursion limit.
+_SPACE = re.compile(r"[ \t\n\r]*")
+_SCALAR = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null")
+_LITERAL = {"true": True, "false": False, "null": None}
+
+
+def _parse(text):
+    """The value of JSON text, as json.loads gives it (strict: no NaN or
+    Infinity); ValueError if it is not JSON."""
+    stack = []  # open arrays and objects: [container, key of the next value]
+    pos = 0
+    while True:
+        pos = _SPACE.match(text, pos).end()
+        char = text[pos:pos + 1]
+        if char in ("[", "{"):  # open a container; its first value comes next
+            stack.append([[] if char == "[" else {}, None])
+            pos = _SPACE.match(text, pos + 1).end()
+            if text[pos:pos + 1] != ("]" if char == "[" else "}"):
+                if char == "{":
+                    pos = _key(text, pos, stack[-1])
+                continue
+            pos += 1
+            value = stack.pop()[0]
+        elif char == '"':
+            value, pos = json.decoder.scanstring(text, pos + 1)
+        else:
+            match = _SCALAR.match(text, pos)
+            if not match:
+                raise ValueError(f"expected a value at character {pos}")
+            pos, word = match.end(), match.group()
+            value = (_LITERAL[word] if word in _LITERAL else
+                     int(word) if match.group(2) is match.group(3) is None else float(word))
+        while True:  # value is complete: store it, and close what it completes
+            if not stack:
+                if _SPACE.match(text, pos).end() != len(text):
+                    raise ValueError(f"extra data at character {pos}")
+                return value
+            top = stack[-1]
+            if isinstance(top[0], list):
+                top[0].append(value)
+            else:
+                top[0][top[1]] = value
+            pos = _SPACE.match(text, pos).end()
+            char = text[pos:pos + 1]
+            if char == ",":
+                pos += 1
+                if isinstance(top[0], dict):
+                    pos = _key(text, _SPACE.match(text, pos).end(), top)
+                break
+            if char != ("]" if isinstance(top[0], list) else "}"):
+                raise ValueError(f"expected ',' or a closing bracket at character {pos}")
+            pos += 1
+            value = stack.pop()[0]
+
+
+def _key(text, pos, top):
+    """Read an object's '"key":' at pos into top; the position after it."""
+    if text[pos:pos + 1] != '"':
+        raise ValueError(f"expected a key at character {pos}")
+    top[1], pos = json.decoder.scanstring(text, pos + 1)
+    pos = _SPACE.match(text, pos).end()
+    if text[pos:pos + 1] != ":":
+        raise ValueError(f"expected ':' at character {pos}")
+    return pos + 1
+
+
+def _show(value):
+    """A short repr of a value read from a file, however long or deep."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxstring, _REPR.maxother = 4, 8, 80, 80
 
 
 def _is_int(x):

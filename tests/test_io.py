@@ -315,6 +315,44 @@ def test_malformed_json():
     rejects(saved(state), "'meta' entry must be a 0-d unicode string")
 
 
+@pytest.mark.parametrize("text", [
+    '{"a": [1, -2.5, 3e2, -0, true, false, null, "x\\u00e9\\n"], "b": {}, "c": []}',
+    ' [ [ [] , {} ] , { "k" : { "k" : [ 1 ] } } ] ', '"s"', "0", "-1.5E-3", '{"a": 1, "a": 2}',
+    pytest.param("[" * 3000 + "]" * 3000, id="3000 arrays"),
+    pytest.param('{"x": ' * 3000 + "1" + "}" * 3000, id="3000 objects")])
+def test_metadata_json_reader_agrees_with_json(text):
+    sys.setrecursionlimit(10000)  # json.loads needs it for the deep ones
+    try:
+        assert ft.io._parse(text) == json.loads(text)
+    finally:
+        sys.setrecursionlimit(1000)
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "[", "]", "[1,]", "[1 2]", '{"a" 1}', '{"a": 1,}', "{1: 2}", "01", "1.", "-",
+    ".5", "NaN", "Infinity", "tru", "[1]]", "[1] x", '"\x01"', '"\\q"', '{"a": [}', "[}",
+    pytest.param("[" * 3000, id="3000 open"), pytest.param("1" * 5000, id="5000 digits")])
+def test_metadata_json_reader_refuses_what_is_not_json(text):
+    with pytest.raises(ValueError):
+        ft.io._parse(text)
+    def no_constants(name):
+        raise ValueError(name)
+    with pytest.raises((ValueError, RecursionError)):
+        json.loads(text, parse_constant=no_constants)
+
+
+@pytest.mark.parametrize("field", ["format", "format_version", "op_table", "n_inputs",
+                                   "names", "shapes", "fasttape_version"])
+def test_deep_values_in_metadata(field):
+    # Read without recursion, so any field may be nested deeply; each is
+    # refused with a TapeError whose message stays short.
+    n = 20000  # deeper than json.loads or repr could go
+    for deep in ("[" * n + "]" * n, '{"k": ' * n + "1" + "}" * n):
+        state = state_with(meta=lambda m: m.update({field: "DEEP"}))
+        state["meta"] = np.array(state["meta"].item().replace('"DEEP"', deep))
+        assert len(rejects(saved(state), ".")) < 400
+
+
 @pytest.mark.parametrize("field", ["names", "shapes", "out_spec", "fn_name", "n_inputs",
                                    "op_table", "fasttape_version"])
 def test_missing_meta_field(field):
@@ -366,9 +404,73 @@ def test_out_spec_leaf_count(spec, match):
 
 def test_deeply_nested_out_spec():
     spec = "s"
-    for _ in range(200):  # deeper than any real output, shallow enough for json
+    for _ in range(200):  # one leaf under 200 tuples: loads
         spec = ["t", [spec]]
+    tape = load_bytes(saved(state_with(meta=lambda m: m.update(out_spec=spec))))
+    value = tape(1.0, 2.0, 3.0)
+    for _ in range(200):
+        assert type(value) is tuple and len(value) == 1
+        value = value[0]
+    assert value == lecture(1.0, 2.0, 3.0)
+    spec[1][0] = ["a", "s"]  # malformed at the bottom: named without recursion
+    rejects(saved(state_with(meta=lambda m: m.update(out_spec=spec))), "out_spec array shape")
+    spec[1][0] = ["q", []]
     rejects(saved(state_with(meta=lambda m: m.update(out_spec=spec))), "malformed out_spec")
+
+
+# Deep outputs in a subprocess: tracing and replaying recurse once per level
+# (and need a higher recursion limit at depth 1000), saving, pickling and
+# loading must not (they run here under a limit of 150 frames).
+DEEP = r'''
+import io, pickle, sys
+import numpy as np
+import fasttape as ft
+
+depth = int(sys.argv[1])
+
+def nest(x):
+    for _ in range(depth):
+        x = (x,)
+    return x
+
+def leaf(v):
+    for _ in range(depth):
+        assert type(v) is tuple and len(v) == 1, v
+        v = v[0]
+    return v
+
+def f(x, y):
+    return nest(x * y + ft.sin(x))
+
+sys.setrecursionlimit(20000)
+tape = ft.trace(f, 0.5, 2.0)
+buf = io.BytesIO()
+sys.setrecursionlimit(150)
+tape.save(buf)
+loaded = ft.load(io.BytesIO(buf.getvalue()))
+unpickled = pickle.loads(pickle.dumps(tape))
+sys.setrecursionlimit(20000)
+want = tape(0.5, 2.0), tape.jacobian(0.5, 2.0, wrt=(0, 1))
+assert np.isclose(leaf(want[0]), 0.5 * 2.0 + np.sin(0.5), rtol=1e-15, atol=0)
+assert np.isclose(leaf(want[1][0]), 2.0 + np.cos(0.5), rtol=1e-15, atol=0)
+assert leaf(want[1][1]) == 0.5
+for t in (loaded, unpickled):
+    assert t._out_spec == tape._out_spec
+    got = t(0.5, 2.0), t.jacobian(0.5, 2.0, wrt=(0, 1))
+    assert leaf(got[0]) == leaf(want[0]) and leaf(got[1][0]) == leaf(want[1][0])
+    assert leaf(got[1][1]) == leaf(want[1][1])
+    assert t.vjp((0.5, 2.0), nest(1.0)) == (leaf(want[1][0]), 0.5)
+print("ok")
+'''
+
+
+@pytest.mark.parametrize("depth", [150, 1000])
+def test_deep_outputs_save_load_and_pickle(depth):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ft.__file__)))
+    env = dict(os.environ, PYTHONPATH=root, FASTTAPE_BACKEND=ft.backend)
+    proc = subprocess.run([sys.executable, "-c", DEEP, str(depth)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
 def _set(key, node, value):
