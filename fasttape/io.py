@@ -21,9 +21,13 @@ holding exactly these entries:
             "out_spec": "s" | ["a", shape] | ["t", [spec, ...]] | ["l", [spec, ...]],
             "fn_name": "loss"}
 
-Opcodes mean what the writer's op table says, so a file is read only by a
-build whose table is the same, row for row. Reading checks everything and
-raises TapeError with the reason; the zip's CRC-32s catch corrupted bytes,
+Opcodes mean what the writer's op table says. New ops are added at the end
+of the table, so a file is read by a build whose table starts with the
+file's, row for row (a file from an older build loads in a newer one); any
+other difference is refused, as are nodes whose opcodes lie past the file's
+own table. Reading checks everything and raises TapeError with the reason
+(any damaged or forged bytes, .npy headers included; it never executes
+code from the file); the zip's CRC-32s catch corrupted bytes,
 so a damaged file never loads as a tape that computes different numbers.
 Entries must be stored uncompressed, so reading takes memory in proportion
 to the file's size. A path that does not exist raises FileNotFoundError.
@@ -243,6 +247,7 @@ def _build(entries):
     if extra:
         raise TapeError(f"the tape has an unexpected entry {extra[0]!r}")
     arr = {key: _array(key, entries[key], dtype) for key, dtype in ARRAYS.items()}
+    _check_opcodes(arr["op"], len(meta["op_table"]))
     _check_nary_total(arr)
     program = kernel.Program(arr["op"], arr["a"], arr["b"], arr["pool"], arr["args"],
                              meta["n_inputs"], arr["outputs"])
@@ -322,19 +327,29 @@ def _meta(value):
 
 
 def _check_op_table(table, writer):
-    ours = op_table()
-    if table == ours:
-        return
+    """The file's op table must be this build's or a prefix of it: rows are
+    only ever added at the end, so the opcodes it has mean the same here."""
     if not isinstance(table, list):
         raise TapeError("the tape's op_table must be a list of [code, name, kind] rows")
-    for k in range(max(len(table), len(ours))):
-        theirs = table[k] if k < len(table) else "no row"
+    ours = op_table()
+    if table == ours[:len(table)]:
+        return
+    for k in range(len(table)):
         mine = ours[k] if k < len(ours) else "no row"
-        if theirs != mine:
+        if table[k] != mine:
             raise TapeError(f"the tape was written with a different op table (fasttape "
-                            f"{_show(writer)}): row {k} is {_show(theirs)} there and {mine} here; "
-                            f"opcodes would mean other ops, so re-trace and save it "
+                            f"{_show(writer)}): row {k} is {_show(table[k])} there and {mine} "
+                            f"here; opcodes would mean other ops, so re-trace and save it "
                             f"with this build")
+
+
+def _check_opcodes(op, n_rows):
+    # A shorter op table is fine (an older writer's), as long as no node uses
+    # an opcode past its end.
+    if len(op) and int(op.max()) >= n_rows:
+        bad = int(np.argmax(op >= n_rows))
+        raise TapeError(f"node {bad} has opcode {op[bad]}, but the tape's op table has "
+                        f"only {n_rows} rows")
 
 
 def _shape(value, what):
