@@ -32,7 +32,10 @@ so a damaged file never loads as a tape that computes different numbers.
 Entries must be stored uncompressed, so reading takes memory in proportion
 to the file's size. A path that does not exist raises FileNotFoundError.
 A pickled tape carries the same entries (to_state / from_state) and is
-checked the same way.
+checked the same way. But pickle itself is unsafe on untrusted bytes:
+unpickling can run arbitrary code that the pickle names, before from_state
+is ever reached. For a tape from elsewhere use load, which reads only
+arrays and JSON and never executes code from the file.
 """
 
 import ast
@@ -138,7 +141,9 @@ def load(path):
 
 
 def from_state(state):
-    """The Tape of to_state's entries (unpickling), checked like a file."""
+    """The Tape of to_state's entries (unpickling), checked like a file.
+    (Unpickling untrusted bytes can run any code before this is called;
+    load is the safe way to read a tape from elsewhere.)"""
     if not isinstance(state, dict):
         raise TapeError(f"a tape's state is a dict of arrays, got {type(state).__name__}")
     return _build(state)

@@ -188,6 +188,27 @@ def test_saved_file_is_plain_npz_without_pickle(tmp_path):
     assert meta["fasttape_version"] == ft.__version__
 
 
+def test_pickle_is_documented_unsafe_and_load_is_not(capsys):
+    # Unpickling runs whatever code the bytes name; ft.load of the same bytes
+    # refuses them. The README and the docstrings must say so.
+    class Payload:
+        def __reduce__(self):
+            return print, ("code ran",)
+    data = pickle.dumps(Payload())
+    pickle.loads(data)
+    assert capsys.readouterr().out == "code ran\n"
+    rejects(data, "truncated or corrupt")
+    assert capsys.readouterr().out == ""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("## Tapes as data"):]
+    section = section[:section.find("\n## ", 1)]
+    assert "arbitrary code" in section and "ft.load" in section
+    for doc in (ft.Tape.__reduce__.__doc__, ft.io.__doc__, ft.io.from_state.__doc__):
+        assert "arbitrary code" in doc or "any code" in doc
+
+
 def test_eager_tapes_do_not_save():
     with ft.Tape() as t:
         ft.Var(1.0) * 2
