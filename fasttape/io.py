@@ -152,6 +152,7 @@ def from_state(state):
 def _read_npz(f, where):
     """{entry name: array} of an npz, without pickle; memory bounded by the file."""
     try:
+        size = f.seek(0, os.SEEK_END)  # (zipfile seeks too; it needs a seekable file)
         with zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
             if len(infos) > 4 * len(META):
@@ -161,6 +162,9 @@ def _read_npz(f, where):
                 key = info.filename[:-4] if info.filename.endswith(".npy") else None
                 if key is None or key in entries:
                     raise TapeError(f"{where} has an unexpected entry {info.filename!r}")
+                if info.compress_size > size:  # checked before reading allocates it
+                    raise TapeError(f"{where} is corrupt: entry {key!r} claims "
+                                    f"{info.compress_size} bytes, more than the file's {size}")
                 entries[key] = _read_entry(zf, info, key)
             return entries
     except TapeError:
@@ -291,6 +295,11 @@ def _meta(value):
     """The checked metadata, with names, shapes and out_spec as Tape keeps them."""
     if not isinstance(value, np.ndarray) or value.dtype.kind != "U" or value.shape != ():
         raise TapeError("the 'meta' entry must be a 0-d unicode string")
+    # numpy turns UTF-32 units past U+10FFFF into a SystemError or a broken str
+    codes = value.reshape(1).view(value.dtype.byteorder.replace("|", "=") + "u4")
+    if (codes > 0x10FFFF).any():
+        raise TapeError("the 'meta' entry is not Unicode text: it has a character code "
+                        f"{int(codes.max()):#x}")
     try:
         meta = _parse(str(value[()]))
     except ValueError as exc:

@@ -399,6 +399,21 @@ def test_deep_values_in_metadata(field):
         assert len(rejects(saved(state), ".")) < 400
 
 
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("bad", [0x110000, 0xFFFFFFFF])
+def test_meta_with_characters_past_unicode(order, bad):
+    # UTF-32 code units past U+10FFFF: numpy makes a SystemError of them, or
+    # a broken str (here, the function's name).
+    state = state_with()
+    meta = state["meta"].item()
+    codes = np.array([ord(c) for c in meta], dtype=order + "u4")
+    codes[meta.index('"lecture"') + 1] = bad
+    for edited in (codes, np.full(1, bad, dtype=order + "u4")):
+        state["meta"] = edited.view(f"{order}U{len(edited)}").reshape(())
+        rejects(saved(state), "meta.*not Unicode")
+        rejects(state, "meta.*not Unicode")
+
+
 @pytest.mark.parametrize("field", ["names", "shapes", "out_spec", "fn_name", "n_inputs",
                                    "op_table", "fasttape_version"])
 def test_missing_meta_field(field):
@@ -559,6 +574,26 @@ def test_huge_and_overlapping_nary_counts():
 def test_truncated_file(cut):
     data = saved(state_with())
     rejects(data[:cut], "truncated or corrupt|not a tape file|holds .* bytes")
+
+
+@pytest.mark.parametrize("size", [2**31 - 16, 2**32 - 1])
+def test_forged_entry_size_allocates_nothing(tmp_path, size):
+    # A zip entry claiming gigabytes in a small file: refused before reading,
+    # where reading from disk would have allocated a buffer of that size.
+    import struct
+    import tracemalloc
+    data = bytearray(saved(state_with()))
+    central = data.index(b"PK\x01\x02")
+    data[18:26] = data[central + 20:central + 28] = struct.pack("<II", size, size)
+    (tmp_path / "t").write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ft.TapeError, match=f"entry 'meta' claims {size} bytes"):
+            ft.load(tmp_path / "t")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * len(data)
 
 
 def test_corrupted_bytes_fail_the_checksum():
