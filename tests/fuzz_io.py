@@ -232,6 +232,31 @@ class Mutator:
         i, j = sorted(self.rng.integers(0, len(data), 2))
         return data[:i] + data[j:]
 
+    # ---------------------------------------------------- forged zip records
+
+    # (signature, [(offset, width), ...]) of the local header, central
+    # directory and end records: flags, method, CRC, sizes, name and extra
+    # lengths, entry counts and offsets.
+    RECORDS = [(b"PK\x03\x04", [(6, 2), (8, 2), (14, 4), (18, 4), (22, 4), (26, 2), (28, 2)]),
+               (b"PK\x01\x02", [(8, 2), (10, 2), (16, 4), (20, 4), (24, 4), (28, 2), (30, 2),
+                                 (32, 2), (34, 2), (42, 4)]),
+               (b"PK\x05\x06", [(8, 2), (10, 2), (12, 4), (16, 4), (20, 2)])]
+
+    def zipfield(self, data):
+        """One field of one zip record set to an edge value."""
+        sig, fields = self.pick(self.RECORDS)
+        starts, at = [], data.find(sig)
+        while at >= 0:
+            starts.append(at)
+            at = data.find(sig, at + 1)
+        offset, width = self.pick(fields)
+        at = self.pick(starts) + offset
+        old = int.from_bytes(data[at:at + width], "little")
+        top = 2 ** (8 * width) - 1
+        value = self.pick([0, 1, top, top - 1, old + 1, max(old - 1, 0), old ^ 0x800, old | 1,
+                           old ^ 8, 99, int(self.rng.integers(0, top + 1))]) & top
+        return data[:at] + value.to_bytes(width, "little") + data[at + width:]
+
     # ---------------------------------------------------- forged .npy headers
 
     DESCRS = ["'(<i4, 2)'", "'[(\"a\",\"<i4\")]'", "[('a', '<i4')]", "[('a', '<i4', (2,))]",
@@ -243,7 +268,8 @@ class Mutator:
     SHAPES = ["(4611686018427387904,)", "(" + "9" * 30 + ",)", "(-1,)", "(3, -3)", "[3]", "3",
               "(3.0,)", "(True,)", "()", "(" + "1, " * 40 + ")", "(" + "0, " * 70 + ")",
               "(9223372036854775807, 9223372036854775807)", "('3',)", "(" + "9" * 5000 + ",)",
-              "(2**62,)", "(-9223372036854775808,)", "(1, -1)", "None", "(0,)"]
+              "(2**62,)", "(-9223372036854775808,)", "(1, -1)", "None", "(0,)",
+              "(0, 4611686018427387904, 4611686018427387904)", "(0, -1)"]
     FORTRANS = ["False", "True", "'yes'", "0", "1", "None", "[]"]
     JUNK = ["[1, 2]", "'str'", "1", "{1, 2}", "(" * 1000, "{" * 300, "{'descr': " + "[" * 300,
             "\x00", "", "lambda: 0", "__import__('os')", "{**{}}", "{'a': 1}", "...",
@@ -276,6 +302,8 @@ class Mutator:
             data = data[:int(self.rng.integers(0, len(data) + 1))]
         elif self.rng.random() < 0.1:
             data = bytes(int(self.rng.integers(0, 4 * len(data) + 9)))
+        elif self.rng.random() < 0.1:  # any bytes: text past U+10FFFF, NaNs, wild indices
+            data = self.rng.bytes(len(data))
         npy = (b"\x93NUMPY" + bytes(version) + length.to_bytes(width, "little")
                + body + data)
         buf = io.BytesIO()
@@ -301,7 +329,8 @@ def fuzz_chunk(count, seed, chunk):
     tapes = bases()
     for k in range(count):
         tape, state, data = tapes[k % len(tapes)]
-        what = mut.pick(["truncate", "flip", "splice", "edit", "edit", "header", "header"])
+        what = mut.pick(["truncate", "flip", "splice", "zipfield", "edit", "edit", "header",
+                         "header"])
         if what == "edit":
             what, data = mut.edit(state)
         elif what == "header":
@@ -332,7 +361,7 @@ def load_and_replay(source, what, state, rng):
     except ft.TapeError:
         return "rejected"
     # Damaged bytes (not deliberate edits) must not load as another tape.
-    if what in ("truncate", "flip", "splice"):
+    if what in ("truncate", "flip", "splice", "zipfield"):
         for key, value in to_state(loaded).items():
             assert np.array_equal(value, state[key]), f"{key} changed"
     try:
