@@ -296,7 +296,7 @@ def _meta(value):
     if not isinstance(value, np.ndarray) or value.dtype.kind != "U" or value.shape != ():
         raise TapeError("the 'meta' entry must be a 0-d unicode string")
     # numpy turns UTF-32 units past U+10FFFF into a SystemError or a broken str
-    codes = value.reshape(1).view(value.dtype.byteorder.replace("|", "=") + "u4")
+    codes = np.frombuffer(value.tobytes(), dtype=value.dtype.byteorder + "u4")
     if (codes > 0x10FFFF).any():
         raise TapeError("the 'meta' entry is not Unicode text: it has a character code "
                         f"{int(codes.max()):#x}")
