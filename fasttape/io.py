@@ -38,7 +38,6 @@ is ever reached. For a tape from elsewhere use load, which reads only
 arrays and JSON and never executes code from the file.
 """
 
-import ast
 import json
 import math
 import os
@@ -63,6 +62,9 @@ META = ("format", "format_version", "fasttape_version", "op_table", "n_inputs",
 _MAX_NDIM, _MAX_DIM = 32, 2**31 - 1
 _MAX_HEADER = 10000  # bytes of a .npy header; numpy's writer makes about 128
 _DESCR = re.compile(r"[<>|=]?[biufcSU][0-9]{0,12}")
+_HEADER = re.compile(  # as numpy.lib.format writes it; sizes with up to 30 digits
+    r" *\{ *'descr' *: *'([^'\\]{0,80})' *, *'fortran_order' *: *(True|False) *, *'shape' *:"
+    r" *\( *(|[0-9]{1,30} *,|[0-9]{1,30}(?: *, *[0-9]{1,30})+(?: *,)?) *\)(?: *,)? *\} *\n?")
 # Errors the zip reader raises on damaged bytes: zipfile raises
 # NotImplementedError and RuntimeError for odd compression or flag bits,
 # UnicodeDecodeError (a ValueError) for a forged UTF-8 name, and struct.error
@@ -192,10 +194,11 @@ def _read_entry(zf, info, key):
 def _npy_header(raw, key):
     """(shape, fortran_order, dtype, data offset) of a .npy entry's bytes.
 
-    numpy's own header reader lets SyntaxError, TypeError and more escape
-    on forged headers; this one accepts only what a tape entry can be: a
-    dict of a simple dtype string (no structured or subarray dtypes), a
-    bool and a tuple of sizes, and says what is wrong with anything else.
+    numpy's own header reader runs the header through Python's compiler,
+    and lets SyntaxError, TypeError and more escape on forged headers. This
+    one matches the dict numpy writes, {'descr': '<i4', 'fortran_order':
+    False, 'shape': (5,), }, and nothing else (no structured or subarray
+    dtypes, which tape entries never have).
     """
     if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
         raise TapeError(f"entry {key!r} is not a .npy array")
@@ -208,28 +211,20 @@ def _npy_header(raw, key):
         raise TapeError(f"entry {key!r} has a .npy header of {end - start} bytes, "
                         f"beyond its data or the {_MAX_HEADER} allowed")
     text = raw[start:end].decode("latin-1")
-    try:
-        header = ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise TapeError(f"entry {key!r} has an unreadable .npy header {text!r:.80}: "
-                        f"{type(exc).__name__}") from None
-    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
-        raise TapeError(f"entry {key!r} has a .npy header that is not a dict of descr, "
-                        f"fortran_order and shape: {text!r:.80}")
-    descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
-    if not isinstance(fortran, bool):
-        raise TapeError(f"entry {key!r} has fortran_order {fortran!r:.80}, not a bool")
-    if (not isinstance(shape, tuple) or len(shape) > _MAX_NDIM
-            or not all(type(d) is int and d >= 0 for d in shape)):
-        raise TapeError(f"entry {key!r} has shape {shape!r:.80}, not a tuple of at most "
-                        f"{_MAX_NDIM} sizes")
-    return shape, fortran, _npy_dtype(descr, key), end
-
-
+    match = _HEADER.fullmatch(text)
+    if not match:
+        raise TapeError(f"entry {key!r} has a .npy header that is not {{'descr': a dtype "
+                        f"string, 'fortran_order': a bool, 'shape': a tuple of sizes}}: "
+                        f"{text!r:.100}")
+    descr, fortran, sizes = match.groups()
+    shape = tuple(int(d) for d in sizes.replace(",", " ").split())
+    if len(shape) > _MAX_NDIM:
+        raise TapeError(f"entry {key!r} has {len(shape)} dimensions; at most {_MAX_NDIM}")
+    return shape, fortran == "True", _npy_dtype(descr, key), end
 def _npy_dtype(descr, key):
-    # One letter and a width ('<i4', '|u1', '<U42'): no structured, subarray
-    # or object dtypes, which tape entries never have.
-    if not (isinstance(descr, str) and _DESCR.fullmatch(descr)):
+    # One letter and a width ('<i4', '|u1', '<U42'): no object, structured
+    # or subarray dtypes.
+    if not _DESCR.fullmatch(descr):
         raise TapeError(f"entry {key!r} has dtype {descr!r:.80}; tape files hold only "
                         f"numbers and text")
     try:

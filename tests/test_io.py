@@ -684,19 +684,21 @@ def test_forged_header_dtype(descr):
     pytest.param("(" + "9" * 5000 + ",)", id="5000 digits")])
 def test_forged_header_shape(shape):
     # Huge sizes are compared with the data, never allocated.
-    rejects(forged("op", header(shape=shape)), "entry 'op' has (shape|an unreadable)|holds")
+    rejects(forged("op", header(shape=shape)), "entry 'op' has (a .npy header that is not"
+            "|40 dimensions; at most 32)|entry 'op' holds")
 
 
-@pytest.mark.parametrize("text, match", [
-    (header(fortran="'yes'"), "fortran_order 'yes'"), (header(fortran="1"), "fortran_order 1"),
-    ("[1, 2]", "not a dict"), ("'text'", "not a dict"), ("{'descr': '|u1'}", "not a dict"),
-    (header()[:-3] + ", 'x': 1}", "not a dict"),
-    pytest.param("(" * 1000, "unreadable", id="1000 parentheses"),
-    pytest.param("{'descr': " + "[" * 300, "unreadable", id="300 brackets"), ("{1: 2, [1]: 3}", "unreadable"),
-    ("\x00", "unreadable"), ("__import__('os')", "unreadable"), ("\xff\xfe", "unreadable"),
-    ("1e999999", "not a dict"), ("\"\"\"" + "a" * 10, "unreadable")])
-def test_forged_header_text(text, match):
-    rejects(forged("op", text), f"entry 'op' has .*{match}")
+@pytest.mark.parametrize("text", [
+    header(fortran="'yes'"), header(fortran="1"), "[1, 2]", "'text'", "{'descr': '|u1'}",
+    header()[:-3] + ", 'x': 1}", pytest.param("(" * 1000, id="1000 parentheses"),
+    pytest.param("{'descr': " + "[" * 300, id="300 brackets"), "{1: 2, [1]: 3}", "\x00",
+    "__import__('os')", "\xff\xfe", "1e999999", "\"\"\"" + "a" * 10, "1if 1 else 2",
+    header(descr="'\\q'"), pytest.param("-" * 5000 + "1", id="5000 minus signs"),
+    header().replace("'fortran_order': False, ", "") + "'fortran_order': False, "])
+def test_forged_header_text(text, recwarn):
+    # Refused without Python's compiler: no warnings, no SyntaxError.
+    rejects(forged("op", text), "entry 'op' has a .npy header that is not")
+    assert not recwarn.list
 
 
 @pytest.mark.parametrize("version", [(3, 0), (0, 0), (1, 1), (255, 255)])
