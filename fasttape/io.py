@@ -21,26 +21,33 @@ holding exactly these entries:
             "out_spec": "s" | ["a", shape] | ["t", [spec, ...]] | ["l", [spec, ...]],
             "fn_name": "loss"}
 
-Opcodes mean what the writer's op table says, so a file is read only by a
-build whose table is the same, row for row. Reading checks everything and
-raises TapeError with the reason; the zip's CRC-32s catch corrupted bytes,
+Opcodes mean what the writer's op table says. New ops are added at the end
+of the table, so a file is read by a build whose table starts with the
+file's, row for row (a file from an older build loads in a newer one); any
+other difference is refused, as are nodes whose opcodes lie past the file's
+own table. Reading checks everything and raises TapeError with the reason
+(any damaged or forged bytes, .npy headers included; it never executes
+code from the file); the zip's CRC-32s catch corrupted bytes,
 so a damaged file never loads as a tape that computes different numbers.
 Entries must be stored uncompressed, so reading takes memory in proportion
 to the file's size. A path that does not exist raises FileNotFoundError.
 A pickled tape carries the same entries (to_state / from_state) and is
-checked the same way.
+checked the same way. But pickle itself is unsafe on untrusted bytes:
+unpickling can run arbitrary code that the pickle names, before from_state
+is ever reached. For a tape from elsewhere use load, which reads only
+arrays and JSON and never executes code from the file.
 """
 
 import json
 import math
 import os
-import tokenize
+import re
+import reprlib
+import struct
 import zipfile
 import zlib
-from io import BytesIO
 
 import numpy as np
-from numpy.lib import format as npy
 
 from . import ops
 from .backend import kernel
@@ -52,12 +59,18 @@ ARRAYS = {"op": np.uint8, "a": np.int32, "b": np.int32, "pool": np.float64,
           "args": np.int32, "outputs": np.int32}
 META = ("format", "format_version", "fasttape_version", "op_table", "n_inputs",
         "names", "shapes", "out_spec", "fn_name")
-_MAX_NDIM, _MAX_DIM, _MAX_DEPTH = 32, 2**31 - 1, 100
-# Errors the zip and .npy readers raise on damaged bytes: zipfile raises
-# NotImplementedError and RuntimeError for odd compression or flag bits, and
-# numpy's .npy header parser lets tokenize.TokenError escape.
+_MAX_NDIM, _MAX_DIM = 32, 2**31 - 1
+_MAX_HEADER = 10000  # bytes of a .npy header; numpy's writer makes about 128
+_DESCR = re.compile(r"[<>|=]?[biufcSU][0-9]{0,12}")
+_HEADER = re.compile(  # as numpy.lib.format writes it; sizes with up to 30 digits
+    r" *\{ *'descr' *: *'([^'\\]{0,80})' *, *'fortran_order' *: *(True|False) *, *'shape' *:"
+    r" *\( *(|[0-9]{1,30} *,|[0-9]{1,30}(?: *, *[0-9]{1,30})+(?: *,)?) *\)(?: *,)? *\} *\n?")
+# Errors the zip reader raises on damaged bytes: zipfile raises
+# NotImplementedError and RuntimeError for odd compression or flag bits,
+# UnicodeDecodeError (a ValueError) for a forged UTF-8 name, and struct.error
+# for short records.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
-                RuntimeError, tokenize.TokenError)
+                RuntimeError, struct.error, OverflowError, MemoryError)
 
 
 def op_table():
@@ -76,8 +89,11 @@ def to_state(tape):
             "fasttape_version": getattr(fasttape, "__version__", "unknown"),
             "op_table": op_table(), "n_inputs": int(p.n_inputs),
             "names": list(tape._names), "shapes": [list(s) for s in tape._shapes],
-            "out_spec": _spec_to_json(tape._out_spec), "fn_name": tape._fn_name}
-    state = {"meta": np.array(json.dumps(meta))}
+            "fn_name": tape._fn_name}
+    # out_spec nests as deep as the traced outputs: its text is built
+    # without recursion, as _parse reads it.
+    text = json.dumps(meta)[:-1] + ', "out_spec": ' + _spec_to_json(tape._out_spec) + "}"
+    state = {"meta": np.array(text)}
     state.update((key, np.array(getattr(p, key))) for key in ARRAYS)
     return state
 
@@ -93,11 +109,24 @@ def save(tape, path):
 
 
 def _spec_to_json(spec):
-    if spec == "s":
-        return "s"
-    if spec[0] == "a":
-        return ["a", [int(d) for d in spec[1]]]
-    return [spec[0], [_spec_to_json(s) for s in spec[1]]]
+    """out_spec's JSON text: "s", ["a", shape], ["t", [spec, ...]], ["l", [...]]."""
+    out, todo = [], [(spec, None)]  # specs to write, or text to copy
+    while todo:
+        spec, text = todo.pop()
+        if text is not None:
+            out.append(text)
+        elif spec == "s":
+            out.append('"s"')
+        elif spec[0] == "a":
+            out.append(json.dumps(["a", [int(d) for d in spec[1]]]))
+        else:
+            out.append(f'["{spec[0]}", [')
+            todo.append((None, "]]"))
+            for k in range(len(spec[1]) - 1, -1, -1):
+                todo.append((spec[1][k], None))
+                if k:
+                    todo.append((None, ", "))
+    return "".join(out)
 
 
 # ------------------------------------------------------------------ reading
@@ -114,7 +143,9 @@ def load(path):
 
 
 def from_state(state):
-    """The Tape of to_state's entries (unpickling), checked like a file."""
+    """The Tape of to_state's entries (unpickling), checked like a file.
+    (Unpickling untrusted bytes can run any code before this is called;
+    load is the safe way to read a tape from elsewhere.)"""
     if not isinstance(state, dict):
         raise TapeError(f"a tape's state is a dict of arrays, got {type(state).__name__}")
     return _build(state)
@@ -123,6 +154,7 @@ def from_state(state):
 def _read_npz(f, where):
     """{entry name: array} of an npz, without pickle; memory bounded by the file."""
     try:
+        size = f.seek(0, os.SEEK_END)  # (zipfile seeks too; it needs a seekable file)
         with zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
             if len(infos) > 4 * len(META):
@@ -132,6 +164,9 @@ def _read_npz(f, where):
                 key = info.filename[:-4] if info.filename.endswith(".npy") else None
                 if key is None or key in entries:
                     raise TapeError(f"{where} has an unexpected entry {info.filename!r}")
+                if info.compress_size > size:  # checked before reading allocates it
+                    raise TapeError(f"{where} is corrupt: entry {key!r} claims "
+                                    f"{info.compress_size} bytes, more than the file's {size}")
                 entries[key] = _read_entry(zf, info, key)
             return entries
     except TapeError:
@@ -146,19 +181,59 @@ def _read_entry(zf, info, key):
     if info.compress_type != zipfile.ZIP_STORED:
         raise TapeError(f"entry {key!r} is compressed; tape files are written uncompressed")
     with zf.open(info) as member:
-        raw = BytesIO(member.read())
-    version = npy.read_magic(raw)
-    if version not in ((1, 0), (2, 0)):
-        raise TapeError(f"entry {key!r} has .npy format version {version}")
-    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-    shape, fortran, dtype = read_header(raw)
-    if dtype.hasobject or dtype.itemsize == 0:
-        raise TapeError(f"entry {key!r} has dtype {dtype}; tape files hold only numbers and text")
-    data = raw.read()
-    if min(shape, default=0) < 0 or len(data) != math.prod(shape) * dtype.itemsize:
+        raw = member.read()
+    shape, fortran, dtype, start = _npy_header(raw, key)
+    data = memoryview(raw)[start:]
+    # Sizes are compared as Python ints: a forged huge shape allocates nothing.
+    if len(data) != math.prod(shape) * dtype.itemsize:
         raise TapeError(f"entry {key!r} holds {len(data)} bytes of data, not the "
                         f"{dtype} array of shape {shape} its header describes")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _npy_header(raw, key):
+    """(shape, fortran_order, dtype, data offset) of a .npy entry's bytes.
+
+    numpy's own header reader runs the header through Python's compiler,
+    and lets SyntaxError, TypeError and more escape on forged headers. This
+    one matches the dict numpy writes, {'descr': '<i4', 'fortran_order':
+    False, 'shape': (5,), }, and nothing else (no structured or subarray
+    dtypes, which tape entries never have).
+    """
+    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
+        raise TapeError(f"entry {key!r} is not a .npy array")
+    version = (raw[6], raw[7])
+    if version not in ((1, 0), (2, 0)):
+        raise TapeError(f"entry {key!r} has .npy format version {version}")
+    size, start = (2, 10) if version == (1, 0) else (4, 12)
+    end = start + int.from_bytes(raw[8:8 + size], "little")
+    if len(raw) < end or end - start > _MAX_HEADER:
+        raise TapeError(f"entry {key!r} has a .npy header of {end - start} bytes, "
+                        f"beyond its data or the {_MAX_HEADER} allowed")
+    text = raw[start:end].decode("latin-1")
+    match = _HEADER.fullmatch(text)
+    if not match:
+        raise TapeError(f"entry {key!r} has a .npy header that is not {{'descr': a dtype "
+                        f"string, 'fortran_order': a bool, 'shape': a tuple of sizes}}: "
+                        f"{text!r:.100}")
+    descr, fortran, sizes = match.groups()
+    shape = tuple(int(d) for d in sizes.replace(",", " ").split())
+    if len(shape) > _MAX_NDIM:
+        raise TapeError(f"entry {key!r} has {len(shape)} dimensions; at most {_MAX_NDIM}")
+    return shape, fortran == "True", _npy_dtype(descr, key), end
+def _npy_dtype(descr, key):
+    # One letter and a width ('<i4', '|u1', '<U42'): no object, structured
+    # or subarray dtypes.
+    if not _DESCR.fullmatch(descr):
+        raise TapeError(f"entry {key!r} has dtype {descr!r:.80}; tape files hold only "
+                        f"numbers and text")
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TapeError(f"entry {key!r} has an unknown dtype {descr!r:.80}") from exc
+    if dtype.itemsize == 0:
+        raise TapeError(f"entry {key!r} has dtype {descr!r}, of size 0")
+    return dtype
 
 
 # ------------------------------------------------------------------ checking
@@ -176,6 +251,7 @@ def _build(entries):
     if extra:
         raise TapeError(f"the tape has an unexpected entry {extra[0]!r}")
     arr = {key: _array(key, entries[key], dtype) for key, dtype in ARRAYS.items()}
+    _check_opcodes(arr["op"], len(meta["op_table"]))
     _check_nary_total(arr)
     program = kernel.Program(arr["op"], arr["a"], arr["b"], arr["pool"], arr["args"],
                              meta["n_inputs"], arr["outputs"])
@@ -214,21 +290,26 @@ def _meta(value):
     """The checked metadata, with names, shapes and out_spec as Tape keeps them."""
     if not isinstance(value, np.ndarray) or value.dtype.kind != "U" or value.shape != ():
         raise TapeError("the 'meta' entry must be a 0-d unicode string")
+    # numpy turns UTF-32 units past U+10FFFF into a SystemError or a broken str
+    codes = np.frombuffer(value.tobytes(), dtype=value.dtype.byteorder + "u4")
+    if (codes > 0x10FFFF).any():
+        raise TapeError("the 'meta' entry is not Unicode text: it has a character code "
+                        f"{int(codes.max()):#x}")
     try:
-        meta = json.loads(str(value[()]))
-    except (ValueError, RecursionError) as exc:
+        meta = _parse(str(value[()]))
+    except ValueError as exc:
         raise TapeError(f"the tape's metadata is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise TapeError("the tape's metadata is not a JSON object")
     if meta.get("format") != MAGIC:
-        raise TapeError(f"not a fasttape tape: format {meta.get('format')!r:.80}, "
+        raise TapeError(f"not a fasttape tape: format {_show(meta.get('format'))}, "
                         f"expected {MAGIC!r}")
     version, writer = meta.get("format_version"), meta.get("fasttape_version")
     if not _is_int(version) or version < 1:
-        raise TapeError(f"unknown tape format version {version!r:.80}")
+        raise TapeError(f"unknown tape format version {_show(version)}")
     if version > FORMAT_VERSION:
         raise TapeError(f"the tape has format version {version} (written by fasttape "
-                        f"{writer!s:.80}); this fasttape reads up to version {FORMAT_VERSION}; "
+                        f"{_show(writer)}); this fasttape reads up to version {FORMAT_VERSION}; "
                         f"upgrade fasttape to read it")
     for key in META:
         if key not in meta:
@@ -241,7 +322,7 @@ def _meta(value):
         raise TapeError("the tape's fasttape_version and fn_name must be strings")
     n_inputs, names, shapes = meta["n_inputs"], meta["names"], meta["shapes"]
     if not _is_int(n_inputs) or n_inputs < 0:
-        raise TapeError(f"n_inputs must be a non-negative integer, got {n_inputs!r}")
+        raise TapeError(f"n_inputs must be a non-negative integer, got {_show(n_inputs)}")
     if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
         raise TapeError("names must be a list of strings")
     if not isinstance(shapes, list) or len(shapes) != len(names):
@@ -250,48 +331,142 @@ def _meta(value):
     if sum(math.prod(s) for s in shapes) != n_inputs:
         raise TapeError(f"names and shapes describe {sum(math.prod(s) for s in shapes)} "
                         f"input values, but n_inputs is {n_inputs}")
-    out_spec, n_leaves = _spec(meta["out_spec"], 0)
+    out_spec, n_leaves = _spec(meta["out_spec"])
     return dict(meta, names=names, shapes=shapes, out_spec=out_spec, n_leaves=n_leaves)
 
 
 def _check_op_table(table, writer):
-    ours = op_table()
-    if table == ours:
-        return
+    """The file's op table must be this build's or a prefix of it: rows are
+    only ever added at the end, so the opcodes it has mean the same here."""
     if not isinstance(table, list):
         raise TapeError("the tape's op_table must be a list of [code, name, kind] rows")
-    for k in range(max(len(table), len(ours))):
-        theirs = table[k] if k < len(table) else "no row"
+    ours = op_table()
+    if table == ours[:len(table)]:
+        return
+    for k in range(len(table)):
         mine = ours[k] if k < len(ours) else "no row"
-        if theirs != mine:
+        if table[k] != mine:
             raise TapeError(f"the tape was written with a different op table (fasttape "
-                            f"{writer!s:.80}): row {k} is {theirs!s:.80} there and {mine} here; "
-                            f"opcodes would mean other ops, so re-trace and save it "
+                            f"{_show(writer)}): row {k} is {_show(table[k])} there and {mine} "
+                            f"here; opcodes would mean other ops, so re-trace and save it "
                             f"with this build")
+
+
+def _check_opcodes(op, n_rows):
+    # A shorter op table is fine (an older writer's), as long as no node uses
+    # an opcode past its end.
+    if len(op) and int(op.max()) >= n_rows:
+        bad = int(np.argmax(op >= n_rows))
+        raise TapeError(f"node {bad} has opcode {op[bad]}, but the tape's op table has "
+                        f"only {n_rows} rows")
 
 
 def _shape(value, what):
     if (not isinstance(value, list) or len(value) > _MAX_NDIM
             or not all(_is_int(d) and 0 <= d <= _MAX_DIM for d in value)):
-        raise TapeError(f"{what} must be a list of at most {_MAX_NDIM} sizes, got {value!r:.80}")
+        raise TapeError(f"{what} must be a list of at most {_MAX_NDIM} sizes, got {_show(value)}")
     return tuple(value)
 
 
-def _spec(value, depth):
-    """(out_spec as the tracer makes it, number of output leaves)."""
-    if value == "s":
-        return "s", 1
-    if depth > _MAX_DEPTH or not (isinstance(value, list) and len(value) == 2
-                                  and value[0] in ("a", "t", "l")):
-        raise TapeError(f"malformed out_spec {value!r:.80}")
-    tag, body = value
-    if tag == "a":
-        shape = _shape(body, "an out_spec array shape")
-        return ("a", shape), math.prod(shape)
-    if not isinstance(body, list):
-        raise TapeError(f"malformed out_spec {value!r:.80}")
-    parts = [_spec(s, depth + 1) for s in body]
-    return (tag, [s for s, _ in parts]), sum(n for _, n in parts)
+def _spec(value):
+    """(out_spec as the tracer makes it, number of output leaves), built
+    with a stack of its own: outputs nest as deep as the traced function's."""
+    root, n_leaves = [], 0
+    todo = [(value, root)]  # (a spec to convert, the list its result joins)
+    while todo:
+        value, parent = todo.pop()
+        if value == "s":
+            parent.append("s")
+            n_leaves += 1
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and value[0] in ("a", "t", "l")
+                and (value[0] == "a" or isinstance(value[1], list))):
+            raise TapeError(f"malformed out_spec {_show(value)}")
+        tag, body = value
+        if tag == "a":
+            shape = _shape(body, "an out_spec array shape")
+            parent.append(("a", shape))
+            n_leaves += math.prod(shape)
+        else:
+            parent.append((tag, []))
+            todo.extend((child, parent[-1][1]) for child in reversed(body))
+    return root[0], n_leaves
+
+
+# JSON without recursion: out_spec's nesting is the traced outputs' (two
+# arrays a level), which json.loads would refuse past the recursion limit.
+_SPACE = re.compile(r"[ \t\n\r]*")
+_SCALAR = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null")
+_LITERAL = {"true": True, "false": False, "null": None}
+
+
+def _parse(text):
+    """The value of JSON text, as json.loads gives it (strict: no NaN or
+    Infinity); ValueError if it is not JSON."""
+    stack = []  # open arrays and objects: [container, key of the next value]
+    pos = 0
+    while True:
+        pos = _SPACE.match(text, pos).end()
+        char = text[pos:pos + 1]
+        if char in ("[", "{"):  # open a container; its first value comes next
+            stack.append([[] if char == "[" else {}, None])
+            pos = _SPACE.match(text, pos + 1).end()
+            if text[pos:pos + 1] != ("]" if char == "[" else "}"):
+                if char == "{":
+                    pos = _key(text, pos, stack[-1])
+                continue
+            pos += 1
+            value = stack.pop()[0]
+        elif char == '"':
+            value, pos = json.decoder.scanstring(text, pos + 1)
+        else:
+            match = _SCALAR.match(text, pos)
+            if not match:
+                raise ValueError(f"expected a value at character {pos}")
+            pos, word = match.end(), match.group()
+            value = (_LITERAL[word] if word in _LITERAL else
+                     int(word) if match.group(2) is match.group(3) is None else float(word))
+        while True:  # value is complete: store it, and close what it completes
+            if not stack:
+                if _SPACE.match(text, pos).end() != len(text):
+                    raise ValueError(f"extra data at character {pos}")
+                return value
+            top = stack[-1]
+            if isinstance(top[0], list):
+                top[0].append(value)
+            else:
+                top[0][top[1]] = value
+            pos = _SPACE.match(text, pos).end()
+            char = text[pos:pos + 1]
+            if char == ",":
+                pos += 1
+                if isinstance(top[0], dict):
+                    pos = _key(text, _SPACE.match(text, pos).end(), top)
+                break
+            if char != ("]" if isinstance(top[0], list) else "}"):
+                raise ValueError(f"expected ',' or a closing bracket at character {pos}")
+            pos += 1
+            value = stack.pop()[0]
+
+
+def _key(text, pos, top):
+    """Read an object's '"key":' at pos into top; the position after it."""
+    if text[pos:pos + 1] != '"':
+        raise ValueError(f"expected a key at character {pos}")
+    top[1], pos = json.decoder.scanstring(text, pos + 1)
+    pos = _SPACE.match(text, pos).end()
+    if text[pos:pos + 1] != ":":
+        raise ValueError(f"expected ':' at character {pos}")
+    return pos + 1
+
+
+def _show(value):
+    """A short repr of a value read from a file, however long or deep."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxstring, _REPR.maxother = 4, 8, 80, 80
 
 
 def _is_int(x):

@@ -112,6 +112,9 @@ class Tape:
         save(self, path)
 
     def __reduce__(self):
+        """Pickle as the saved file's entries. Unpickling untrusted bytes can
+        run arbitrary code (any pickle can); ft.load reads a file from
+        elsewhere safely: it is checked and never executes code."""
         from .io import from_state, to_state
         return from_state, (to_state(self),)
 
