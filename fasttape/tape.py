@@ -103,12 +103,14 @@ class Tape:
 
     @property
     def n_inputs(self):
-        """Input nodes: the number of floats in the arguments (an int)."""
+        """The number of input nodes (an int): one per float in the traced
+        arguments, so a scalar counts 1 and an array its size."""
         return self._prog().n_inputs
 
     @property
     def n_outputs(self):
-        """Output nodes: the number of floats in the output (an int)."""
+        """The number of output nodes (an int): one per float in the traced
+        output's structure, so a scalar output counts 1."""
         return self._prog().n_outputs
 
     @property

@@ -97,7 +97,8 @@ class Var(kernel.VarBase):
 
     @property
     def value(self):
-        """This node's value (a float), computed when it was recorded."""
+        """This node's value, a Python float, computed when the node was
+        recorded (define-by-run: no sweep is needed to read it)."""
         return self._rec.value(self._h)
 
     @property
