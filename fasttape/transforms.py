@@ -286,14 +286,34 @@ def grad(fn, argnums=0, in_axes=None, has_aux=False):
 
 def value_and_grad(fn, argnums=0, in_axes=None, has_aux=False):
     """A function returning ``(fn's value, its gradient)``; with ``has_aux``,
-    ``((value, aux), gradient)``. Parameters as for :func:`grad`; batched, the
-    values have shape ``(B,)``.
+    ``((value, aux), gradient)``. Batched, the values have shape ``(B,)``.
+
+    Parameters
+    ----------
+    fn : callable
+        Written for one sample; returns a scalar (a Var, a number or a 0-d
+        array), or with ``has_aux`` a pair ``(scalar, aux)``.
+    argnums : int or tuple of ints, default 0
+        Which positional arguments to differentiate; a tuple gives a tuple of
+        gradients.
+    in_axes : None, 0, or a tuple / list / pytree prefix of them
+        Per argument: ``None`` shared, ``0`` batched along its leading axis.
+        A shared argument's gradient is summed over the batch; a batched
+        one's is per sample, shape ``(B, ...)``.
+    has_aux : bool, default False
+        fn returns ``(value, aux)``; aux (any pytree) is passed through.
 
     Returns
     -------
     callable
-        Returning ``(value, gradient)``: value a float (an ndarray of shape
-        ``(B,)`` when batched), gradient as :func:`grad` returns it.
+        Taking fn's arguments (floats, arrays, or pytrees of them; keyword
+        arguments pass through undifferentiated) and returning
+        ``(value, gradient)``: value a float (an ndarray of shape ``(B,)``
+        when batched), each gradient in its argument's shape and structure.
+        fn is traced on the first call per argument shapes and the tape
+        cached (re-traced when a branch or a value fn reads from its closure
+        or globals changes); called on Vars or inside a trace it records on
+        the tape in use and returns Vars, so transforms nest.
 
     Raises
     ------
@@ -309,6 +329,9 @@ def value_and_grad(fn, argnums=0, in_axes=None, has_aux=False):
     --------
     >>> ft.value_and_grad(lambda w: w ** 3)(2.0)
     (8.0, 12.0)
+    >>> loss = lambda w, x: (w * x - 1.0) ** 2          # one sample
+    >>> ft.value_and_grad(loss, in_axes=(None, 0))(1.0, np.array([1.0, 2.0]))
+    (array([0., 1.]), 4.0)
     """
     return _Transformed(fn, "value_and_grad", argnums, in_axes, has_aux)
 
