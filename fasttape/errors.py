@@ -15,7 +15,7 @@ class TapeError(FasttapeError, ValueError):
     """A tape (or tape file) is malformed, or cannot do what was asked.
 
     Raised by ``ft.load`` and unpickling for a truncated, corrupted or
-    incompatible file (the message says why), by replay methods called on a
+    incompatible file (the message says why), by calling or saving a
     recording ``ft.Tape()``, by entering a traced tape as a ``with`` block,
     and by an operation on Vars of two different tapes. A ValueError.
     """

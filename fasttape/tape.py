@@ -41,7 +41,7 @@ class Tape:
     replayable at new arguments of the traced shapes, safe to share between
     threads. ``with ft.Tape() as t:`` gives a recording tape instead: Vars
     made inside the block record on it (``len(t)`` counts its nodes); it
-    cannot be replayed, and its replay methods raise TapeError.
+    cannot be replayed (calling it raises TapeError).
 
     Replay methods take the traced function's positional arguments (floats
     or float arrays of the traced shapes) and an optional ``in_axes``:
