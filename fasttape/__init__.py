@@ -2,7 +2,8 @@
 
 Record a computation once as a Wengert list (opcodes and operand indices in
 contiguous arrays), then replay it, forward and in reverse, over many samples
-in one call. See README.md for a tour.
+in one call. See README.md for a tour and docs/api.md for the reference;
+``help(ft.<name>)`` documents each public name.
 """
 
 from .backend import name as backend

@@ -1,5 +1,17 @@
 """The ``fasttape`` command line: ``demo``, ``train`` and ``bench``.
 
+Run as ``python -m fasttape COMMAND`` or as the installed ``fasttape``
+script; ``--help`` (also of every command) lists the options, and
+docs/api.md describes them.
+
+- ``demo``: the lecture's example (Wengert list, values, adjoints), then the
+  2-10-1 tanh classifier on two moons, with a decision-boundary picture
+  where matplotlib is installed.
+- ``train DATA``: a classifier on ``moons``, ``spirals``, ``digits`` or a
+  CSV file (label in the last column); prints train and test accuracy.
+- ``bench``: times one batched gradient on the kernel, the pure twin,
+  NumPy by hand, and PyTorch and JAX where installed.
+
 ``main(argv)`` returns the exit code: 0 on success, 2 for bad input (a usage
 error, a file that is not usable data), printed as one line on stderr, never as
 a traceback.
@@ -129,6 +141,15 @@ def _sizes(text):
 
 
 def main(argv=None):
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 on success (and for ``--help``), 2 for a usage
+        error or unusable data (one line on stderr, no traceback), 130 when
+        interrupted.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -15,13 +15,41 @@ __all__ = ["make_moons", "make_spirals", "load_digits", "load_csv", "CSVError"]
 
 
 class CSVError(FasttapeError, ValueError):
-    """A CSV file that cannot be read as numeric features plus a label."""
+    """A CSV file that cannot be read as numeric features plus a label.
+
+    Raised by :func:`load_csv`; a ``ft.FasttapeError`` and a ValueError.
+    """
 
 
 def make_moons(n=1000, noise=0.1, seed=0):
     """Two interleaving half circles in 2-d, labels 0 and 1 (``n // 2`` of
     class 0), shuffled, with Gaussian noise of standard deviation ``noise``.
-    The same construction as scikit-learn's ``make_moons``."""
+    The same construction as scikit-learn's ``make_moons``.
+
+    Parameters
+    ----------
+    n : int, default 1000
+        Number of samples, >= 2.
+    noise : float, default 0.1
+        Standard deviation of the Gaussian noise, >= 0.
+    seed : None or int, default 0
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n, 2)
+    y : ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        ``n`` not an int >= 2, or ``noise < 0``.
+
+    Examples
+    --------
+    >>> X, y = ft.datasets.make_moons(200, noise=0.1, seed=0)
+    >>> X.shape, np.bincount(y)
+    ((200, 2), array([100, 100]))
+    """
     n = _check_n(n)
     rng = np.random.default_rng(seed)
     n0 = n // 2
@@ -37,7 +65,27 @@ def make_moons(n=1000, noise=0.1, seed=0):
 def make_spirals(n=1000, noise=0.1, seed=0, n_classes=2):
     """``n_classes`` interleaved spiral arms in 2-d (each one and a quarter
     turns), labels ``0 .. n_classes-1``, shuffled, with Gaussian noise of
-    standard deviation ``noise``.  Harder than the moons: it needs a wider net."""
+    standard deviation ``noise``.  Harder than the moons: it needs a wider net.
+
+    Parameters
+    ----------
+    n : int, default 1000
+        Number of samples, >= 2 (as equal per class as they divide).
+    noise : float, default 0.1
+    seed : None or int, default 0
+    n_classes : int, default 2
+        >= 2.
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n, 2)
+    y : ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        ``n``, ``noise`` or ``n_classes`` out of range.
+    """
     n = _check_n(n)
     if int(n_classes) < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
@@ -70,7 +118,18 @@ def _shuffle_and_noise(X, y, noise, rng):
 
 def load_digits():
     """The 8x8 handwritten digits (1797 samples, 64 features, labels 0-9) from
-    scikit-learn, with pixel intensities scaled from 0..16 to [0, 1]."""
+    scikit-learn, with pixel intensities scaled from 0..16 to [0, 1].
+
+    Returns
+    -------
+    X : ndarray of float64, shape (1797, 64)
+    y : ndarray of int64, shape (1797,)
+
+    Raises
+    ------
+    ImportError
+        scikit-learn is not installed.
+    """
     try:
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:
@@ -85,7 +144,28 @@ def load_csv(path):
     features.  A first row whose features are not all numbers is taken as a
     header.  Labels that are all integers come back as ints, all numbers as
     floats, else as strings.  Raises :class:`CSVError` (a ValueError) naming
-    the line for ragged rows, non-numeric features and files with no data."""
+    the line for ragged rows, non-numeric features and files with no data.
+
+    The delimiter is a comma, unless the first line has none but has tabs
+    or semicolons.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n_samples, n_features)
+    y : ndarray of int64, float64 or str, shape (n_samples,)
+
+    Raises
+    ------
+    CSVError
+        Not a text file, no data rows, ragged rows, a non-numeric or
+        non-finite feature, or fewer than two columns.
+    OSError
+        The file cannot be opened.
+    """
     try:
         with open(path, newline="") as f:
             text = f.read()

@@ -41,6 +41,34 @@ class MLP:
     Parameters live in one flat vector, layer by layer: the weight matrix
     (shape ``(n_out, n_in)``, row-major, so a row is one unit's weights) and then
     the biases.  A flat vector is what ``ft.grad`` and the optimizers handle best.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, inputs first and outputs last, e.g. ``(2, 10, 1)``;
+        at least two, each positive.
+    activation : {"tanh", "relu", "sigmoid"}, default "tanh"
+        Of the hidden layers.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+    activation : str
+    n_params : int
+        Length of the parameter vector.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two sizes, a size below 1, or an unknown activation.
+
+    Examples
+    --------
+    >>> model = ft.nn.MLP((2, 10, 1))
+    >>> params = model.init(seed=0)          # shape (41,)
+    >>> loss = lambda p, x: model(p, x)[0] ** 2
+    >>> ft.grad(loss)(params, np.array([0.5, -0.5])).shape
+    (41,)
     """
 
     def __init__(self, sizes, activation="tanh"):
@@ -62,7 +90,17 @@ class MLP:
 
     def init(self, seed=None):
         """A fresh parameter vector: Glorot-uniform weights for tanh/sigmoid (and
-        the linear output), He-normal for relu, zero biases."""
+        the linear output), He-normal for relu, zero biases.
+
+        Parameters
+        ----------
+        seed : None, int or numpy.random.Generator
+            Passed to ``numpy.random.default_rng``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_params,)
+        """
         rng = np.random.default_rng(seed)
         params = np.zeros(self.n_params)
         last = len(self._layout) - 1
@@ -77,7 +115,14 @@ class MLP:
         return params
 
     def layers(self, params):
-        """``[(W, b), ...]``: views of ``params`` shaped per layer."""
+        """``[(W, b), ...]``: views of ``params`` shaped per layer, ``W`` of
+        shape ``(n_out, n_in)`` and ``b`` of shape ``(n_out,)``.
+
+        Raises
+        ------
+        ValueError
+            ``params`` is not of shape ``(n_params,)``.
+        """
         params = np.asarray(params)
         if params.shape != (self.n_params,):
             raise ValueError(f"params: expected shape ({self.n_params},), "
@@ -89,8 +134,27 @@ class MLP:
         return out
 
     def __call__(self, params, x):
-        """Output logits for one sample ``x`` (1-d, of Var or floats), as a 1-d
-        object ndarray; usable inside a traced function."""
+        """Output logits for one sample, recorded: use it inside a traced
+        function or transform.
+
+        Parameters
+        ----------
+        params : array_like, shape (n_params,)
+            Floats or Vars (a traced argument).
+        x : array_like, shape (sizes[0],)
+            One sample's features, Vars or floats.
+
+        Returns
+        -------
+        ndarray of object, shape (sizes[-1],)
+            One Var per output; each unit's weighted sum is one n-ary
+            ``dot`` node.
+
+        Raises
+        ------
+        ValueError
+            ``x`` or ``params`` of the wrong size.
+        """
         act = _ACTIVATIONS[self.activation][0]
         h = np.asarray(x, dtype=object).reshape(-1)
         if h.shape[0] != self.sizes[0]:
@@ -109,7 +173,18 @@ class MLP:
         return h
 
     def forward(self, params, X):
-        """Logits for a 2-d float batch ``X`` in plain NumPy (fast prediction)."""
+        """Logits for a 2-d float batch ``X`` in plain NumPy (fast prediction,
+        nothing recorded).
+
+        Parameters
+        ----------
+        params : array_like of float, shape (n_params,)
+        X : array_like of float, shape (n_samples, sizes[0])
+
+        Returns
+        -------
+        ndarray, shape (n_samples, sizes[-1])
+        """
         act = _ACTIVATIONS[self.activation][1]
         h = np.asarray(X, dtype=np.float64)
         layers = self.layers(np.asarray(params, dtype=np.float64))
@@ -139,7 +214,29 @@ def _softplus(z):
 
 def binary_cross_entropy_with_logits(z, y):
     """Per-sample binary cross-entropy of a logit ``z`` against a target ``y``
-    in [0, 1]: softplus(z) - z*y.  Its gradient in z is sigmoid(z) - y."""
+    in [0, 1]: softplus(z) - z*y.  Its gradient in z is sigmoid(z) - y.
+
+    Numerically stable (no overflow for large ``|z|``), and the recorded
+    gradient is exactly ``sigmoid(z) - y`` everywhere, ``z = 0`` included.
+
+    Parameters
+    ----------
+    z : Var or float
+        The logit.
+    y : Var or float
+        The target (a traced argument when batched).
+
+    Returns
+    -------
+    Var or float
+
+    Examples
+    --------
+    >>> ft.nn.binary_cross_entropy_with_logits(0.0, 1.0)    # log 2
+    0.6931471805599453
+    >>> ft.grad(ft.nn.binary_cross_entropy_with_logits)(0.0, 1.0)
+    -0.5
+    """
     return _softplus(z) - z * y
 
 
@@ -147,7 +244,31 @@ def softmax_cross_entropy(logits, label):
     """Per-sample cross-entropy of softmax(logits) against ``label``: an int
     class index, or a one-hot (or probability) vector, which is what batched
     training passes, the label being a traced input there.  The gradient in
-    the logits is softmax(logits) - onehot."""
+    the logits is softmax(logits) - onehot.
+
+    Parameters
+    ----------
+    logits : array_like of Vars or floats, shape (k,)
+    label : int, or array_like of shape (k,)
+        A Python or NumPy int class index in ``range(k)``, or a one-hot or
+        probability vector (Vars or floats).
+
+    Returns
+    -------
+    Var or float
+        ``logsumexp(logits) - logits[label]`` (or ``- label @ logits``),
+        computed with the maximum subtracted, so it cannot overflow.
+
+    Raises
+    ------
+    ValueError
+        An index out of range, or a vector of the wrong shape.
+
+    Examples
+    --------
+    >>> ft.grad(lambda z: ft.nn.softmax_cross_entropy(z, 1))(np.zeros(3))
+    array([ 0.33333333, -0.66666667,  0.33333333])
+    """
     logits = np.asarray(logits, dtype=object).reshape(-1)
     m = logits[0]
     for v in logits[1:]:
@@ -170,7 +291,26 @@ def softmax_cross_entropy(logits, label):
 
 class SGD:
     """Stochastic gradient descent with optional (heavy-ball) momentum, as
-    ``torch.optim.SGD``: v = momentum * v + g; p -= lr * v."""
+    ``torch.optim.SGD``: v = momentum * v + g; p -= lr * v.
+
+    Parameters
+    ----------
+    lr : float, default 0.1
+        Learning rate, > 0.
+    momentum : float, default 0.0
+        In [0, 1). The velocity starts at the first gradient, as torch's.
+
+    Raises
+    ------
+    ValueError
+        ``lr <= 0`` or ``momentum`` outside [0, 1).
+
+    Examples
+    --------
+    >>> p = np.array([1.0, 2.0])
+    >>> ft.nn.SGD(0.1).step(p, np.array([1.0, 1.0]))   # p is updated in place
+    array([0.9, 1.9])
+    """
 
     def __init__(self, lr=0.1, momentum=0.0):
         if lr <= 0 or not 0 <= momentum < 1:
@@ -180,6 +320,19 @@ class SGD:
         self.velocity = None
 
     def step(self, params, grad):
+        """Update ``params`` in place by one step along ``grad``.
+
+        Parameters
+        ----------
+        params : ndarray of float64
+            Updated in place (a flat vector, as ``MLP.init`` gives).
+        grad : array_like of float, the shape of params
+
+        Returns
+        -------
+        ndarray
+            ``params`` itself.
+        """
         grad = np.asarray(grad, dtype=np.float64)
         if self.momentum:
             if self.velocity is None:
@@ -194,7 +347,26 @@ class SGD:
 
 class Adam:
     """Adam with bias correction, the update order of ``torch.optim.Adam``
-    (betas 0.9 / 0.999, eps 1e-8 added after the square root)."""
+    (betas 0.9 / 0.999, eps 1e-8 added after the square root).
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        Learning rate, > 0.
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+
+    Raises
+    ------
+    ValueError
+        ``lr <= 0``.
+
+    Examples
+    --------
+    >>> p = np.array([1.0, 2.0])
+    >>> ft.nn.Adam(0.1).step(p, np.array([1.0, -1.0]))  # first step: lr * sign
+    array([0.9, 2.1])
+    """
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         if lr <= 0:
@@ -204,6 +376,8 @@ class Adam:
         self.m = self.v = None
 
     def step(self, params, grad):
+        """Update ``params`` in place by one Adam step along ``grad``; returns
+        ``params``. Parameters as for :meth:`SGD.step`."""
         grad = np.asarray(grad, dtype=np.float64)
         b1, b2 = self.betas
         if self.m is None:
@@ -232,17 +406,56 @@ class MLPClassifier:
     after ``max_iter`` epochs, or earlier once the epoch loss has not improved
     by ``tol`` for ``n_iter_no_change`` epochs (as scikit-learn's does).
 
-    Parameters: ``hidden_layer_sizes`` (tuple of ints), ``activation`` ("tanh",
-    "relu", "sigmoid"), ``solver`` ("adam" or "sgd"), ``learning_rate_init``
-    (0.01: larger than scikit-learn's 0.001 because batches are smaller and the
-    nets tiny; it reaches the two-moons target in ~25 epochs), ``batch_size``,
-    ``max_iter`` (epochs), ``random_state`` (seed of the initial weights and the
-    shuffling), ``verbose`` (a line per epoch), ``momentum`` (SGD only),
-    ``tol`` and ``n_iter_no_change`` (early stopping on the training loss).
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default (10,)
+    activation : {"tanh", "relu", "sigmoid"}, default "tanh"
+    solver : {"adam", "sgd"}, default "adam"
+    learning_rate_init : float, default 0.01
+        Larger than scikit-learn's 0.001 because batches are smaller and
+        the nets tiny; it reaches the two-moons target in ~25 epochs.
+    batch_size : int, default 32
+    max_iter : int, default 200
+        Epochs.
+    random_state : None, int or Generator
+        Seed of the initial weights and the shuffling.
+    verbose : bool, default False
+        Print a line per epoch.
+    momentum : float, default 0.9
+        SGD only.
+    tol : float, default 1e-4
+    n_iter_no_change : int, default 10
+        Early stopping on the training loss.
 
-    Fitted attributes: ``classes_``, ``n_features_in_``, ``model_`` (the
-    :class:`MLP`), ``coef_flat_`` (its parameter vector), ``loss_curve_`` (mean
-    per-sample loss of each epoch), ``n_iter_`` (epochs run), ``t_`` (samples seen).
+    Attributes
+    ----------
+    classes_ : ndarray
+        The sorted class labels.
+    n_features_in_ : int
+    model_ : MLP
+    coef_flat_ : ndarray
+        The model's parameter vector.
+    loss_curve_ : list of float
+        Mean per-sample loss of each epoch.
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Samples seen.
+
+    Raises
+    ------
+    ValueError
+        From ``fit``: bad parameters, non-numeric, non-finite or misshapen
+        data, fewer than two classes. Prediction before ``fit`` raises
+        scikit-learn's ``NotFittedError`` (this module's where scikit-learn
+        is not installed; a ValueError and an AttributeError).
+
+    Examples
+    --------
+    >>> X, y = ft.datasets.make_moons(200, noise=0.1, seed=0)
+    >>> clf = ft.nn.MLPClassifier(max_iter=30, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]), clf.predict_proba(X[:3]).shape
+    (array([0, 1, 1]), (3, 2))
     """
 
     def __init__(self, hidden_layer_sizes=(10,), activation="tanh", solver="adam",
@@ -265,9 +478,12 @@ class MLPClassifier:
     _PARAM_NAMES = tuple(inspect.signature(__init__).parameters)[1:]   # all but self
 
     def get_params(self, deep=True):
+        """The constructor's parameters as a dict (``deep`` is ignored)."""
         return {name: getattr(self, name) for name in self._PARAM_NAMES}
 
     def set_params(self, **params):
+        """Set constructor parameters by name; returns self. ValueError for
+        a name the constructor does not take."""
         for name, value in params.items():
             if name not in self._PARAM_NAMES:
                 raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
@@ -415,6 +631,18 @@ class MLPClassifier:
         return loss
 
     def fit(self, X, y):
+        """Train from fresh weights.
+
+        Parameters
+        ----------
+        X : array_like of float, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,)
+            Class labels (ints, strings ...; at least two classes).
+
+        Returns
+        -------
+        self
+        """
         X = self._check_X(X)
         self._setup(X, y)
         T = self._targets(np.asarray(y).ravel())
@@ -441,7 +669,25 @@ class MLPClassifier:
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), continuing from the current parameters; the
-        first call must name all ``classes`` unless ``y`` contains them all."""
+        first call must name all ``classes`` unless ``y`` contains them all.
+
+        Parameters
+        ----------
+        X, y
+            As for :meth:`fit`.
+        classes : array_like, optional
+            Every class label; read on the first call only.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            ``y`` has a label not in ``classes_``, or X a different number
+            of features than before.
+        """
         X = self._check_X(X, getattr(self, "n_features_in_", None))
         if not hasattr(self, "coef_flat_"):
             self._setup(X, y, classes)
@@ -460,11 +706,15 @@ class MLPClassifier:
                                  "yet. Call 'fit' with appropriate arguments first.")
 
     def decision_function(self, X):
+        """The logits: shape ``(n_samples,)`` for two classes, else
+        ``(n_samples, n_classes)``."""
         self._check_fitted()
         logits = self.model_.forward(self.coef_flat_, self._check_X(X, self.n_features_in_))
         return logits[:, 0] if logits.shape[1] == 1 else logits
 
     def predict_proba(self, X):
+        """Class probabilities, shape ``(n_samples, n_classes)``, columns in
+        the order of ``classes_``."""
         logits = self.decision_function(X)
         if logits.ndim == 1:
             p1 = 0.5 * (1.0 + np.tanh(0.5 * logits))     # sigmoid without overflow
@@ -473,15 +723,18 @@ class MLPClassifier:
         return e / e.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
+        """The logarithm of ``predict_proba(X)``."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
+        """The most probable class of each sample, shape ``(n_samples,)``."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy of ``predict(X)`` against ``y``."""
+        """Mean accuracy of ``predict(X)`` against ``y`` (a float in [0, 1];
+        weighted by ``sample_weight`` if given)."""
         correct = self.predict(X) == np.asarray(y).ravel()
         return float(np.average(correct, weights=sample_weight))
 

@@ -35,7 +35,26 @@ def _explained(method):
 
 
 class Tape:
-    """A Wengert list: recording (in a `with` block) or traced and frozen."""
+    """A Wengert list: recording (in a ``with`` block) or traced and frozen.
+
+    ``ft.trace(fn, *args)`` (or ``ft.load``) gives a traced tape: frozen,
+    replayable at new arguments of the traced shapes, safe to share between
+    threads. ``with ft.Tape() as t:`` gives a recording tape instead: Vars
+    made inside the block record on it (``len(t)`` counts its nodes); it
+    cannot be replayed (calling it raises TapeError).
+
+    Replay methods take the traced function's positional arguments (floats
+    or float arrays of the traced shapes) and an optional ``in_axes``:
+    ``None`` for one sample, or per argument ``None`` (shared) or ``0``
+    (batched: a leading axis of B samples), as one value for all or a tuple.
+    ``wrt`` is an argument index or a tuple of them (default 0).
+
+    Examples
+    --------
+    >>> tape = ft.trace(lambda w, x, y: (w * x - y) ** 2 + w ** 2, 1.0, 2.0, 3.0)
+    >>> tape(1.0, 2.0, 3.0), tape.grad(1.0, 2.0, 3.0, wrt=(0, 1, 2))
+    (2.0, (-2.0, -2.0, 2.0))
+    """
 
     _scalars = _fast_grad = False  # fast paths, for traced tapes only
     _plans = None
@@ -84,16 +103,21 @@ class Tape:
 
     @property
     def n_inputs(self):
+        """The number of input nodes (an int): one per float in the traced
+        arguments, so a scalar counts 1 and an array its size."""
         return self._prog().n_inputs
 
     @property
     def n_outputs(self):
+        """The number of output nodes (an int): one per float in the traced
+        output's structure, so a scalar output counts 1."""
         return self._prog().n_outputs
 
     @property
     def nbytes(self):
         """Bytes of the tape's arrays, a batch-1 workspace (values, adjoints)
-        and what the kernel works out once for its sweeps."""
+        and what the kernel works out once for its sweeps (an int; the two
+        backends count their own sweep plans, so it differs between them)."""
         p = self._prog()
         arrays = (p.op, p.a, p.b, p.pool, p.args, p.outputs)
         return sum(x.nbytes for x in arrays) + 2 * 8 * p.n + p.plan_nbytes
@@ -102,12 +126,24 @@ class Tape:
         return listing.wengert(self._prog(), self._names, self._shapes, self._out_spec)
 
     def to_dot(self):
-        """Graphviz DOT text of the tape's graph."""
+        """Graphviz DOT text of the tape's graph (a str): inputs as boxes
+        named after the arguments, nodes labelled as ``str(tape)`` writes
+        them. Render with ``dot -Tsvg``. TapeError on a recording tape."""
         from .graphviz import to_dot
         return to_dot(self._prog(), self._names, self._shapes, self._out_spec)
 
     def save(self, path):
-        """Write the tape to a file that ft.load reads (see fasttape/io.py)."""
+        """Write the tape to ``path`` (a path, written at exactly that name,
+        or a binary file object) as an uncompressed ``.npz`` that
+        ``ft.load`` reads back; ``fasttape/io.py`` documents the format.
+
+        Raises
+        ------
+        TapeError
+            On a recording tape.
+        OSError
+            The file cannot be written.
+        """
         from .io import save
         save(self, path)
 
@@ -141,7 +177,30 @@ class Tape:
 
     @_explained
     def __call__(self, *args, in_axes=None):
-        """The outputs at args (forward sweep only)."""
+        """The outputs at ``args`` (forward sweep only).
+
+        Parameters
+        ----------
+        *args : float or array_like
+            One per traced argument, of its traced shape (with a leading
+            batch axis where ``in_axes`` says 0).
+        in_axes : None, 0, or tuple of None / 0
+            None: one sample. Else per argument, shared or batched.
+
+        Returns
+        -------
+        The output in the traced structure (a float, an ndarray, a tuple or
+        list of them); batched, each leaf gains a leading axis of B.
+
+        Raises
+        ------
+        ArgumentError, ArgumentTypeError
+            Wrong number, shape or dtype of arguments.
+        GuardError
+            A recorded branch comes out otherwise.
+        FloatingPointError
+            A NaN or infinity, with ``ft.check_finite`` on.
+        """
         if in_axes is None and self._scalars:
             fast = self._call1(args, False)  # scalars in: no arrays at all
             if fast is not None:
@@ -181,8 +240,36 @@ class Tape:
                                     f"{_describe(self._out_spec)}; use jacobian or vjp")
 
     def value_and_grad(self, *args, wrt=0, in_axes=None):
-        """(value, gradient) of a scalar output; wrt an int or a tuple of ints.
-        Batched: values (B,), a shared argument's gradient summed over lanes."""
+        """``(value, gradient)`` of a scalar output, by one forward and one
+        reverse sweep.
+
+        Parameters
+        ----------
+        *args : float or array_like
+            As for calling the tape.
+        wrt : int or tuple of ints, default 0
+            The argument(s) to differentiate by.
+        in_axes : None, 0, or tuple of None / 0
+            As for calling the tape.
+
+        Returns
+        -------
+        value : float, or ndarray of shape (B,) when batched
+        gradient : float or ndarray, or a tuple of them for a tuple ``wrt``
+            Each of its argument's shape. Batched: a batched argument's
+            gradient is per sample, ``(B,) + shape``; a shared argument's is
+            the sum over the batch.
+
+        Raises
+        ------
+        ArgumentTypeError
+            The output is not a scalar (use ``jacobian`` or ``vjp``), or
+            arguments of the wrong number or dtype.
+        ArgumentError
+            A wrong shape, or ``wrt`` not naming an argument.
+        GuardError, FloatingPointError
+            As for calling the tape.
+        """
         try:
             if self._fast_grad and in_axes is None and type(wrt) is int and 0 <= wrt < len(args):
                 fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
@@ -219,8 +306,27 @@ class Tape:
 
     @_explained
     def value_and_grad_aux(self, *args, wrt=0, in_axes=None):
-        """(outputs, gradient of the first output) of a function returning a
-        tuple (value, auxiliary outputs ...): value_and_grad with has_aux."""
+        """``(outputs, gradient of the first output)`` for a function that
+        returns a tuple ``(value, aux ...)``: ``value_and_grad`` with an
+        auxiliary output, as ``ft.value_and_grad(..., has_aux=True)`` uses.
+
+        Parameters
+        ----------
+        *args, wrt, in_axes
+            As for :meth:`value_and_grad`.
+
+        Returns
+        -------
+        outputs : tuple
+            The whole output, ``(value, aux ...)``, as calling the tape gives.
+        gradient
+            Of the value, as :meth:`value_and_grad` gives it.
+
+        Raises
+        ------
+        ArgumentTypeError
+            The output is not a tuple whose first item is a scalar.
+        """
         spec = self._out_spec
         if spec == "s" or spec[0] != "t" or not spec[1] or spec[1][0] != "s":
             raise ArgumentTypeError(f"with has_aux, {self._fn_name} must return "
@@ -343,12 +449,34 @@ class Tape:
         return plan
 
     def grad(self, *args, wrt=0, in_axes=None):
-        """Gradient of a scalar output with respect to argument(s) wrt."""
+        """The gradient of a scalar output: ``value_and_grad(...)[1]``.
+
+        Parameters and errors as for :meth:`value_and_grad`.
+
+        Returns
+        -------
+        float or ndarray (argument's shape), or a tuple for a tuple ``wrt``
+        """
         return self.value_and_grad(*args, wrt=wrt, in_axes=in_axes)[1]
 
     @_explained
     def vjp(self, args, cotangent, in_axes=None):
-        """Cotangents of every argument for an output cotangent (reverse mode)."""
+        """Cotangents of every argument for an output cotangent (reverse mode).
+
+        Parameters
+        ----------
+        args : sequence
+            The arguments, as a tuple or list.
+        cotangent : float, array_like, or the output's structure of them
+            Shaped like the output (with a leading batch axis when batched).
+        in_axes : None, 0, or tuple of None / 0
+
+        Returns
+        -------
+        tuple
+            One cotangent per argument, of its shape (per sample for a
+            batched argument, summed over the batch for a shared one).
+        """
         plan, shared, batch, B = self._split(tuple(args), in_axes)
         seed = A.flatten_like(cotangent, self._out_spec, B if plan.batched else None, "cotangent")
         _, gs, gb, _ = self._run(plan, shared, batch, B, seed=seed)
@@ -356,7 +484,26 @@ class Tape:
 
     @_explained
     def jvp(self, args, tangents, in_axes=None):
-        """(outputs, output tangents) for argument tangents (forward mode)."""
+        """``(outputs, output tangents)`` for argument tangents (forward mode).
+
+        Parameters
+        ----------
+        args : sequence
+            The arguments, as a tuple or list.
+        tangents : sequence
+            One per argument, of its shape (``(B,) + shape`` if batched).
+        in_axes : None, 0, or tuple of None / 0
+
+        Returns
+        -------
+        outputs, tangents
+            Both in the output's structure.
+
+        Raises
+        ------
+        ArgumentTypeError, ArgumentError
+            Not one tangent per argument, or a tangent of the wrong shape.
+        """
         plan, shared, batch, B = self._split(tuple(args), in_axes)
         st, bt = self._tangent_split(plan, B, tuple(tangents), "tangent")
         out, _, _, tout = self._run(plan, shared, batch, B, shared_tangent=st, batch_tangent=bt)
@@ -383,8 +530,20 @@ class Tape:
 
     @_explained
     def jacobian(self, *args, wrt=0, in_axes=None):
-        """d outputs / d argument(s): shape output.shape + arg.shape (a leading
-        batch axis when batched; per sample for every argument)."""
+        """d outputs / d argument(s), by one reverse sweep per output row.
+
+        Parameters
+        ----------
+        *args, wrt, in_axes
+            As for :meth:`value_and_grad`; the output may be any structure.
+
+        Returns
+        -------
+        float or ndarray, or structure of them
+            Per output leaf, shape ``output.shape + arg.shape``; a leading
+            batch axis when batched, per sample for every argument (shared
+            ones too). A tuple over ``wrt`` for a tuple ``wrt``.
+        """
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         X, B, batched = self._every_input(args, in_axes)
         n_out, n_in = self._program.n_outputs, self._program.n_inputs
@@ -410,10 +569,32 @@ class Tape:
 
     @_explained
     def hvp(self, args, v, wrt=0, in_axes=None):
-        """Hessian-vector product of a scalar output: with wrt an int, the
-        Hessian block of that argument times v (its shape); with a tuple,
-        v a tuple, one product per argument. Forward over reverse: one sweep
-        pair, a small constant times the cost of a gradient."""
+        """Hessian-vector product of a scalar output: exact, forward over
+        reverse, one sweep pair (a small constant times a gradient's cost).
+
+        Parameters
+        ----------
+        args : sequence
+            The arguments, as a tuple or list.
+        v : float or array_like, or a tuple of them
+            With ``wrt`` an int: shaped like that argument. With a tuple
+            ``wrt``: one vector per argument named.
+        wrt : int or tuple of ints, default 0
+        in_axes : None, 0, or tuple of None / 0
+
+        Returns
+        -------
+        float or ndarray, or a tuple for a tuple ``wrt``
+            ``H v``, the Hessian with respect to the ``wrt`` arguments times
+            ``v``, per argument in its shape.
+
+        Raises
+        ------
+        ArgumentTypeError
+            The output is not a scalar.
+        ArgumentError
+            Not one vector per ``wrt`` argument.
+        """
         self._scalar_output("hvp")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         vs = (v,) if single else tuple(v)
@@ -436,10 +617,29 @@ class Tape:
 
     @_explained
     def hessian(self, *args, wrt=0, in_axes=None):
-        """Exact Hessian of a scalar output: arg.shape + arg.shape (a leading
-        batch axis when batched); with wrt a tuple, a tuple of tuples of blocks.
-        Hessian-vector products in one batched sweep: one per group of columns
-        that share no non-zero row (see sparsity.py), at most one per column."""
+        """Exact Hessian of a scalar output.
+
+        Hessian-vector products in one batched sweep: one per group of
+        columns that share no non-zero row (see sparsity.py), at most one
+        per column.
+
+        Parameters
+        ----------
+        *args, wrt, in_axes
+            As for :meth:`value_and_grad`.
+
+        Returns
+        -------
+        float or ndarray, or a tuple of tuples of blocks for a tuple ``wrt``
+            Shape ``arg.shape + arg.shape`` (block ``[i][j]``:
+            ``args[i].shape + args[j].shape``); a leading batch axis when
+            batched.
+
+        Raises
+        ------
+        ArgumentTypeError
+            The output is not a scalar.
+        """
         self._scalar_output("hessian")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         X, B, batched = self._every_input(args, in_axes)
@@ -543,9 +743,41 @@ def param_names(fn, n):
 
 
 def trace(fn, *args):
-    """Record fn once at example arguments (floats or float arrays) and return
-    the frozen, replayable Tape. Inside fn an array argument is an ndarray of
-    Var of its shape."""
+    """Record fn once at example arguments and return the frozen, replayable Tape.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes positional arguments and returns a Var or number, or an
+        ndarray, list or tuple of them. Inside fn a float argument is a Var
+        and an array argument an ndarray of Vars of its shape, on which
+        NumPy functions record nodes (see docs/api.md). Python ``if`` on a
+        condition records a guard with the outcome seen here.
+    *args : float or array_like of floats
+        Example arguments; they fix each argument's shape (and the outcome
+        of every guard).
+
+    Returns
+    -------
+    Tape
+        Frozen; the listing ``str(tape)`` uses fn's parameter names.
+
+    Raises
+    ------
+    ArgumentTypeError
+        An argument is not real numbers.
+    TapeError
+        fn returns a Var of another tape (read outer Vars as arguments).
+    FasttapeError
+        fn calls a NumPy function that cannot be recorded (the message says
+        what to use instead).
+
+    Examples
+    --------
+    >>> tape = ft.trace(lambda w, x, y: (w * x - y) ** 2 + w ** 2, 1.0, 2.0, 3.0)
+    >>> tape.value_and_grad(1.0, 2.0, 3.0)
+    (2.0, -2.0)
+    """
     names = param_names(fn, len(args))
     arrays = [A.as_float(a, A.label(names, k)) for k, a in enumerate(args)]
     rec = kernel.Recorder()

@@ -286,30 +286,116 @@ def grad(fn, argnums=0, in_axes=None, has_aux=False):
 
 def value_and_grad(fn, argnums=0, in_axes=None, has_aux=False):
     """A function returning ``(fn's value, its gradient)``; with ``has_aux``,
-    ``((value, aux), gradient)``. Parameters as for :func:`grad`; batched, the
-    values have shape ``(B,)``.
+    ``((value, aux), gradient)``. Batched, the values have shape ``(B,)``.
+
+    Parameters
+    ----------
+    fn : callable
+        Written for one sample; returns a scalar (a Var, a number or a 0-d
+        array), or with ``has_aux`` a pair ``(scalar, aux)``.
+    argnums : int or tuple of ints, default 0
+        Which positional arguments to differentiate; a tuple gives a tuple of
+        gradients.
+    in_axes : None, 0, or a tuple / list / pytree prefix of them
+        Per argument: ``None`` shared, ``0`` batched along its leading axis.
+        A shared argument's gradient is summed over the batch; a batched
+        one's is per sample, shape ``(B, ...)``.
+    has_aux : bool, default False
+        fn returns ``(value, aux)``; aux (any pytree) is passed through.
+
+    Returns
+    -------
+    callable
+        Taking fn's arguments (floats, arrays, or pytrees of them; keyword
+        arguments pass through undifferentiated) and returning
+        ``(value, gradient)``: value a float (an ndarray of shape ``(B,)``
+        when batched), each gradient in its argument's shape and structure.
+        fn is traced on the first call per argument shapes and the tape
+        cached (re-traced when a branch or a value fn reads from its closure
+        or globals changes); called on Vars or inside a trace it records on
+        the tape in use and returns Vars, so transforms nest.
+
+    Raises
+    ------
+    ArgumentTypeError
+        fn's output is not a scalar (use :func:`jacobian` or :func:`vjp`).
+    ArgumentError
+        ``argnums`` or ``in_axes`` does not fit the arguments.
+    GuardError
+        Batched, when samples take different branches of an ``if`` (use
+        ``ft.where``); unbatched, a changed branch is re-traced instead.
 
     Examples
     --------
     >>> ft.value_and_grad(lambda w: w ** 3)(2.0)
     (8.0, 12.0)
+    >>> loss = lambda w, x: (w * x - 1.0) ** 2          # one sample
+    >>> ft.value_and_grad(loss, in_axes=(None, 0))(1.0, np.array([1.0, 2.0]))
+    (array([0., 1.]), 4.0)
     """
     return _Transformed(fn, "value_and_grad", argnums, in_axes, has_aux)
 
 
 def jacobian(fn, argnums=0, in_axes=None):
-    """A function returning d fn / d argument(s), of shape
-    ``output.shape + arg.shape`` per output and argument (a leading batch
-    axis when batched, for every argument). Parameters as for :func:`grad`;
-    fn may return any structure of Vars and arrays."""
+    """A function returning d fn / d argument(s).
+
+    Parameters
+    ----------
+    fn : callable
+        May return any structure (a Var, an array, a tuple or list) of Vars
+        and numbers.
+    argnums, in_axes
+        As for :func:`grad` (there is no ``has_aux``).
+
+    Returns
+    -------
+    callable
+        Returning, per output leaf and argument, an array of shape
+        ``output.shape + arg.shape`` (a float when both are scalars), in the
+        output's structure; a tuple over ``argnums`` for a tuple. Batched, a
+        leading axis of B for every argument (shared ones are per sample
+        too). A zero-size output gives a zero-size Jacobian.
+
+    Examples
+    --------
+    >>> ft.jacobian(lambda v: v * v)(np.array([1.0, 2.0]))
+    array([[2., 0.],
+           [0., 4.]])
+    """
     return _Transformed(fn, "jacobian", argnums, in_axes)
 
 
 def hessian(fn, argnums=0, in_axes=None):
-    """A function returning the exact Hessian of scalar fn, of shape
-    ``arg.shape + arg.shape``; with a tuple ``argnums``, a tuple of tuples of
-    blocks. Computed by forward-over-reverse sweeps (no finite differences).
-    Parameters as for :func:`grad`."""
+    """A function returning the exact Hessian of scalar fn.
+
+    Computed by forward-over-reverse sweeps (no finite differences), one
+    Hessian-vector product per group of columns that share no non-zero row.
+
+    Parameters
+    ----------
+    fn : callable
+        Returns a scalar.
+    argnums, in_axes
+        As for :func:`grad`.
+
+    Returns
+    -------
+    callable
+        Returning an array of shape ``arg.shape + arg.shape`` (a float for a
+        scalar argument); with a tuple ``argnums``, a tuple of tuples of
+        blocks ``args[i].shape + args[j].shape``. Batched: a leading axis of
+        B, one Hessian per sample.
+
+    Raises
+    ------
+    ArgumentTypeError
+        fn's output is not a scalar.
+
+    Examples
+    --------
+    >>> ft.hessian(lambda w, x, y: (w * x - y) ** 2 + w ** 2)(1.0, 2.0, 3.0)
+    10.0
+    """
     return _Transformed(fn, "hessian", argnums, in_axes)
 
 
@@ -342,11 +428,42 @@ def _picked(values, idx, single):
 
 
 def vjp(fn, *args, argnums=None, in_axes=None):
-    """``(fn(*args), vjp_fn)``: ``vjp_fn(cotangent)`` gives the cotangents of
-    the arguments (a tuple, one per argument; with ``argnums`` an int or a
-    tuple, those arguments' only). The cotangent has the output's structure
-    (with a leading batch axis where batched). Called on Vars or inside a
-    trace, the products are recorded as Vars."""
+    """``(fn(*args), vjp_fn)``: reverse mode with a cotangent of one's choice.
+
+    Parameters
+    ----------
+    fn : callable
+        Any output structure.
+    *args : float or array_like
+        The point.
+    argnums : None, int or tuple of ints
+        None (default): every argument.
+    in_axes : None, 0, or tuple of None / 0
+        As for :func:`grad`. Not allowed on Vars (NestingError).
+
+    Returns
+    -------
+    out
+        fn's output at args (a leading batch axis where batched).
+    vjp_fn : callable
+        ``vjp_fn(cotangent)``, the cotangent in the output's structure and
+        shape (with the batch axis where batched), returns the argument
+        cotangents: a tuple, one per argument, for ``argnums=None``; for an
+        int ``argnums`` that argument's alone; for a tuple a tuple. A shared
+        argument's cotangent is summed over the batch.
+
+    Notes
+    -----
+    The tape is traced once per fn, ``in_axes`` and argument shapes and kept
+    (weakly, per fn). Called on Vars or inside a trace, the products are
+    recorded as Vars instead.
+
+    Examples
+    --------
+    >>> out, vjp_fn = ft.vjp(lambda x, y: x * y, 2.0, 3.0)
+    >>> out, vjp_fn(1.0)
+    (6.0, (3.0, 2.0))
+    """
     idx, single = A.normalize_wrt(tuple(range(len(args))) if argnums is None else argnums,
                                   len(args), "argnums")
     if _records(args):
@@ -361,9 +478,36 @@ def vjp(fn, *args, argnums=None, in_axes=None):
 
 
 def jvp(fn, args, tangents, argnums=None, in_axes=None):
-    """``(fn(*args), its tangent)`` along ``tangents``, one per argument (with
-    ``argnums``, one per argument it names; the others are held fixed): a
-    forward-mode directional derivative, one sweep."""
+    """``(fn(*args), its tangent)``: a forward-mode directional derivative.
+
+    Parameters
+    ----------
+    fn : callable
+        Any output structure.
+    args : tuple or list
+        The point.
+    tangents : tuple or list, or a single tangent
+        One per argument (with ``argnums``: one per argument it names, the
+        others held fixed), each of its argument's shape (``(B,) + shape``
+        for a batched argument).
+    argnums : None, int or tuple of ints
+    in_axes : None, 0, or tuple of None / 0
+
+    Returns
+    -------
+    out, out_tangent
+        Both in the output's structure.
+
+    Raises
+    ------
+    ArgumentError
+        Not one tangent per moved argument, or a wrong shape.
+
+    Examples
+    --------
+    >>> ft.jvp(lambda x, y: x * y, (2.0, 3.0), (1.0, 0.0))
+    (6.0, 3.0)
+    """
     args, tangents = tuple(args), tuple(tangents) if isinstance(tangents, (tuple, list)) \
         else (tangents,)
     idx, _ = A.normalize_wrt(tuple(range(len(args))) if argnums is None else argnums,
@@ -382,9 +526,30 @@ def jvp(fn, args, tangents, argnums=None, in_axes=None):
 
 
 def hvp(fn, args, v, argnums=0, in_axes=None):
-    """The Hessian of scalar fn (with respect to ``argnums``) times ``v``
-    (shaped like that argument; with a tuple ``argnums``, a tuple of them):
-    exact, forward over reverse, a few gradients' cost."""
+    """The Hessian of scalar fn times ``v``: exact, forward over reverse, a
+    few gradients' cost.
+
+    Parameters
+    ----------
+    fn : callable
+        Returns a scalar.
+    args : tuple or list
+        The point.
+    v : float or array_like, or a tuple of them
+        Shaped like the ``argnums`` argument; a tuple of such for a tuple.
+    argnums : int or tuple of ints, default 0
+    in_axes : None, 0, or tuple of None / 0
+
+    Returns
+    -------
+    float or ndarray, or a tuple for a tuple ``argnums``
+        ``H v``, each in its argument's shape.
+
+    Examples
+    --------
+    >>> ft.hvp(lambda v: np.sum(v ** 3), (np.array([1.0, 2.0]),), np.array([1.0, 0.0]))
+    array([6., 0.])
+    """
     args = tuple(args)
     if _records(args):
         idx, single = A.normalize_wrt(argnums, len(args), "argnums")

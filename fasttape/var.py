@@ -53,7 +53,41 @@ def _is_number(x):
 
 
 class Var(kernel.VarBase):
-    """A scalar recorded on a tape: its value now, its gradient after backward()."""
+    """A scalar recorded on a tape: its value now, its gradient after backward().
+
+    ``Var(value)`` records an input node on the current tape: the innermost
+    ``with ft.Tape()`` block (or trace) of the calling thread, else that
+    thread's default tape. Every operation on Vars records one node and
+    computes its value at once (define-by-run).
+
+    Parameters
+    ----------
+    value : real number
+        A Python or NumPy int or float (a bool counts as an int).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (a string, an array, a Var ...).
+
+    Notes
+    -----
+    Operators: ``+ - * / ** %`` with a Var, int or float on either side,
+    unary ``-``, ``abs()``; ``< <= > >= == !=`` give conditions (for
+    ``ft.where``; ``if cond:`` records a guard). Every unary op-table row is
+    a method (``x.exp()``, ``x.tanh()`` ...), and NumPy ufuncs on a Var or
+    on object arrays of Vars record nodes. A Var is not hashable, has no
+    truth value (``bool(x)`` raises TypeError) and cannot be pickled. Two
+    Vars in one operation must be on the same tape (else TapeError).
+
+    Examples
+    --------
+    >>> w, x, y = ft.Var(1.0), ft.Var(2.0), ft.Var(3.0)
+    >>> L = (w * x - y) ** 2 + w ** 2
+    >>> L.backward()
+    >>> L.value, w.grad, x.grad, y.grad
+    (2.0, -2.0, -2.0, 2.0)
+    """
 
     # Recording lives in the backend's VarBase: the kernel's is a C type whose
     # operators call its recorder directly (the hot path of eager use and
@@ -63,16 +97,27 @@ class Var(kernel.VarBase):
 
     @property
     def value(self):
-        """This node's value, a float."""
+        """This node's value, a Python float, computed when the node was
+        recorded (define-by-run: no sweep is needed to read it)."""
         return self._rec.value(self._h)
 
     @property
     def grad(self):
-        """d v / d self for the Var v of the last backward() on this tape (0.0 before)."""
+        """d v / d self, a float, for the Var v of the last ``v.backward()``
+        on this tape; 0.0 before any backward, and for nodes recorded after
+        v. Each backward replaces it (gradients are not accumulated)."""
         return self._rec.grad(self._h)
 
     def backward(self):
-        """Compute d self / d u for every u recorded before self on its tape."""
+        """Compute d self / d u for every Var u recorded before self on its
+        tape, by one reverse sweep; read each as ``u.grad``.
+
+        Returns
+        -------
+        None
+            (``ft.check_finite`` checks values as they are recorded, not
+            the adjoints of this sweep.)
+        """
         self._rec.backward(self._h)
 
     def __repr__(self):
@@ -145,7 +190,14 @@ def _unary_method(op):
     def method(self):
         return unary(self, code)
     method.__name__ = op.name
-    method.__doc__ = f"{op.doc} (records a {op.name!r} node)"
+    method.__doc__ = f"""{op.name}(): {op.doc}, of this Var.
+
+    Returns
+    -------
+    Var
+        A new Var: one ``{op.name}`` node on this Var's tape. The same as
+        ``ft.{op.name}(x)`` (which also takes numbers and arrays).
+    """
     return method
 
 
