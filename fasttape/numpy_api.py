@@ -29,7 +29,12 @@ from .var import Var
 
 
 class UnsupportedError(FasttapeError, TypeError):
-    """A NumPy function that fasttape cannot record on traced arrays."""
+    """A NumPy function that fasttape cannot record on traced arrays or Vars.
+
+    Raised for functions that would compare or branch on traced values
+    (np.sort, np.median, np.isnan, ...) or that are not differentiable as
+    written; the message says what to use instead.
+    """
 
 
 class TracedArray(np.ndarray):
