@@ -8,7 +8,7 @@ in one call. See README.md for a tour and docs/api.md for the reference;
 
 from .backend import name as backend
 from .errors import (ArgumentError, ArgumentTypeError, FasttapeError, GuardError,
-                     RetraceWarning, TapeError)
+                     NonFiniteError, RetraceWarning, TapeError)
 from .var import Var
 from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, sum, dot
 from .functions import __all__ as _function_names
@@ -24,4 +24,5 @@ __version__ = "0.1.0"
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
            "hessian", "vjp", "jvp", "hvp", "check_finite", "nn", "datasets",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
-           "ArgumentTypeError", "RetraceWarning", "UnsupportedError", *_function_names]
+           "ArgumentTypeError", "NonFiniteError", "RetraceWarning", "UnsupportedError",
+           *_function_names]

@@ -48,9 +48,9 @@ class GuardError(FasttapeError, RuntimeError):
 class NonFiniteError(FasttapeError, FloatingPointError):
     """With ``ft.check_finite`` on, a node produced a NaN or an infinity.
 
-    A FloatingPointError (catch it as that: this class is not exported as
-    ``ft.*``); the message names the op and, on a traced tape, its line in
-    ``str(tape)``. ``node`` is the node's index.
+    A FloatingPointError, exported as ``ft.NonFiniteError``; the message
+    names the op and, on a traced tape, its line in ``str(tape)``. ``node``
+    is the node's index.
     """
 
     def __init__(self, message, node=None):

@@ -287,6 +287,7 @@ class Tape:
             raise self._explain(exc) from None
 
     def _value_and_grad(self, args, wrt, in_axes):
+        self._prog()  # (a recording tape: a TapeError saying what to do)
         if self._out_spec != "s":
             self._scalar_output("value_and_grad")
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
@@ -346,7 +347,7 @@ class Tape:
         on what was cached before it."""
         try:
             kept = self._layouts.get((in_axes, wrt))
-        except TypeError:  # a list: unhashable
+        except (TypeError, AttributeError):  # a list: unhashable; a recording tape: none
             return None
         if kept is None or not (A.exact_wrt(wrt) and A.exact_axes(in_axes)):
             return None
@@ -544,6 +545,7 @@ class Tape:
             batch axis when batched, per sample for every argument (shared
             ones too). A tuple over ``wrt`` for a tuple ``wrt``.
         """
+        self._prog()
         idx, single = A.normalize_wrt(wrt, len(self._shapes))
         X, B, batched = self._every_input(args, in_axes)
         n_out, n_in = self._program.n_outputs, self._program.n_inputs

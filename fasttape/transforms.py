@@ -198,6 +198,7 @@ class _Transformed:
 
     def _examples(self, args):
         """(shapes key, example arguments: a batched argument's first row)."""
+        A.normalize_wrt(self.argnums, len(args), "argnums")  # (named as the caller wrote it)
         names = self._names.get(len(args))
         if names is None:
             names = self._names[len(args)] = param_names(self.fn, len(args))

@@ -301,3 +301,13 @@ def test_every_partial_of_the_op_table_has_a_meaning_on_vars():
                 # (the kernel's libm and NumPy may differ in the last bit)
                 assert got == pytest.approx(want, rel=1e-14, abs=0) or (
                     math.isnan(got) and math.isnan(want)), (op.name, which, (x, y, c), got, want)
+
+
+def test_a_recording_tape_and_a_wrong_argnums_are_named_errors():
+    with ft.Tape() as t:
+        ft.Var(1.0)
+    for call in (lambda: t.grad(1.0), lambda: t.value_and_grad(1.0), lambda: t.jacobian(1.0)):
+        with pytest.raises(ft.TapeError, match="ft.trace"):
+            call()
+    with pytest.raises(ft.ArgumentError, match="argnums=3"):
+        ft.grad(lambda x: x, argnums=3)(1.0)
