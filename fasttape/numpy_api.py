@@ -48,6 +48,24 @@ class TracedArray(np.ndarray):
     def __array_function__(self, func, types, args, kwargs):
         return array_function(func, args, kwargs)
 
+    # Indexing by traced values (a mask of conditions, an index from argmax)
+    # would pick elements by what the values are now: a branch, baked in.
+    def __getitem__(self, index):
+        return super().__getitem__(_static(index))
+
+    def __setitem__(self, index, value):
+        super().__setitem__(_static(index), value)
+
+
+def _static(index):
+    """index, unless it depends on traced values (then UnsupportedError)."""
+    for part in index if isinstance(index, tuple) else (index,):
+        if isinstance(part, Var) or (isinstance(part, np.ndarray) and part.dtype == object):
+            raise UnsupportedError("indexing a traced array by traced values (a mask of "
+                                   "conditions, an argmax) would bake in a branch: use "
+                                   "np.where(cond, x, y), or np.max for the largest element")
+    return index
+
 
 def array_ufunc(ufunc, method, inputs, kwargs):
     """NEP 13 for traced arrays and Vars: ufunc `method` on inputs, recorded."""

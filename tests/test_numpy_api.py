@@ -138,6 +138,10 @@ def test_unsupported_numpy_names_the_problem():
         ft.grad(lambda x: np.sort(x)[0])(x0)
     with pytest.raises(ft.FasttapeError, match="isnan"):
         ft.grad(lambda x: np.sum(np.isnan(x)))(x0)
+    with pytest.raises(ft.UnsupportedError, match="np.where"):  # a mask of conditions
+        ft.grad(lambda x: np.sum(x[x > 0]))(x0)
+    with pytest.raises(ft.UnsupportedError, match="np.max"):  # an index that is a Var
+        ft.grad(lambda x: x[np.argmax(x)])(x0)
 
 
 def test_numpy_on_a_single_var_records_too():
