@@ -8,11 +8,15 @@
 from libc.stdint cimport uint64_t
 
 from .compact import compact, frozen
+from .errors import TAPE_IN_USE, FasttapeError
 
 cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
 # Reclaim only when more than a quarter of the nodes is garbage.
 cdef Py_ssize_t RECLAIM_KEEP_NUM = 3, RECLAIM_KEEP_DEN = 4
 cdef Py_ssize_t LIMIT = MAX_NODES   # nodes, and operand-list entries: int32 indices
+# Constants no node uses any more are forgotten in batches of at least this
+# many, so that those of a step function are found again by the next step.
+cdef Py_ssize_t POOL_SLACK = 256
 
 
 cdef inline int64_t bits(double c) noexcept:
@@ -23,6 +27,12 @@ cdef inline int64_t bits(double c) noexcept:
 
 
 cdef enum: N_CACHED = 16  # constants remembered by bits, in front of pool_index
+
+cdef enum:  # Recorder.busy
+    FREE = 0
+    SWEEPING = 1   # backward, without the GIL: the arrays must stay as they are
+    LISTING = 2    # nary, building an operand list: nothing else may be appended
+    RECLAIMING = 3 # _reclaim: the arrays are being replaced
 
 
 cdef inline int cache_line(int64_t k) noexcept:
@@ -44,6 +54,7 @@ cdef class Recorder:
     cdef double* val
     cdef double* adj
     cdef uint8_t* live         # node -> has a live handle
+    cdef int32_t* pool_end     # node -> the pool's size when it was recorded
     cdef double* pool
     cdef int32_t* args
     cdef int32_t* node_of      # handle -> node, -1 once released
@@ -53,6 +64,7 @@ cdef class Recorder:
     cdef Py_ssize_t root       # node of the last backward, -1 before any
     cdef Py_ssize_t reclaim_at
     cdef readonly bint reclaim
+    cdef int busy              # FREE, or what runs that other threads must not disturb
     cdef dict pool_index       # constant's bits -> pool slot
     cdef int64_t cached_bits[N_CACHED]     # a few of them, looked up in C
     cdef Py_ssize_t cached_slot[N_CACHED]  # (-1: an empty line)
@@ -68,6 +80,7 @@ cdef class Recorder:
 
     def __dealloc__(self):
         free(self.op); free(self.a); free(self.b); free(self.val); free(self.adj); free(self.live)
+        free(self.pool_end)
         free(self.pool); free(self.args); free(self.node_of); free(self.free_handles)
 
     def __len__(self):
@@ -80,19 +93,29 @@ cdef class Recorder:
         self.val = <double*> grow(self.val, cap, sizeof(double))
         self.adj = <double*> grow(self.adj, cap, sizeof(double))
         self.live = <uint8_t*> grow(self.live, cap, sizeof(uint8_t))
+        self.pool_end = <int32_t*> grow(self.pool_end, cap, sizeof(int32_t))
         self.cap = cap
         self.p.op, self.p.a, self.p.b = self.op, self.a, self.b
         return 0
 
     # ----------------------------------------------------------- recording
 
+    cdef inline int _check_free(self) except -1:
+        """Every entry point that reads or grows the tape asks first: while
+        another thread sweeps it back or reclaims it, none may."""
+        if self.busy:
+            raise FasttapeError(TAPE_IN_USE)
+        return 0
+
     cdef inline Py_ssize_t _node(self, Py_ssize_t h) except -1:
+        self._check_free()
         if h < 0 or h >= self.n_handles or self.node_of[h] < 0:
             raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
         return self.node_of[h]
 
     cdef inline int _maybe_reclaim(self) except -1:
         # Before operands are looked up: reclaiming renumbers nodes.
+        self._check_free()
         if self.reclaim and self.n >= self.reclaim_at:
             self._reclaim()
         return 0
@@ -106,6 +129,7 @@ cdef class Recorder:
         self.op[i] = op
         self.a[i] = a
         self.b[i] = b
+        self.pool_end[i] = self.n_pool  # (its constants are in the pool already)
         self.n += 1
         self.val[i] = value  # an input's; any other node's is computed next
         forward_node(&self.p, i, 1, self.val, 1)
@@ -232,6 +256,7 @@ cdef class Recorder:
         if (kind == K_DOT or kind == K_DOTC) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
         self._maybe_reclaim()
+        self.busy = LISTING  # (a coefficient's __float__ may let another thread run)
         try:
             self._args_of(handles)
             if kind == K_DOT:
@@ -248,13 +273,17 @@ cdef class Recorder:
         except BaseException:  # a bad handle or coefficient: nothing recorded
             self.n_args, self.n_pool = start, start_pool
             raise
+        finally:
+            self.busy = FREE
         return self._push(op, start, count)
 
     cdef int _args_of(self, handles) except -1:
-        """Append the nodes of handles to the operand lists."""
+        """Append the nodes of handles to the operand lists (nary, busy)."""
         cdef Py_ssize_t h
         for h in handles:
-            self._arg(self._node(h))
+            if h < 0 or h >= self.n_handles or self.node_of[h] < 0:
+                raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
+            self._arg(self.node_of[h])
         return 0
 
     # ----------------------------------------------------------- reading
@@ -274,31 +303,61 @@ cdef class Recorder:
 
     cdef void _release(self, Py_ssize_t h) noexcept:
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
-        below can refer to them, as operands only point backwards."""
+        below can refer to them, as operands only point backwards; and with
+        them the constants no node left uses. (While the tape is busy the
+        nodes stay: the next release or reclaim takes them.)"""
+        cdef Py_ssize_t used
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
-            self.live[self.node_of[h]] = 0
+            if self.busy != RECLAIMING:  # (reclaiming: node_of says it all, at the end)
+                self.live[self.node_of[h]] = 0
             self.node_of[h] = -1
             self.free_handles[self.n_free] = h
             self.n_free += 1
+            if self.busy:
+                return
             while self.n and not self.live[self.n - 1]:
                 self._pop()
             self.root = min(self.root, self.n - 1)
+            used = self.pool_end[self.n - 1] if self.n else 0
+            if self.n_pool - used > POOL_SLACK:
+                self._forget_pool(used)
+
+    cdef void _forget_pool(self, Py_ssize_t used) noexcept:
+        """Drop the pool's slots from `used` on (no node uses them), and their
+        entries in the index and the cache."""
+        cdef Py_ssize_t s, j
+        cdef dict index = self.pool_index
+        for s in range(used, self.n_pool):
+            key = bits(self.pool[s])
+            slot = index.get(key)
+            if slot is not None and <Py_ssize_t> slot == s:  # (dotc's have no entry)
+                del index[key]
+        self.n_pool = used
+        for j in range(N_CACHED):
+            if self.cached_slot[j] >= used:
+                self.cached_slot[j] = -1
 
     def backward(self, Py_ssize_t h):
         """Adjoints of every node up to h's, of h's value."""
         cdef Py_ssize_t root = self._node(h), i
         memset(self.adj, 0, (root + 1) * sizeof(double))
         self.adj[root] = 1.0
+        self.busy = SWEEPING  # another thread may run meanwhile: it must not grow the tape
         with nogil:
             for i in range(root, -1, -1):
                 if self.adj[i] != 0.0:
                     reverse_node(&self.p, i, 1, self.val, self.adj, 1)
+        self.busy = FREE
         self.root = root
 
     # ----------------------------------------------------------- shrinking
 
     def arrays(self):
         """Copies of the tape's arrays: op, a, b, pool, args, values."""
+        self._check_free()
+        return self._arrays()
+
+    cdef _arrays(self):
         n = self.n
         return (np.asarray(<uint8_t[:n]> self.op).copy() if n else np.zeros(0, np.uint8),
                 np.asarray(<int32_t[:n]> self.a).copy() if n else np.zeros(0, np.int32),
@@ -309,11 +368,13 @@ cdef class Recorder:
                 np.asarray(<double[:n]> self.val).copy() if n else np.zeros(0))
 
     def live_nodes(self):
+        self._check_free()
         return np.array([self.node_of[h] for h in range(self.n_handles)
                          if self.node_of[h] >= 0], dtype=np.int64)
 
     def mark(self, roots):
         """keep[i]: node i is a root or an operand, however indirect, of one."""
+        self._check_free()
         keep = np.zeros(self.n, dtype=np.uint8)
         if self.n == 0:
             return keep.astype(bool)
@@ -343,9 +404,19 @@ cdef class Recorder:
         return marked
 
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest. When
-        nearly all are reachable (a trace, say) copying the tape would buy
-        little: it is left as it is until it has doubled."""
+        """Drop the nodes no live Var can reach, renumbering the rest (and
+        the constants with them). When nearly all are reachable (a trace,
+        say) copying the tape would buy little: it is left as it is until it
+        has doubled. Busy meanwhile: NumPy and compact() let other threads
+        run, and they must not record on the arrays being replaced."""
+        self._check_free()
+        self.busy = RECLAIMING
+        try:
+            self._compact()
+        finally:
+            self.busy = FREE
+
+    cdef _compact(self):
         keep = np.zeros(self.n, dtype=np.uint8)
         cdef uint8_t[::1] k = keep
         cdef Py_ssize_t h, n = self.n
@@ -355,7 +426,7 @@ cdef class Recorder:
             self.reclaim_at = max(RECLAIM_MIN, 2 * n)
             return
         keep = keep.astype(bool)
-        op, a, b, pool, args, val = self.arrays()
+        op, a, b, pool, args, val = self._arrays()
         adj = np.asarray(<double[:n]> self.adj).copy()
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
         self._load(op, a, b, pool, args, val[keep], adj[keep])
@@ -392,6 +463,19 @@ cdef class Recorder:
         self._forget_constants()
         for slot, c in enumerate(pool):
             self._index_constant(c, slot)
+        self._pool_ends()
+
+    cdef void _pool_ends(self) noexcept:
+        """pool_end of every node: the slots it and the nodes below it use."""
+        cdef Py_ssize_t i, end = 0
+        cdef int kind
+        for i in range(self.n):
+            kind = KIND_OF[self.op[i]]
+            if kind == K_CONST or kind == K_UNARY_C or kind == K_GUARD:
+                end = max(end, self.b[i] + 1)
+            elif kind == K_DOTC:
+                end = max(end, self.args[self.a[i] + self.b[i]] + self.b[i])
+            self.pool_end[i] = end
 
     cdef _index_constant(self, double c, Py_ssize_t slot):
         self.pool_index.setdefault(bits(c), slot)

@@ -5,13 +5,15 @@ the op table's own text. It is the reference the kernel is tested against,
 and what runs when the kernel is not built.
 """
 
+import functools
 import numbers
+import threading
 
 import numpy as np
 
 from . import ops
 from .compact import compact, frozen
-from .errors import GuardError, NonFiniteError, TapeError
+from .errors import TAPE_IN_USE, FasttapeError, GuardError, NonFiniteError, TapeError
 from .validate import MAX_NODES, node_indices, validate
 
 _KIND = [op.kind for op in ops.OPS]
@@ -292,19 +294,39 @@ class Program:
         return arr
 
 
+def _exclusive(method):
+    """method, run holding the recorder's lock; FasttapeError at once when
+    another thread holds it. The twin's Python may switch threads between
+    any two lines, so every entry point is exclusive (the kernel's record
+    under the GIL, and only its backward and reclaim need the same)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kw):
+        if not self._lock.acquire(False):
+            raise FasttapeError(TAPE_IN_USE)
+        try:
+            return method(self, *args, **kw)
+        finally:
+            self._lock.release()
+    return wrapper
+
+
 class Recorder:
     """A growing tape in Python lists (the kernel's Recorder)."""
 
     RECLAIM_MIN = 4096
     RECLAIM_KEEP = 0.75  # reclaim only when more than a quarter of the nodes is garbage
+    POOL_SLACK = 256  # constants no node uses are forgotten in batches of this many or more
 
     def __init__(self, reclaim=True):
         self.reclaim = reclaim
         self.op, self.a, self.b, self.val, self.adj = [], [], [], [], []
         self.live = []  # node -> has a live handle
+        self.pool_end = []  # node -> the pool's size when it was recorded
         self.pool, self.args, self.pool_index = [], [], {}
         self.node_of, self.free_handles = [], []
         self.root, self.reclaim_at = -1, self.RECLAIM_MIN
+        self._lock = threading.Lock()  # held by the thread using the recorder
+        self._later = []  # handles released while it was held (by __del__, say)
 
     def __len__(self):
         return len(self.op)
@@ -331,6 +353,7 @@ class Recorder:
         self.val.append(float(value))  # an input's; any other node's is computed next
         self.adj.append(0.0)
         self.live.append(True)
+        self.pool_end.append(len(self.pool))  # (its constants are in the pool already)
         with np.errstate(all="ignore"):
             forward_node(self, i, self.val)
         self.val[i] = float(self.val[i])
@@ -350,7 +373,7 @@ class Recorder:
         """Drop the top node (its operand list is the last one)."""
         if _KIND[self.op[-1]] in ops.NARY:
             del self.args[self.a[-1]:]
-        for column in (self.op, self.a, self.b, self.val, self.adj, self.live):
+        for column in (self.op, self.a, self.b, self.val, self.adj, self.live, self.pool_end):
             column.pop()
 
     def _constant(self, c):
@@ -366,29 +389,35 @@ class Recorder:
         if not ok:
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
 
+    @_exclusive
     def input(self, value):
         self._maybe_reclaim()
         return self._push(0, 0, 0, value)
 
+    @_exclusive
     def const(self, value):
         self._maybe_reclaim()
         return self._push(1, 0, self._constant(value))
 
+    @_exclusive
     def unary(self, op, h):
         self._maybe_reclaim()
         self._kind(op, ops.UNARY)
         return self._push(op, self._node(h), 0)
 
+    @_exclusive
     def unary_c(self, op, h, c):
         self._maybe_reclaim()
         self._kind(op, ops.CONSTANT)
         return self._push(op, self._node(h), self._constant(c))
 
+    @_exclusive
     def binary(self, op, ha, hb):
         self._maybe_reclaim()
         self._kind(op, ops.BINARY)
         return self._push(op, self._node(ha), self._node(hb))
 
+    @_exclusive
     def nary(self, op, handles, coefs=None):
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
         (dotc)."""
@@ -414,27 +443,56 @@ class Recorder:
 
     # ----------------------------------------------------------- reading
 
+    @_exclusive
     def value(self, h):
         return self.val[self._node(h)]
 
+    @_exclusive
     def node(self, h):
         return self._node(h)
 
+    @_exclusive
     def grad(self, h):
         i = self._node(h)
         return self.adj[i] if i <= self.root else 0.0
 
     def release(self, h):
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
-        below can refer to them, as operands only point backwards."""
+        below can refer to them, as operands only point backwards; and with
+        them the constants no node left uses. (While the recorder is in use
+        the handle waits: the next release takes it.)"""
+        if not self._lock.acquire(False):
+            self._later.append(h)
+            return
+        try:
+            self._unlink(h)
+            while self._later:
+                self._unlink(self._later.pop())
+            while self.op and not self.live[-1]:
+                self._pop()
+            self.root = min(self.root, len(self.op) - 1)
+            used = self.pool_end[-1] if self.op else 0
+            if len(self.pool) - used > self.POOL_SLACK:
+                self._forget_pool(used)
+        finally:
+            self._lock.release()
+
+    def _unlink(self, h):
         if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
             self.live[self.node_of[h]] = False
             self.node_of[h] = -1
             self.free_handles.append(h)
-            while self.op and not self.live[-1]:
-                self._pop()
-            self.root = min(self.root, len(self.op) - 1)
 
+    def _forget_pool(self, used):
+        """Drop the pool's slots from `used` on (no node uses them) and their
+        index entries."""
+        for s in range(used, len(self.pool)):
+            key = np.float64(self.pool[s]).tobytes()
+            if self.pool_index.get(key) == s:  # (dotc's coefficients have no entry)
+                del self.pool_index[key]
+        del self.pool[used:]
+
+    @_exclusive
     def backward(self, h):
         """Adjoints of every node up to h's, of h's value."""
         root = self._node(h)
@@ -449,15 +507,24 @@ class Recorder:
 
     # ----------------------------------------------------------- shrinking
 
+    @_exclusive
     def arrays(self):
         """Copies of the tape's arrays: op, a, b, pool, args, values."""
+        return self._arrays()
+
+    def _arrays(self):
         return (np.array(self.op, np.uint8), np.array(self.a, np.int32),
                 np.array(self.b, np.int32), np.array(self.pool, np.float64),
                 np.array(self.args, np.int32), np.array(self.val, np.float64))
 
+    @_exclusive
     def live_nodes(self):
+        return self._live_nodes()
+
+    def _live_nodes(self):
         return np.array([i for i in self.node_of if i >= 0], dtype=np.int64)
 
+    @_exclusive
     def mark(self, roots):
         return mark(self, roots)
 
@@ -465,11 +532,11 @@ class Recorder:
         """Drop the nodes no live Var can reach, renumbering the rest. When
         nearly all are reachable (a trace, say) copying the tape would buy
         little: it is left as it is until it has doubled."""
-        keep = self.mark(self.live_nodes())
+        keep = mark(self, self._live_nodes())
         if keep.sum() > self.RECLAIM_KEEP * len(self.op):
             self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
             return
-        op, a, b, pool, args, val = self.arrays()
+        op, a, b, pool, args, val = self._arrays()
         adj = np.array(self.adj)
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
         self.op, self.a, self.b = op.tolist(), a.tolist(), b.tolist()
@@ -478,6 +545,7 @@ class Recorder:
         self.pool_index = {}
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
+        self.pool_end = _pool_ends(op, a, b, args).tolist()
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
         self.live = [False] * len(self.op)
         for i in self.node_of:
@@ -490,6 +558,17 @@ class Recorder:
     def freeze(self, inputs, outputs, guards=()):
         """A Program of what the outputs and guards need (see compact.frozen)."""
         return Program(*frozen(self, inputs, outputs, guards))
+
+
+def _pool_ends(op, a, b, args):
+    """Per node, the pool slots it and the nodes below it use (their end)."""
+    kind = np.array([_KIND[o] for o in op], dtype=object)
+    end = np.zeros(len(op), dtype=np.int64)
+    one = (kind == ops.CONST) | (kind == ops.CONSTANT) | (kind == ops.GUARD)
+    end[one] = b[one] + 1
+    for i in np.flatnonzero(kind == ops.DOTC):
+        end[i] = args[a[i] + b[i]] + b[i]
+    return np.maximum.accumulate(end) if len(end) else end
 
 
 class Layout:
