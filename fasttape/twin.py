@@ -5,7 +5,6 @@ the op table's own text. It is the reference the kernel is tested against,
 and what runs when the kernel is not built.
 """
 
-import functools
 import numbers
 import threading
 
@@ -294,24 +293,15 @@ class Program:
         return arr
 
 
-def _exclusive(method):
-    """method, run holding the recorder's lock; FasttapeError at once when
-    another thread holds it. The twin's Python may switch threads between
-    any two lines, so every entry point is exclusive (the kernel's record
-    under the GIL, and only its backward and reclaim need the same)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kw):
-        if not self._lock.acquire(False):
-            raise FasttapeError(TAPE_IN_USE)
-        try:
-            return method(self, *args, **kw)
-        finally:
-            self._lock.release()
-    return wrapper
-
-
 class Recorder:
-    """A growing tape in Python lists (the kernel's Recorder)."""
+    """A growing tape in Python lists (the kernel's Recorder).
+
+    Threads: as the kernel's, it refuses (FasttapeError) whatever would
+    read or grow the tape while another thread runs a backward pass or a
+    reclaim on it (they take a lock), and a Var released meanwhile waits.
+    Unlike the kernel's, its recording steps are Python and not atomic: two
+    threads recording on one twin tape at the same moment may interleave
+    inside a step, which is why an eager tape is for one thread at a time."""
 
     RECLAIM_MIN = 4096
     RECLAIM_KEEP = 0.75  # reclaim only when more than a quarter of the nodes is garbage
@@ -321,25 +311,43 @@ class Recorder:
         self.reclaim = reclaim
         self.op, self.a, self.b, self.val, self.adj = [], [], [], [], []
         self.live = []  # node -> has a live handle
-        self.pool_end = []  # node -> the pool's size when it was recorded
         self.pool, self.args, self.pool_index = [], [], {}
+        self.pool_marks = []  # (node, pool size) where recording the node grew the pool
         self.node_of, self.free_handles = [], []
         self.root, self.reclaim_at = -1, self.RECLAIM_MIN
-        self._lock = threading.Lock()  # held by the thread using the recorder
-        self._later = []  # handles released while it was held (by __del__, say)
+        self._lock, self._busy = threading.Lock(), False  # (a backward pass or a reclaim)
+        self._later = []  # handles released while busy
 
     def __len__(self):
         return len(self.op)
 
     # ----------------------------------------------------------- recording
 
+    def _hold(self):
+        """Take the tape for a backward pass or a reclaim."""
+        if not self._lock.acquire(False):
+            raise FasttapeError(TAPE_IN_USE)
+        self._busy = True
+
+    def _unhold(self):
+        self._busy = False
+        self._lock.release()
+
+    def _check_free(self):
+        if self._busy:
+            raise FasttapeError(TAPE_IN_USE)
+
     def _node(self, h):
+        if self._busy:
+            raise FasttapeError(TAPE_IN_USE)
         if not (0 <= h < len(self.node_of)) or self.node_of[h] < 0:
             raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
         return self.node_of[h]
 
     def _maybe_reclaim(self):
         # Before operands are looked up: reclaiming renumbers nodes.
+        if self._busy:
+            raise FasttapeError(TAPE_IN_USE)
         if self.reclaim and len(self.op) >= self.reclaim_at:
             self._reclaim()
 
@@ -353,7 +361,6 @@ class Recorder:
         self.val.append(float(value))  # an input's; any other node's is computed next
         self.adj.append(0.0)
         self.live.append(True)
-        self.pool_end.append(len(self.pool))  # (its constants are in the pool already)
         with np.errstate(all="ignore"):
             forward_node(self, i, self.val)
         self.val[i] = float(self.val[i])
@@ -373,7 +380,7 @@ class Recorder:
         """Drop the top node (its operand list is the last one)."""
         if _KIND[self.op[-1]] in ops.NARY:
             del self.args[self.a[-1]:]
-        for column in (self.op, self.a, self.b, self.val, self.adj, self.live, self.pool_end):
+        for column in (self.op, self.a, self.b, self.val, self.adj, self.live):
             column.pop()
 
     def _constant(self, c):
@@ -381,6 +388,7 @@ class Recorder:
         if key not in self.pool_index:
             self.pool_index[key] = len(self.pool)
             self.pool.append(float(c))
+            self.pool_marks.append((len(self.op), len(self.pool)))
         return self.pool_index[key]
 
     def _kind(self, op, kind):
@@ -389,35 +397,29 @@ class Recorder:
         if not ok:
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
 
-    @_exclusive
     def input(self, value):
         self._maybe_reclaim()
         return self._push(0, 0, 0, value)
 
-    @_exclusive
     def const(self, value):
         self._maybe_reclaim()
         return self._push(1, 0, self._constant(value))
 
-    @_exclusive
     def unary(self, op, h):
         self._maybe_reclaim()
         self._kind(op, ops.UNARY)
         return self._push(op, self._node(h), 0)
 
-    @_exclusive
     def unary_c(self, op, h, c):
         self._maybe_reclaim()
         self._kind(op, ops.CONSTANT)
         return self._push(op, self._node(h), self._constant(c))
 
-    @_exclusive
     def binary(self, op, ha, hb):
         self._maybe_reclaim()
         self._kind(op, ops.BINARY)
         return self._push(op, self._node(ha), self._node(hb))
 
-    @_exclusive
     def nary(self, op, handles, coefs=None):
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
         (dotc)."""
@@ -437,21 +439,19 @@ class Recorder:
             coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
             nodes.append(len(self.pool))
             self.pool.extend(coefs)
+            self.pool_marks.append((len(self.op), len(self.pool)))
         start = len(self.args)
         self.args.extend(nodes)
         return self._push(op, start, count)
 
     # ----------------------------------------------------------- reading
 
-    @_exclusive
     def value(self, h):
         return self.val[self._node(h)]
 
-    @_exclusive
     def node(self, h):
         return self._node(h)
 
-    @_exclusive
     def grad(self, h):
         i = self._node(h)
         return self.adj[i] if i <= self.root else 0.0
@@ -459,29 +459,39 @@ class Recorder:
     def release(self, h):
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
         below can refer to them, as operands only point backwards; and with
-        them the constants no node left uses. (While the recorder is in use
-        the handle waits: the next release takes it.)"""
-        if not self._lock.acquire(False):
+        them, when there are enough, the constants no node left uses. (While
+        the tape is busy the handle waits for the next release.)"""
+        if self._busy:
             self._later.append(h)
             return
-        try:
-            self._unlink(h)
-            while self._later:
-                self._unlink(self._later.pop())
+        while self._later:
+            self._unlink(self._later.pop())
+        if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
+            self.live[self.node_of[h]] = False
+            self.node_of[h] = -1
+            self.free_handles.append(h)
             while self.op and not self.live[-1]:
                 self._pop()
             self.root = min(self.root, len(self.op) - 1)
-            used = self.pool_end[-1] if self.op else 0
-            if len(self.pool) - used > self.POOL_SLACK:
-                self._forget_pool(used)
-        finally:
-            self._lock.release()
+            marks = self.pool_marks
+            if marks and marks[-1][0] >= len(self.op):  # (a node that grew the pool is gone)
+                self._trim_pool()
 
     def _unlink(self, h):
         if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
             self.live[self.node_of[h]] = False
             self.node_of[h] = -1
             self.free_handles.append(h)
+
+    def _trim_pool(self):
+        """Forget the pool's slots no node uses, when they are more than
+        POOL_SLACK."""
+        marks = self.pool_marks
+        while marks and marks[-1][0] >= len(self.op):  # (made by nodes now gone)
+            marks.pop()
+        used = marks[-1][1] if marks else 0
+        if len(self.pool) - used > self.POOL_SLACK:
+            self._forget_pool(used)
 
     def _forget_pool(self, used):
         """Drop the pool's slots from `used` on (no node uses them) and their
@@ -492,24 +502,27 @@ class Recorder:
                 del self.pool_index[key]
         del self.pool[used:]
 
-    @_exclusive
     def backward(self, h):
         """Adjoints of every node up to h's, of h's value."""
         root = self._node(h)
-        self.adj[: root + 1] = [0.0] * (root + 1)
-        self.adj[root] = 1.0
-        with np.errstate(all="ignore"):
-            for i in range(root, -1, -1):
-                if self.adj[i] != 0.0:
-                    reverse_node(self, i, self.val, self.adj)
-        self.adj = [float(g) for g in self.adj]
-        self.root = root
+        self._hold()
+        try:
+            self.adj[: root + 1] = [0.0] * (root + 1)
+            self.adj[root] = 1.0
+            with np.errstate(all="ignore"):
+                for i in range(root, -1, -1):
+                    if self.adj[i] != 0.0:
+                        reverse_node(self, i, self.val, self.adj)
+            self.adj[: root + 1] = [float(g) for g in self.adj[: root + 1]]
+            self.root = root
+        finally:
+            self._unhold()
 
     # ----------------------------------------------------------- shrinking
 
-    @_exclusive
     def arrays(self):
         """Copies of the tape's arrays: op, a, b, pool, args, values."""
+        self._check_free()
         return self._arrays()
 
     def _arrays(self):
@@ -517,21 +530,29 @@ class Recorder:
                 np.array(self.b, np.int32), np.array(self.pool, np.float64),
                 np.array(self.args, np.int32), np.array(self.val, np.float64))
 
-    @_exclusive
     def live_nodes(self):
+        self._check_free()
         return self._live_nodes()
 
     def _live_nodes(self):
         return np.array([i for i in self.node_of if i >= 0], dtype=np.int64)
 
-    @_exclusive
     def mark(self, roots):
+        self._check_free()
         return mark(self, roots)
 
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest. When
-        nearly all are reachable (a trace, say) copying the tape would buy
-        little: it is left as it is until it has doubled."""
+        """Drop the nodes no live Var can reach, renumbering the rest (and
+        the constants with them). When nearly all are reachable (a trace,
+        say) copying the tape would buy little: it is left as it is until it
+        has doubled."""
+        self._hold()
+        try:
+            self._compact()
+        finally:
+            self._unhold()
+
+    def _compact(self):
         keep = mark(self, self._live_nodes())
         if keep.sum() > self.RECLAIM_KEEP * len(self.op):
             self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
@@ -545,7 +566,7 @@ class Recorder:
         self.pool_index = {}
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
-        self.pool_end = _pool_ends(op, a, b, args).tolist()
+        self.pool_marks = _pool_marks(op, a, b, args)
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
         self.live = [False] * len(self.op)
         for i in self.node_of:
@@ -560,15 +581,20 @@ class Recorder:
         return Program(*frozen(self, inputs, outputs, guards))
 
 
-def _pool_ends(op, a, b, args):
-    """Per node, the pool slots it and the nodes below it use (their end)."""
+def _pool_marks(op, a, b, args):
+    """Recorder.pool_marks of a tape: (node, pool size it and the nodes below
+    it use) wherever that grows."""
     kind = np.array([_KIND[o] for o in op], dtype=object)
     end = np.zeros(len(op), dtype=np.int64)
     one = (kind == ops.CONST) | (kind == ops.CONSTANT) | (kind == ops.GUARD)
     end[one] = b[one] + 1
     for i in np.flatnonzero(kind == ops.DOTC):
         end[i] = args[a[i] + b[i]] + b[i]
-    return np.maximum.accumulate(end) if len(end) else end
+    if not len(end):
+        return []
+    end = np.maximum.accumulate(end)
+    grows = np.flatnonzero(np.diff(end, prepend=0) > 0)
+    return [(int(i), int(end[i])) for i in grows]
 
 
 class Layout:
