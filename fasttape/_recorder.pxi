@@ -100,22 +100,23 @@ cdef class Recorder:
 
     # ----------------------------------------------------------- recording
 
-    cdef inline int _check_free(self) except -1:
-        """Every entry point that reads or grows the tape asks first: while
-        another thread sweeps it back or reclaims it, none may."""
+    cdef int _check_free(self) except -1:
+        """Every entry point that reads or grows the tape asks first (the
+        recording ones in _maybe_reclaim): while another thread sweeps it
+        back or reclaims it, none may."""
         if self.busy:
             raise FasttapeError(TAPE_IN_USE)
         return 0
 
     cdef inline Py_ssize_t _node(self, Py_ssize_t h) except -1:
-        self._check_free()
         if h < 0 or h >= self.n_handles or self.node_of[h] < 0:
             raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
         return self.node_of[h]
 
     cdef inline int _maybe_reclaim(self) except -1:
         # Before operands are looked up: reclaiming renumbers nodes.
-        self._check_free()
+        if self.busy:
+            self._check_free()
         if self.reclaim and self.n >= self.reclaim_at:
             self._reclaim()
         return 0
@@ -289,12 +290,15 @@ cdef class Recorder:
     # ----------------------------------------------------------- reading
 
     def value(self, Py_ssize_t h):
+        self._check_free()
         return self.val[self._node(h)]
 
     def node(self, Py_ssize_t h):
+        self._check_free()
         return self._node(h)
 
     def grad(self, Py_ssize_t h):
+        self._check_free()
         cdef Py_ssize_t i = self._node(h)
         return self.adj[i] if i <= self.root else 0.0
 
@@ -339,6 +343,7 @@ cdef class Recorder:
 
     def backward(self, Py_ssize_t h):
         """Adjoints of every node up to h's, of h's value."""
+        self._check_free()
         cdef Py_ssize_t root = self._node(h), i
         memset(self.adj, 0, (root + 1) * sizeof(double))
         self.adj[root] = 1.0
