@@ -253,10 +253,11 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} has no operand list")
         if kind == K_SELECT and len(handles) != 3:
             raise ValueError("fasttape: where takes a condition and two values")
-        cdef Py_ssize_t count = len(handles), start = self.n_args, start_pool = self.n_pool
+        cdef Py_ssize_t count = len(handles), start, start_pool
         if (kind == K_DOT or kind == K_DOTC) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
         self._maybe_reclaim()
+        start, start_pool = self.n_args, self.n_pool  # (after: reclaiming moves them)
         self.busy = LISTING  # (a coefficient's __float__ may let another thread run)
         try:
             self._args_of(handles)
@@ -331,11 +332,14 @@ cdef class Recorder:
         entries in the index and the cache."""
         cdef Py_ssize_t s, j
         cdef dict index = self.pool_index
-        for s in range(used, self.n_pool):
-            key = bits(self.pool[s])
-            slot = index.get(key)
-            if slot is not None and <Py_ssize_t> slot == s:  # (dotc's have no entry)
-                del index[key]
+        if len(index) < self.n_pool - used:  # (dot coefficients, which have none)
+            self.pool_index = {k: v for k, v in index.items() if v < used}
+        else:
+            for s in range(used, self.n_pool):
+                key = bits(self.pool[s])
+                slot = index.get(key)
+                if slot is not None and <Py_ssize_t> slot == s:
+                    del index[key]
         self.n_pool = used
         for j in range(N_CACHED):
             if self.cached_slot[j] >= used:
