@@ -496,10 +496,13 @@ class Recorder:
     def _forget_pool(self, used):
         """Drop the pool's slots from `used` on (no node uses them) and their
         index entries."""
-        for s in range(used, len(self.pool)):
-            key = np.float64(self.pool[s]).tobytes()
-            if self.pool_index.get(key) == s:  # (dotc's coefficients have no entry)
-                del self.pool_index[key]
+        if len(self.pool_index) < len(self.pool) - used:  # (dot coefficients, which have none)
+            self.pool_index = {k: v for k, v in self.pool_index.items() if v < used}
+        else:
+            for s in range(used, len(self.pool)):
+                key = np.float64(self.pool[s]).tobytes()
+                if self.pool_index.get(key) == s:
+                    del self.pool_index[key]
         del self.pool[used:]
 
     def backward(self, h):

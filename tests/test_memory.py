@@ -108,3 +108,24 @@ def test_replaying_a_tape_keeps_memory_flat():
     n = 20_000 if TWIN else 1_000_000
     grown = growth(REPLAY, n)
     assert grown < 2e6, f"{grown / 1e6:.1f} MB over {n} replays"
+
+
+def test_eager_steps_keep_the_constant_pool_small():
+    """The same in numbers: 3,000 steps, each with three new constants, above
+    a Var kept all along. The pool keeps what live nodes use and at most a
+    few hundred slots more; values and gradients stay right, the kept Var's
+    constants (3.25, 0.125, found again by every step) included."""
+    with ft.Tape() as tape:
+        kept = ft.Var(2.0) * 3.25 + 0.125
+        for k in range(3000):
+            e = k * 2.0 ** -30
+            x = ft.Var(1.0 + e)
+            y = ft.dot([x, kept], [0.5 + e, 3.25]) * (1.5 + e) + 0.125
+            y.backward()
+            assert x.grad == pytest.approx((0.5 + e) * (1.5 + e), rel=1e-15)
+            assert y.value == pytest.approx(((0.5 + e) * (1.0 + e) + 3.25 * 6.625) * (1.5 + e)
+                                            + 0.125, rel=1e-15)
+        del x, y
+        assert len(tape._rec.arrays()[3]) < 300
+        assert kept.value == 6.625
+
