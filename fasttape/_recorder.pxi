@@ -291,15 +291,18 @@ cdef class Recorder:
     # ----------------------------------------------------------- reading
 
     def value(self, Py_ssize_t h):
-        self._check_free()
+        if self.busy:
+            self._check_free()
         return self.val[self._node(h)]
 
     def node(self, Py_ssize_t h):
-        self._check_free()
+        if self.busy:
+            self._check_free()
         return self._node(h)
 
     def grad(self, Py_ssize_t h):
-        self._check_free()
+        if self.busy:
+            self._check_free()
         cdef Py_ssize_t i = self._node(h)
         return self.adj[i] if i <= self.root else 0.0
 
@@ -313,19 +316,27 @@ cdef class Recorder:
         nodes stay: the next release or reclaim takes them.)"""
         cdef Py_ssize_t used
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
-            if self.busy != RECLAIMING:  # (reclaiming: node_of says it all, at the end)
-                self.live[self.node_of[h]] = 0
+            if self.busy:
+                self._unlink(h)
+                return
+            self.live[self.node_of[h]] = 0
             self.node_of[h] = -1
             self.free_handles[self.n_free] = h
             self.n_free += 1
-            if self.busy:
-                return
             while self.n and not self.live[self.n - 1]:
                 self._pop()
             self.root = min(self.root, self.n - 1)
             used = self.pool_end[self.n - 1] if self.n else 0
             if self.n_pool - used > POOL_SLACK:
                 self._forget_pool(used)
+
+    cdef void _unlink(self, Py_ssize_t h) noexcept:
+        """Release handle h, leaving its node where it is (the tape is busy)."""
+        if self.busy != RECLAIMING:  # (reclaiming: node_of says it all, at the end)
+            self.live[self.node_of[h]] = 0
+        self.node_of[h] = -1
+        self.free_handles[self.n_free] = h
+        self.n_free += 1
 
     cdef void _forget_pool(self, Py_ssize_t used) noexcept:
         """Drop the pool's slots from `used` on (no node uses them), and their
@@ -347,7 +358,8 @@ cdef class Recorder:
 
     def backward(self, Py_ssize_t h):
         """Adjoints of every node up to h's, of h's value."""
-        self._check_free()
+        if self.busy:
+            self._check_free()
         cdef Py_ssize_t root = self._node(h), i
         memset(self.adj, 0, (root + 1) * sizeof(double))
         self.adj[root] = 1.0
