@@ -312,7 +312,9 @@ class Recorder:
         self.op, self.a, self.b, self.val, self.adj = [], [], [], [], []
         self.live = []  # node -> has a live handle
         self.pool, self.args, self.pool_index = [], [], {}
-        self.pool_marks = []  # (node, pool size) where recording the node grew the pool
+        # (node, pool size) where a node needed more of the pool than those
+        # below it: the first `owned` slots are what the marks cover.
+        self.pool_marks, self.owned = [], 0
         self.node_of, self.free_handles = [], []
         self.root, self.reclaim_at = -1, self.RECLAIM_MIN
         self._lock, self._busy = threading.Lock(), False  # (a backward pass or a reclaim)
@@ -385,11 +387,18 @@ class Recorder:
 
     def _constant(self, c):
         key = np.float64(c).tobytes()  # by bits: keeps -0.0 and 0.0 apart
-        if key not in self.pool_index:
-            self.pool_index[key] = len(self.pool)
+        slot = self.pool_index.get(key)
+        if slot is None:
+            slot = self.pool_index[key] = len(self.pool)
             self.pool.append(float(c))
-            self.pool_marks.append((len(self.op), len(self.pool)))
-        return self.pool_index[key]
+        if slot >= self.owned:  # (also a slot found again that only nodes gone used)
+            self._own(slot + 1)
+        return slot
+
+    def _own(self, size):
+        """The node about to be recorded uses the pool's first size slots."""
+        self.owned = size
+        self.pool_marks.append((len(self.op), size))
 
     def _kind(self, op, kind):
         ok = 0 <= op < ops.N_OPS and (_KIND[op] == kind or
@@ -439,7 +448,7 @@ class Recorder:
             coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
             nodes.append(len(self.pool))
             self.pool.extend(coefs)
-            self.pool_marks.append((len(self.op), len(self.pool)))
+            self._own(len(self.pool))
         start = len(self.args)
         self.args.extend(nodes)
         return self._push(op, start, count)
@@ -489,7 +498,7 @@ class Recorder:
         marks = self.pool_marks
         while marks and marks[-1][0] >= len(self.op):  # (made by nodes now gone)
             marks.pop()
-        used = marks[-1][1] if marks else 0
+        self.owned = used = marks[-1][1] if marks else 0
         if len(self.pool) - used > self.POOL_SLACK:
             self._forget_pool(used)
 
@@ -570,6 +579,7 @@ class Recorder:
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
         self.pool_marks = _pool_marks(op, a, b, args)
+        self.owned = self.pool_marks[-1][1] if self.pool_marks else 0
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
         self.live = [False] * len(self.op)
         for i in self.node_of:

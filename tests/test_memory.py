@@ -129,3 +129,19 @@ def test_eager_steps_keep_the_constant_pool_small():
         assert len(tape._rec.arrays()[3]) < 300
         assert kept.value == 6.625
 
+
+
+def test_a_constant_found_again_stays_while_its_node_lives():
+    """A node may find its constant in a slot that only nodes already gone
+    used; forgetting the pool's tail later must keep that slot."""
+    with ft.Tape() as tape:
+        keep = ft.Var(1.0)
+        gone = [keep * (1.0 + k / 1000) for k in range(10)]
+        del gone  # their constants stay, unused, for now
+        y = keep * 1.005  # finds its constant in one of those slots
+        more = [keep + (2.0 + k / 1000) for k in range(400)]
+        top = keep + 0.0
+        del more, top  # more unused constants than the slack: the tail is forgotten
+        y.backward()
+        assert (y.value, keep.grad) == (1.005, 1.005)
+        assert len(tape._rec.arrays()[3]) < 300
