@@ -54,7 +54,9 @@ cdef class Recorder:
     cdef double* val
     cdef double* adj
     cdef uint8_t* live         # node -> has a live handle
-    cdef int32_t* pool_end     # node -> the pool's size when it was recorded
+    cdef Py_ssize_t* claims    # (node, size) pairs where a node needed more of the pool
+    cdef Py_ssize_t n_claims, cap_claims
+    cdef Py_ssize_t owned      # than those below it: the slots the claims cover
     cdef double* pool
     cdef int32_t* args
     cdef int32_t* node_of      # handle -> node, -1 once released
@@ -80,7 +82,7 @@ cdef class Recorder:
 
     def __dealloc__(self):
         free(self.op); free(self.a); free(self.b); free(self.val); free(self.adj); free(self.live)
-        free(self.pool_end)
+        free(self.claims)
         free(self.pool); free(self.args); free(self.node_of); free(self.free_handles)
 
     def __len__(self):
@@ -93,7 +95,6 @@ cdef class Recorder:
         self.val = <double*> grow(self.val, cap, sizeof(double))
         self.adj = <double*> grow(self.adj, cap, sizeof(double))
         self.live = <uint8_t*> grow(self.live, cap, sizeof(uint8_t))
-        self.pool_end = <int32_t*> grow(self.pool_end, cap, sizeof(int32_t))
         self.cap = cap
         self.p.op, self.p.a, self.p.b = self.op, self.a, self.b
         return 0
@@ -130,7 +131,6 @@ cdef class Recorder:
         self.op[i] = op
         self.a[i] = a
         self.b[i] = b
-        self.pool_end[i] = self.n_pool  # (its constants are in the pool already)
         self.n += 1
         self.val[i] = value  # an input's; any other node's is computed next
         forward_node(&self.p, i, 1, self.val, 1)
@@ -172,14 +172,28 @@ cdef class Recorder:
     cdef Py_ssize_t _constant(self, double c) except -1:
         cdef int64_t k = bits(c)
         cdef int line = cache_line(k)
+        cdef Py_ssize_t slot
         if self.cached_slot[line] >= 0 and self.cached_bits[line] == k:
-            return self.cached_slot[line]
-        key = k
-        slot = self.pool_index.get(key)
-        if slot is None:
-            slot = self._new_constant(c, key)
-        self.cached_bits[line], self.cached_slot[line] = k, slot
+            slot = self.cached_slot[line]
+        else:
+            key = k
+            found = self.pool_index.get(key)
+            slot = self._new_constant(c, key) if found is None else found
+            self.cached_bits[line], self.cached_slot[line] = k, slot
+        if slot >= self.owned:  # (also a slot found again that only nodes gone used)
+            self._claim(self.n, slot + 1)
         return slot
+
+    cdef int _claim(self, Py_ssize_t node, Py_ssize_t size) except -1:
+        """Node `node` (about to be recorded, or being reloaded) uses the
+        pool's first `size` slots."""
+        if self.n_claims == self.cap_claims:
+            self.cap_claims = max(16, 2 * self.cap_claims)
+            self.claims = <Py_ssize_t*> grow(self.claims, 2 * self.cap_claims, sizeof(Py_ssize_t))
+        self.claims[2 * self.n_claims], self.claims[2 * self.n_claims + 1] = node, size
+        self.n_claims += 1
+        self.owned = size
+        return 0
 
     cdef Py_ssize_t _new_constant(self, double c, key) except -1:
         if self.n_pool == self.cap_pool:
@@ -272,6 +286,7 @@ cdef class Recorder:
                         self.p.pool = self.pool
                     self.pool[self.n_pool] = c
                     self.n_pool += 1
+                self._claim(self.n, self.n_pool)
         except BaseException:  # a bad handle or coefficient: nothing recorded
             self.n_args, self.n_pool = start, start_pool
             raise
@@ -326,9 +341,16 @@ cdef class Recorder:
             while self.n and not self.live[self.n - 1]:
                 self._pop()
             self.root = min(self.root, self.n - 1)
-            used = self.pool_end[self.n - 1] if self.n else 0
-            if self.n_pool - used > POOL_SLACK:
-                self._forget_pool(used)
+            if self.n_claims and self.claims[2 * self.n_claims - 2] >= self.n:
+                self._trim_pool()  # (a node that needed more of the pool is gone)
+
+    cdef void _trim_pool(self) noexcept:
+        """Forget the pool's slots no node uses, when more than POOL_SLACK."""
+        while self.n_claims and self.claims[2 * self.n_claims - 2] >= self.n:
+            self.n_claims -= 1
+        self.owned = self.claims[2 * self.n_claims - 1] if self.n_claims else 0
+        if self.n_pool - self.owned > POOL_SLACK:
+            self._forget_pool(self.owned)
 
     cdef void _unlink(self, Py_ssize_t h) noexcept:
         """Release handle h, leaving its node where it is (the tape is busy)."""
@@ -484,19 +506,23 @@ cdef class Recorder:
         self._forget_constants()
         for slot, c in enumerate(pool):
             self._index_constant(c, slot)
-        self._pool_ends()
+        self._pool_claims()
 
-    cdef void _pool_ends(self) noexcept:
-        """pool_end of every node: the slots it and the nodes below it use."""
-        cdef Py_ssize_t i, end = 0
+    cdef int _pool_claims(self) except -1:
+        """The claims of the nodes as they are now."""
+        cdef Py_ssize_t i, end
         cdef int kind
+        self.n_claims = self.owned = 0
         for i in range(self.n):
             kind = KIND_OF[self.op[i]]
+            end = 0
             if kind == K_CONST or kind == K_UNARY_C or kind == K_GUARD:
-                end = max(end, self.b[i] + 1)
+                end = self.b[i] + 1
             elif kind == K_DOTC:
-                end = max(end, self.args[self.a[i] + self.b[i]] + self.b[i])
-            self.pool_end[i] = end
+                end = self.args[self.a[i] + self.b[i]] + self.b[i]
+            if end > self.owned:
+                self._claim(i, end)
+        return 0
 
     cdef _index_constant(self, double c, Py_ssize_t slot):
         self.pool_index.setdefault(bits(c), slot)

@@ -313,8 +313,8 @@ class Recorder:
         self.live = []  # node -> has a live handle
         self.pool, self.args, self.pool_index = [], [], {}
         # (node, pool size) where a node needed more of the pool than those
-        # below it: the first `owned` slots are what the marks cover.
-        self.pool_marks, self.owned = [], 0
+        # below it: the first `owned` slots are what the claims cover.
+        self.claims, self.owned = [], 0
         self.node_of, self.free_handles = [], []
         self.root, self.reclaim_at = -1, self.RECLAIM_MIN
         self._lock, self._busy = threading.Lock(), False  # (a backward pass or a reclaim)
@@ -392,13 +392,13 @@ class Recorder:
             slot = self.pool_index[key] = len(self.pool)
             self.pool.append(float(c))
         if slot >= self.owned:  # (also a slot found again that only nodes gone used)
-            self._own(slot + 1)
+            self._claim(slot + 1)
         return slot
 
-    def _own(self, size):
+    def _claim(self, size):
         """The node about to be recorded uses the pool's first size slots."""
         self.owned = size
-        self.pool_marks.append((len(self.op), size))
+        self.claims.append((len(self.op), size))
 
     def _kind(self, op, kind):
         ok = 0 <= op < ops.N_OPS and (_KIND[op] == kind or
@@ -448,7 +448,7 @@ class Recorder:
             coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
             nodes.append(len(self.pool))
             self.pool.extend(coefs)
-            self._own(len(self.pool))
+            self._claim(len(self.pool))
         start = len(self.args)
         self.args.extend(nodes)
         return self._push(op, start, count)
@@ -482,8 +482,8 @@ class Recorder:
             while self.op and not self.live[-1]:
                 self._pop()
             self.root = min(self.root, len(self.op) - 1)
-            marks = self.pool_marks
-            if marks and marks[-1][0] >= len(self.op):  # (a node that grew the pool is gone)
+            claims = self.claims
+            if claims and claims[-1][0] >= len(self.op):  # (a node that needed more is gone)
                 self._trim_pool()
 
     def _unlink(self, h):
@@ -495,10 +495,10 @@ class Recorder:
     def _trim_pool(self):
         """Forget the pool's slots no node uses, when they are more than
         POOL_SLACK."""
-        marks = self.pool_marks
-        while marks and marks[-1][0] >= len(self.op):  # (made by nodes now gone)
-            marks.pop()
-        self.owned = used = marks[-1][1] if marks else 0
+        claims = self.claims
+        while claims and claims[-1][0] >= len(self.op):  # (made by nodes now gone)
+            claims.pop()
+        self.owned = used = claims[-1][1] if claims else 0
         if len(self.pool) - used > self.POOL_SLACK:
             self._forget_pool(used)
 
@@ -578,8 +578,8 @@ class Recorder:
         self.pool_index = {}
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
-        self.pool_marks = _pool_marks(op, a, b, args)
-        self.owned = self.pool_marks[-1][1] if self.pool_marks else 0
+        self.claims = _pool_claims(op, a, b, args)
+        self.owned = self.claims[-1][1] if self.claims else 0
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
         self.live = [False] * len(self.op)
         for i in self.node_of:
@@ -594,8 +594,8 @@ class Recorder:
         return Program(*frozen(self, inputs, outputs, guards))
 
 
-def _pool_marks(op, a, b, args):
-    """Recorder.pool_marks of a tape: (node, pool size it and the nodes below
+def _pool_claims(op, a, b, args):
+    """Recorder.claims of a tape: (node, pool size it and the nodes below
     it use) wherever that grows."""
     kind = np.array([_KIND[o] for o in op], dtype=object)
     end = np.zeros(len(op), dtype=np.int64)
