@@ -18,16 +18,15 @@ cdef class Layout:
     cdef const int32_t* _sn
     cdef const int32_t* _bn
     cdef Py_ssize_t _sn_first, _bn_first  # first_of() each
-    cdef uint8_t* _flags             # one buffer for the four below
+    cdef uint8_t* _flags             # one buffer for the two below
     cdef uint8_t* _kinds             # per input node: 1 shared, 2 batched
     cdef uint8_t* _needed            # per node (NULL: all adjoints matter)
-    cdef uint8_t* _narrow            # per input node; with _blocks, made by the first
-    cdef uint8_t* _blocks            # batched call (NULL before)
-    cdef object _block_weights       # (wnode, woff, wfirst) as arrays (_place_weights)
+    cdef object _analysis            # the arrays of the first batched call's _analyse:
+    cdef uint8_t* _narrow            # per input node (NULL before: not done yet),
+    cdef uint8_t* _blocks            # per node
     cdef const int32_t* _wnode
     cdef const int32_t* _woff
     cdef const int32_t* _wfirst
-    cdef object _wide_nodes          # the shared input nodes that are not narrow
     cdef const int32_t* _wide
     # The arguments of value_and_grad: per argument its per-sample shape,
     # first input node, size, and whether batched and wanted.
@@ -48,7 +47,7 @@ cdef class Layout:
         self._sn, self._bn = <int32_t*> cnp.PyArray_DATA(sn), <int32_t*> cnp.PyArray_DATA(bn)
         self.ns, self.nb = cnp.PyArray_SIZE(sn), cnp.PyArray_SIZE(bn)
         self._sn_first, self._bn_first = first_of(self._sn, self.ns), first_of(self._bn, self.nb)
-        self._flags = <uint8_t*> calloc(2 * (n_in + 1) + 2 * (n + 1), 1)
+        self._flags = <uint8_t*> calloc((n_in + 1) + (n + 1), 1)
         if self._flags == NULL:
             raise MemoryError()
         self._kinds = self._flags
@@ -83,62 +82,51 @@ cdef class Layout:
 
     cdef int _analyse(self) except -1:
         """For batched calls: which shared inputs no sweep step reads lane by
-        lane (narrow), and where runs of dots start that sweep as blocks."""
+        lane (narrow), and where runs of dots start that sweep as blocks.
+        Another thread may call meanwhile (the NumPy calls here let it run):
+        everything is built in locals and published at the end, the narrow
+        pointer, which says it is done, last."""
         cdef Program prog = self.program
-        cdef Py_ssize_t k, r, i, n_in = prog.n_inputs
+        cdef Py_ssize_t k, r, i, n_in = prog.n_inputs, n_narrow = 0, terms, gathered
         cdef Prog q = prog.p
         if self._narrow != NULL or self.ns == 0:
             return 0
-        self._narrow = self._flags + (n_in + 1) + (prog.n + 1)  # after kinds and needed
-        self._blocks = self._narrow + (n_in + 1)
-        mark_lanewise(&prog.p, self._kinds, prog.n, &prog._out[0], prog.n_outputs, self._narrow)
+        flags = np.zeros((n_in + 1) + (prog.n + 1), dtype=np.uint8)
+        cdef uint8_t* narrow = <uint8_t*> cnp.PyArray_DATA(flags)
+        cdef uint8_t* blocks = narrow + (n_in + 1)
+        mark_lanewise(&prog.p, self._kinds, prog.n, &prog._out[0], prog.n_outputs, narrow)
         for k in range(n_in):
-            self._narrow[k] = self._kinds[k] == 1 and not self._narrow[k]
-            self.n_narrow += self._narrow[k]
-        self._wide_nodes = np.empty(self.ns - self.n_narrow + 1, dtype=np.int32)
-        self._wide = <int32_t*> cnp.PyArray_DATA(self._wide_nodes)
+            narrow[k] = self._kinds[k] == 1 and not narrow[k]
+            n_narrow += narrow[k]
+        wide_nodes = np.empty(self.ns - n_narrow + 1, dtype=np.int32)
+        cdef int32_t* wide = <int32_t*> cnp.PyArray_DATA(wide_nodes)
         r = 0
         for k in range(n_in):
-            if self._kinds[k] == 1 and not self._narrow[k]:
-                (<int32_t*> self._wide)[r] = k
+            if self._kinds[k] == 1 and not narrow[k]:
+                wide[r] = k
                 r += 1
         q.shared = self._kinds
         found = []
         for r in range(prog._starts.shape[0] - 1):
             i, k = prog._starts[r], prog._starts[r + 1] - prog._starts[r]
             if k > 1 and KIND_OF[q.op[i]] == K_DOT:
-                self._blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
-                if self._blocks[i]:
+                blocks[i] = block_applies(&q, i, k, shared_side(&q, i))
+                if blocks[i]:
                     found.append((i, k))
-        self._place_weights(&q, found)
-        return 0
-
-    cdef int _place_weights(self, const Prog* q, list found) except -1:
-        """Where the blocks found (first node, nodes) read their weights:
-        their nodes row by row, block after block (wnode, from woff[i] for
-        the block at node i), and their first node where they are
-        consecutive (wfirst[i], else -1), which the block reads in place;
-        the others are gathered once a call. (Per-node arrays only where
-        some block applies.)"""
-        if not found:  # (most batched calls of small tapes: nothing to place)
-            self._wnode, self._woff, self._wfirst = &NO_WEIGHTS[0], &NO_WEIGHTS[0], &NO_WEIGHTS[0]
+        wnode, woff, wfirst, terms, gathered = place_weights(&q, found, prog.n)
+        keep = (flags, wide_nodes, wnode, woff, wfirst)
+        if self._narrow != NULL:  # another thread got there first: its arrays stay
             return 0
-        size = self.program.n + 1
-        woff, wfirst = np.zeros(size, dtype=np.int32), np.full(size, -1, dtype=np.int32)
-        wnode = []
-        for i, k in found:
-            nodes = block_weight_nodes(q, i, k)
-            woff[i] = self.block_terms
-            wnode.append(nodes)
-            self.block_terms += len(nodes)
-            if (np.diff(nodes) == 1).all():  # (a flat weight matrix)
-                wfirst[i] = nodes[0]
-        wnode = np.concatenate(wnode)
-        self.n_gathered = self.block_terms if any(wfirst[i] < 0 for i, _ in found) else 0
-        self._block_weights = (wnode, woff, wfirst)
-        self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
-        self._woff = <int32_t*> cnp.PyArray_DATA(woff)
-        self._wfirst = <int32_t*> cnp.PyArray_DATA(wfirst)
+        # Publish. (Only C assignments from here on: no other thread can run.)
+        self._analysis = keep
+        self._wide, self._blocks, self.n_narrow = wide, blocks, n_narrow
+        self.block_terms, self.n_gathered = terms, gathered
+        self._wnode = self._woff = self._wfirst = &NO_WEIGHTS[0]
+        if terms:
+            self._wnode = <int32_t*> cnp.PyArray_DATA(wnode)
+            self._woff = <int32_t*> cnp.PyArray_DATA(woff)
+            self._wfirst = <int32_t*> cnp.PyArray_DATA(wfirst)
+        self._narrow = narrow
         return 0
 
     cdef _set_args(self, args):
@@ -233,6 +221,29 @@ cdef class Layout:
                 grads[j] = grads[j].reshape(shape)
             j += 1
         return tuple(grads)
+
+
+cdef tuple place_weights(const Prog* q, list found, Py_ssize_t n):
+    """Where the blocks found (first node, nodes) read their weights, as
+    (wnode, woff, wfirst, terms, gathered): their nodes row by row, block
+    after block (wnode, from woff[i] for the block at node i), and their
+    first node where they are consecutive (wfirst[i], else -1), which the
+    block reads in place; the others (gathered: all terms, or 0) are
+    gathered once a call. (No arrays where no block applies.)"""
+    cdef Py_ssize_t terms = 0
+    if not found:  # (most batched calls of small tapes: nothing to place)
+        return None, None, None, 0, 0
+    woff, wfirst = np.zeros(n + 1, dtype=np.int32), np.full(n + 1, -1, dtype=np.int32)
+    wnode = []
+    for i, k in found:
+        nodes = block_weight_nodes(q, i, k)
+        woff[i] = terms
+        wnode.append(nodes)
+        terms += len(nodes)
+        if (np.diff(nodes) == 1).all():  # (a flat weight matrix)
+            wfirst[i] = nodes[0]
+    gathered = terms if any(wfirst[i] < 0 for i, _ in found) else 0
+    return np.concatenate(wnode), woff, wfirst, terms, gathered
 
 
 cdef inline bint same_shape(cnp.ndarray arr, int skip, tuple shape):

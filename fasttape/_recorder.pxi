@@ -8,11 +8,15 @@
 from libc.stdint cimport uint64_t
 
 from .compact import compact, frozen
+from .errors import TAPE_IN_USE, FasttapeError
 
 cdef Py_ssize_t RECLAIM_MIN = 4096  # don't reclaim tapes smaller than this
 # Reclaim only when more than a quarter of the nodes is garbage.
 cdef Py_ssize_t RECLAIM_KEEP_NUM = 3, RECLAIM_KEEP_DEN = 4
 cdef Py_ssize_t LIMIT = MAX_NODES   # nodes, and operand-list entries: int32 indices
+# Constants no node uses any more are forgotten in batches of at least this
+# many, so that those of a step function are found again by the next step.
+cdef Py_ssize_t POOL_SLACK = 256
 
 
 cdef inline int64_t bits(double c) noexcept:
@@ -23,6 +27,12 @@ cdef inline int64_t bits(double c) noexcept:
 
 
 cdef enum: N_CACHED = 16  # constants remembered by bits, in front of pool_index
+
+cdef enum:  # Recorder.busy
+    FREE = 0
+    SWEEPING = 1   # backward, without the GIL: the arrays must stay as they are
+    LISTING = 2    # nary, building an operand list: nothing else may be appended
+    RECLAIMING = 3 # _reclaim: the arrays are being replaced
 
 
 cdef inline int cache_line(int64_t k) noexcept:
@@ -44,6 +54,9 @@ cdef class Recorder:
     cdef double* val
     cdef double* adj
     cdef uint8_t* live         # node -> its live handles (255: too many to count, kept)
+    cdef Py_ssize_t* claims    # (node, size) pairs where a node needed more of the pool
+    cdef Py_ssize_t n_claims, cap_claims
+    cdef Py_ssize_t owned      # than those below it: the slots the claims cover
     cdef double* pool
     cdef int32_t* args
     cdef int32_t* node_of      # handle -> node, -1 once released
@@ -53,6 +66,7 @@ cdef class Recorder:
     cdef Py_ssize_t root       # node of the last backward, -1 before any
     cdef Py_ssize_t reclaim_at
     cdef readonly bint reclaim
+    cdef int busy              # FREE, or what runs that other threads must not disturb
     cdef dict pool_index       # constant's bits -> pool slot
     cdef int64_t cached_bits[N_CACHED]     # a few of them, looked up in C
     cdef Py_ssize_t cached_slot[N_CACHED]  # (-1: an empty line)
@@ -68,6 +82,7 @@ cdef class Recorder:
 
     def __dealloc__(self):
         free(self.op); free(self.a); free(self.b); free(self.val); free(self.adj); free(self.live)
+        free(self.claims)
         free(self.pool); free(self.args); free(self.node_of); free(self.free_handles)
 
     def __len__(self):
@@ -86,6 +101,14 @@ cdef class Recorder:
 
     # ----------------------------------------------------------- recording
 
+    cdef int _check_free(self) except -1:
+        """Every entry point that reads or grows the tape asks first (the
+        recording ones in _maybe_reclaim): while another thread sweeps it
+        back or reclaims it, none may."""
+        if self.busy:
+            raise FasttapeError(TAPE_IN_USE)
+        return 0
+
     cdef inline Py_ssize_t _node(self, Py_ssize_t h) except -1:
         if h < 0 or h >= self.n_handles or self.node_of[h] < 0:
             raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
@@ -93,6 +116,8 @@ cdef class Recorder:
 
     cdef inline int _maybe_reclaim(self) except -1:
         # Before operands are looked up: reclaiming renumbers nodes.
+        if self.busy:
+            self._check_free()
         if self.reclaim and self.n >= self.reclaim_at:
             self._reclaim()
         return 0
@@ -149,14 +174,28 @@ cdef class Recorder:
     cdef Py_ssize_t _constant(self, double c) except -1:
         cdef int64_t k = bits(c)
         cdef int line = cache_line(k)
+        cdef Py_ssize_t slot
         if self.cached_slot[line] >= 0 and self.cached_bits[line] == k:
-            return self.cached_slot[line]
-        key = k
-        slot = self.pool_index.get(key)
-        if slot is None:
-            slot = self._new_constant(c, key)
-        self.cached_bits[line], self.cached_slot[line] = k, slot
+            slot = self.cached_slot[line]
+        else:
+            key = k
+            found = self.pool_index.get(key)
+            slot = self._new_constant(c, key) if found is None else found
+            self.cached_bits[line], self.cached_slot[line] = k, slot
+        if slot >= self.owned:  # (also a slot found again that only nodes gone used)
+            self._claim(self.n, slot + 1)
         return slot
+
+    cdef int _claim(self, Py_ssize_t node, Py_ssize_t size) except -1:
+        """Node `node` (about to be recorded, or being reloaded) uses the
+        pool's first `size` slots."""
+        if self.n_claims == self.cap_claims:
+            self.cap_claims = max(16, 2 * self.cap_claims)
+            self.claims = <Py_ssize_t*> grow(self.claims, 2 * self.cap_claims, sizeof(Py_ssize_t))
+        self.claims[2 * self.n_claims], self.claims[2 * self.n_claims + 1] = node, size
+        self.n_claims += 1
+        self.owned = size
+        return 0
 
     cdef Py_ssize_t _new_constant(self, double c, key) except -1:
         if self.n_pool == self.cap_pool:
@@ -230,10 +269,12 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} has no operand list")
         if kind == K_SELECT and len(handles) != 3:
             raise ValueError("fasttape: where takes a condition and two values")
-        cdef Py_ssize_t count = len(handles), start = self.n_args, start_pool = self.n_pool
+        cdef Py_ssize_t count = len(handles), start, start_pool
         if (kind == K_DOT or kind == K_DOTC) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
         self._maybe_reclaim()
+        start, start_pool = self.n_args, self.n_pool  # (after: reclaiming moves them)
+        self.busy = LISTING  # (a coefficient's __float__ may let another thread run)
         try:
             self._args_of(handles)
             if kind == K_DOT:
@@ -247,34 +288,47 @@ cdef class Recorder:
                         self.p.pool = self.pool
                     self.pool[self.n_pool] = c
                     self.n_pool += 1
+                self._claim(self.n, self.n_pool)
         except BaseException:  # a bad handle or coefficient: nothing recorded
             self.n_args, self.n_pool = start, start_pool
             raise
+        finally:
+            self.busy = FREE
         return self._push(op, start, count)
 
     cdef int _args_of(self, handles) except -1:
-        """Append the nodes of handles to the operand lists."""
+        """Append the nodes of handles to the operand lists (nary, busy)."""
         cdef Py_ssize_t h
         for h in handles:
-            self._arg(self._node(h))
+            if h < 0 or h >= self.n_handles or self.node_of[h] < 0:
+                raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
+            self._arg(self.node_of[h])
         return 0
 
     # ----------------------------------------------------------- reading
 
     def value(self, Py_ssize_t h):
+        if self.busy:
+            self._check_free()
         return self.val[self._node(h)]
 
     def node(self, Py_ssize_t h):
+        if self.busy:
+            self._check_free()
         return self._node(h)
 
     def hold(self, Py_ssize_t i):
         """A new handle of node i (read in place by a derivative recorded on
         this tape): the node stays while the handle lives."""
+        if self.busy:
+            self._check_free()
         if i < 0 or i >= self.n:
             raise ValueError(f"fasttape: node {i} is not on this tape")
         return self._new_handle(i)
 
     def grad(self, Py_ssize_t h):
+        if self.busy:
+            self._check_free()
         cdef Py_ssize_t i = self._node(h)
         return self.adj[i] if i <= self.root else 0.0
 
@@ -283,8 +337,14 @@ cdef class Recorder:
 
     cdef void _release(self, Py_ssize_t h) noexcept:
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
-        below can refer to them, as operands only point backwards."""
+        below can refer to them, as operands only point backwards; and with
+        them the constants no node left uses. (While the tape is busy the
+        nodes stay: the next release or reclaim takes them.)"""
+        cdef Py_ssize_t used
         if 0 <= h < self.n_handles and self.node_of[h] >= 0:
+            if self.busy:
+                self._unlink(h)
+                return
             if self.live[self.node_of[h]] < 255:  # (a node may have several handles)
                 self.live[self.node_of[h]] -= 1
             self.node_of[h] = -1
@@ -293,22 +353,66 @@ cdef class Recorder:
             while self.n and not self.live[self.n - 1]:
                 self._pop()
             self.root = min(self.root, self.n - 1)
+            if self.n_claims and self.claims[2 * self.n_claims - 2] >= self.n:
+                self._trim_pool()  # (a node that needed more of the pool is gone)
+
+    cdef void _trim_pool(self) noexcept:
+        """Forget the pool's slots no node uses, when more than POOL_SLACK."""
+        while self.n_claims and self.claims[2 * self.n_claims - 2] >= self.n:
+            self.n_claims -= 1
+        self.owned = self.claims[2 * self.n_claims - 1] if self.n_claims else 0
+        if self.n_pool - self.owned > POOL_SLACK:
+            self._forget_pool(self.owned)
+
+    cdef void _unlink(self, Py_ssize_t h) noexcept:
+        """Release handle h, leaving its node where it is (the tape is busy)."""
+        if self.busy != RECLAIMING and self.live[self.node_of[h]] < 255:
+            self.live[self.node_of[h]] -= 1  # (reclaiming: node_of says it all, at the end)
+        self.node_of[h] = -1
+        self.free_handles[self.n_free] = h
+        self.n_free += 1
+
+    cdef void _forget_pool(self, Py_ssize_t used) noexcept:
+        """Drop the pool's slots from `used` on (no node uses them), and their
+        entries in the index and the cache."""
+        cdef Py_ssize_t s, j
+        cdef dict index = self.pool_index
+        if len(index) < self.n_pool - used:  # (dot coefficients, which have none)
+            self.pool_index = {k: v for k, v in index.items() if v < used}
+        else:
+            for s in range(used, self.n_pool):
+                key = bits(self.pool[s])
+                slot = index.get(key)
+                if slot is not None and <Py_ssize_t> slot == s:
+                    del index[key]
+        self.n_pool = used
+        for j in range(N_CACHED):
+            if self.cached_slot[j] >= used:
+                self.cached_slot[j] = -1
 
     def backward(self, Py_ssize_t h):
         """Adjoints of every node up to h's, of h's value."""
+        if self.busy:
+            self._check_free()
         cdef Py_ssize_t root = self._node(h), i
         memset(self.adj, 0, (root + 1) * sizeof(double))
         self.adj[root] = 1.0
+        self.busy = SWEEPING  # another thread may run meanwhile: it must not grow the tape
         with nogil:
             for i in range(root, -1, -1):
                 if self.adj[i] != 0.0:
                     reverse_node(&self.p, i, 1, self.val, self.adj, 1)
+        self.busy = FREE
         self.root = root
 
     # ----------------------------------------------------------- shrinking
 
     def arrays(self):
         """Copies of the tape's arrays: op, a, b, pool, args, values."""
+        self._check_free()
+        return self._arrays()
+
+    cdef _arrays(self):
         n = self.n
         return (np.asarray(<uint8_t[:n]> self.op).copy() if n else np.zeros(0, np.uint8),
                 np.asarray(<int32_t[:n]> self.a).copy() if n else np.zeros(0, np.int32),
@@ -319,11 +423,13 @@ cdef class Recorder:
                 np.asarray(<double[:n]> self.val).copy() if n else np.zeros(0))
 
     def live_nodes(self):
+        self._check_free()
         return np.array([self.node_of[h] for h in range(self.n_handles)
                          if self.node_of[h] >= 0], dtype=np.int64)
 
     def mark(self, roots):
         """keep[i]: node i is a root or an operand, however indirect, of one."""
+        self._check_free()
         keep = np.zeros(self.n, dtype=np.uint8)
         if self.n == 0:
             return keep.astype(bool)
@@ -353,9 +459,19 @@ cdef class Recorder:
         return marked
 
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest. When
-        nearly all are reachable (a trace, say) copying the tape would buy
-        little: it is left as it is until it has doubled."""
+        """Drop the nodes no live Var can reach, renumbering the rest (and
+        the constants with them). When nearly all are reachable (a trace,
+        say) copying the tape would buy little: it is left as it is until it
+        has doubled. Busy meanwhile: NumPy and compact() let other threads
+        run, and they must not record on the arrays being replaced."""
+        self._check_free()
+        self.busy = RECLAIMING
+        try:
+            self._compact()
+        finally:
+            self.busy = FREE
+
+    cdef _compact(self):
         keep = np.zeros(self.n, dtype=np.uint8)
         cdef uint8_t[::1] k = keep
         cdef Py_ssize_t h, n = self.n
@@ -365,7 +481,7 @@ cdef class Recorder:
             self.reclaim_at = max(RECLAIM_MIN, 2 * n)
             return
         keep = keep.astype(bool)
-        op, a, b, pool, args, val = self.arrays()
+        op, a, b, pool, args, val = self._arrays()
         adj = np.asarray(<double[:n]> self.adj).copy()
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
         self._load(op, a, b, pool, args, val[keep], adj[keep])
@@ -403,6 +519,23 @@ cdef class Recorder:
         self._forget_constants()
         for slot, c in enumerate(pool):
             self._index_constant(c, slot)
+        self._pool_claims()
+
+    cdef int _pool_claims(self) except -1:
+        """The claims of the nodes as they are now."""
+        cdef Py_ssize_t i, end
+        cdef int kind
+        self.n_claims = self.owned = 0
+        for i in range(self.n):
+            kind = KIND_OF[self.op[i]]
+            end = 0
+            if kind == K_CONST or kind == K_UNARY_C or kind == K_GUARD:
+                end = self.b[i] + 1
+            elif kind == K_DOTC:
+                end = self.args[self.a[i] + self.b[i]] + self.b[i]
+            if end > self.owned:
+                self._claim(i, end)
+        return 0
 
     cdef _index_constant(self, double c, Py_ssize_t slot):
         self.pool_index.setdefault(bits(c), slot)

@@ -82,3 +82,10 @@ class RetraceWarning(UserWarning):
     results stay correct; pass the value as an argument instead (with
     ``in_axes=None`` where batched) to trace once. A UserWarning.
     """
+
+
+# What both recorders raise (as FasttapeError) when a second thread uses an
+# eager tape that another thread is sweeping back or reclaiming.
+TAPE_IN_USE = ("fasttape: this eager tape is in use by another thread (a backward pass or a "
+               "reclaim is running on it); use one eager tape from one thread at a time, "
+               "for instance each thread its own default tape")

@@ -6,12 +6,13 @@ and what runs when the kernel is not built.
 """
 
 import numbers
+import threading
 
 import numpy as np
 
 from . import ops
 from .compact import compact, frozen
-from .errors import GuardError, NonFiniteError, TapeError
+from .errors import TAPE_IN_USE, FasttapeError, GuardError, NonFiniteError, TapeError
 from .validate import MAX_NODES, node_indices, validate
 
 _KIND = [op.kind for op in ops.OPS]
@@ -295,31 +296,62 @@ class Program:
 
 
 class Recorder:
-    """A growing tape in Python lists (the kernel's Recorder)."""
+    """A growing tape in Python lists (the kernel's Recorder).
+
+    Threads: as the kernel's, it refuses (FasttapeError) whatever would
+    read or grow the tape while another thread runs a backward pass or a
+    reclaim on it (they take a lock), and a Var released meanwhile waits.
+    Unlike the kernel's, its recording steps are Python and not atomic: two
+    threads recording on one twin tape at the same moment may interleave
+    inside a step, which is why an eager tape is for one thread at a time."""
 
     RECLAIM_MIN = 4096
     RECLAIM_KEEP = 0.75  # reclaim only when more than a quarter of the nodes is garbage
+    POOL_SLACK = 256  # constants no node uses are forgotten in batches of this many or more
 
     def __init__(self, reclaim=True):
         self.reclaim = reclaim
         self.op, self.a, self.b, self.val, self.adj = [], [], [], [], []
         self.live = []  # node -> has a live handle
         self.pool, self.args, self.pool_index = [], [], {}
+        # (node, pool size) where a node needed more of the pool than those
+        # below it: the first `owned` slots are what the claims cover.
+        self.claims, self.owned = [], 0
         self.node_of, self.free_handles = [], []
         self.root, self.reclaim_at = -1, self.RECLAIM_MIN
+        self._lock, self._busy = threading.Lock(), False  # (a backward pass or a reclaim)
+        self._later = []  # handles released while busy
 
     def __len__(self):
         return len(self.op)
 
     # ----------------------------------------------------------- recording
 
+    def _hold(self):
+        """Take the tape for a backward pass or a reclaim."""
+        if not self._lock.acquire(False):
+            raise FasttapeError(TAPE_IN_USE)
+        self._busy = True
+
+    def _unhold(self):
+        self._busy = False
+        self._lock.release()
+
+    def _check_free(self):
+        if self._busy:
+            raise FasttapeError(TAPE_IN_USE)
+
     def _node(self, h):
+        if self._busy:
+            raise FasttapeError(TAPE_IN_USE)
         if not (0 <= h < len(self.node_of)) or self.node_of[h] < 0:
             raise ValueError(f"fasttape: handle {h} is not a live node of this tape")
         return self.node_of[h]
 
     def _maybe_reclaim(self):
         # Before operands are looked up: reclaiming renumbers nodes.
+        if self._busy:
+            raise FasttapeError(TAPE_IN_USE)
         if self.reclaim and len(self.op) >= self.reclaim_at:
             self._reclaim()
 
@@ -362,10 +394,18 @@ class Recorder:
 
     def _constant(self, c):
         key = np.float64(c).tobytes()  # by bits: keeps -0.0 and 0.0 apart
-        if key not in self.pool_index:
-            self.pool_index[key] = len(self.pool)
+        slot = self.pool_index.get(key)
+        if slot is None:
+            slot = self.pool_index[key] = len(self.pool)
             self.pool.append(float(c))
-        return self.pool_index[key]
+        if slot >= self.owned:  # (also a slot found again that only nodes gone used)
+            self._claim(slot + 1)
+        return slot
+
+    def _claim(self, size):
+        """The node about to be recorded uses the pool's first size slots."""
+        self.owned = size
+        self.claims.append((len(self.op), size))
 
     def _kind(self, op, kind):
         ok = 0 <= op < ops.N_OPS and (_KIND[op] == kind or
@@ -415,6 +455,7 @@ class Recorder:
             coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
             nodes.append(len(self.pool))
             self.pool.extend(coefs)
+            self._claim(len(self.pool))
         start = len(self.args)
         self.args.extend(nodes)
         return self._push(op, start, count)
@@ -440,7 +481,14 @@ class Recorder:
 
     def release(self, h):
         """A Var is gone. Dead nodes on top of the tape go at once: nothing
-        below can refer to them, as operands only point backwards."""
+        below can refer to them, as operands only point backwards; and with
+        them, when there are enough, the constants no node left uses. (While
+        the tape is busy the handle waits for the next release.)"""
+        if self._busy:
+            self._later.append(h)
+            return
+        while self._later:
+            self._unlink(self._later.pop())
         if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
             self.live[self.node_of[h]] -= 1
             self.node_of[h] = -1
@@ -448,42 +496,94 @@ class Recorder:
             while self.op and not self.live[-1]:
                 self._pop()
             self.root = min(self.root, len(self.op) - 1)
+            claims = self.claims
+            if claims and claims[-1][0] >= len(self.op):  # (a node that needed more is gone)
+                self._trim_pool()
+
+    def _unlink(self, h):
+        if 0 <= h < len(self.node_of) and self.node_of[h] >= 0:
+            self.live[self.node_of[h]] -= 1
+            self.node_of[h] = -1
+            self.free_handles.append(h)
+
+    def _trim_pool(self):
+        """Forget the pool's slots no node uses, when they are more than
+        POOL_SLACK."""
+        claims = self.claims
+        while claims and claims[-1][0] >= len(self.op):  # (made by nodes now gone)
+            claims.pop()
+        self.owned = used = claims[-1][1] if claims else 0
+        if len(self.pool) - used > self.POOL_SLACK:
+            self._forget_pool(used)
+
+    def _forget_pool(self, used):
+        """Drop the pool's slots from `used` on (no node uses them) and their
+        index entries."""
+        if len(self.pool_index) < len(self.pool) - used:  # (dot coefficients, which have none)
+            self.pool_index = {k: v for k, v in self.pool_index.items() if v < used}
+        else:
+            for s in range(used, len(self.pool)):
+                key = np.float64(self.pool[s]).tobytes()
+                if self.pool_index.get(key) == s:
+                    del self.pool_index[key]
+        del self.pool[used:]
 
     def backward(self, h):
         """Adjoints of every node up to h's, of h's value."""
         root = self._node(h)
-        self.adj[: root + 1] = [0.0] * (root + 1)
-        self.adj[root] = 1.0
-        with np.errstate(all="ignore"):
-            for i in range(root, -1, -1):
-                if self.adj[i] != 0.0:
-                    reverse_node(self, i, self.val, self.adj)
-        self.adj = [float(g) for g in self.adj]
-        self.root = root
+        self._hold()
+        try:
+            self.adj[: root + 1] = [0.0] * (root + 1)
+            self.adj[root] = 1.0
+            with np.errstate(all="ignore"):
+                for i in range(root, -1, -1):
+                    if self.adj[i] != 0.0:
+                        reverse_node(self, i, self.val, self.adj)
+            self.adj[: root + 1] = [float(g) for g in self.adj[: root + 1]]
+            self.root = root
+        finally:
+            self._unhold()
 
     # ----------------------------------------------------------- shrinking
 
     def arrays(self):
         """Copies of the tape's arrays: op, a, b, pool, args, values."""
+        self._check_free()
+        return self._arrays()
+
+    def _arrays(self):
         return (np.array(self.op, np.uint8), np.array(self.a, np.int32),
                 np.array(self.b, np.int32), np.array(self.pool, np.float64),
                 np.array(self.args, np.int32), np.array(self.val, np.float64))
 
     def live_nodes(self):
+        self._check_free()
+        return self._live_nodes()
+
+    def _live_nodes(self):
         return np.array([i for i in self.node_of if i >= 0], dtype=np.int64)
 
     def mark(self, roots):
+        self._check_free()
         return mark(self, roots)
 
     def _reclaim(self):
-        """Drop the nodes no live Var can reach, renumbering the rest. When
-        nearly all are reachable (a trace, say) copying the tape would buy
-        little: it is left as it is until it has doubled."""
-        keep = self.mark(self.live_nodes())
+        """Drop the nodes no live Var can reach, renumbering the rest (and
+        the constants with them). When nearly all are reachable (a trace,
+        say) copying the tape would buy little: it is left as it is until it
+        has doubled."""
+        self._hold()
+        try:
+            self._compact()
+        finally:
+            self._unhold()
+
+    def _compact(self):
+        keep = mark(self, self._live_nodes())
         if keep.sum() > self.RECLAIM_KEEP * len(self.op):
             self.reclaim_at = max(self.RECLAIM_MIN, 2 * len(self.op))
             return
-        op, a, b, pool, args, val = self.arrays()
+        op, a, b, pool, args, val = self._arrays()
         adj = np.array(self.adj)
         op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
         self.op, self.a, self.b = op.tolist(), a.tolist(), b.tolist()
@@ -492,6 +592,8 @@ class Recorder:
         self.pool_index = {}
         for slot, c in enumerate(self.pool):
             self.pool_index.setdefault(np.float64(c).tobytes(), slot)
+        self.claims = _pool_claims(op, a, b, args)
+        self.owned = self.claims[-1][1] if self.claims else 0
         self.node_of = [int(remap[i]) if i >= 0 else -1 for i in self.node_of]
         self.live = [0] * len(self.op)
         for i in self.node_of:
@@ -504,6 +606,22 @@ class Recorder:
     def freeze(self, inputs, outputs, guards=()):
         """A Program of what the outputs and guards need (see compact.frozen)."""
         return Program(*frozen(self, inputs, outputs, guards))
+
+
+def _pool_claims(op, a, b, args):
+    """Recorder.claims of a tape: (node, pool size it and the nodes below
+    it use) wherever that grows."""
+    kind = np.array([_KIND[o] for o in op], dtype=object)
+    end = np.zeros(len(op), dtype=np.int64)
+    one = (kind == ops.CONST) | (kind == ops.CONSTANT) | (kind == ops.GUARD)
+    end[one] = b[one] + 1
+    for i in np.flatnonzero(kind == ops.DOTC):
+        end[i] = args[a[i] + b[i]] + b[i]
+    if not len(end):
+        return []
+    end = np.maximum.accumulate(end)
+    grows = np.flatnonzero(np.diff(end, prepend=0) > 0)
+    return [(int(i), int(end[i])) for i in grows]
 
 
 class Layout:
