@@ -20,6 +20,7 @@ def run(code, *args, timeout=300):
     out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                          text=True, timeout=timeout)
     assert out.returncode == 0, f"exit {out.returncode}\n{out.stderr[-3000:]}"
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]  # (a thread died)
     return out.stdout.split("\n")
 
 
@@ -120,12 +121,13 @@ def records():
         try:
             garbage = x + 0.25 * k        # below what is kept: a reclaim's work
             y = x * (1.0 + k)
+            value = y.value               # (reading is refused too, meanwhile)
         except ft.FasttapeError as exc:
             assert "in use by another thread" in str(exc)
             counts["refused"] += 1
             continue
         counts["recorded"] += 1
-        counts["wrong"] += y.value != 1.0 + k
+        counts["wrong"] += value != 1.0 + k
         kept.append(y)
         if len(kept) > 3 * n:
             kept.clear()
