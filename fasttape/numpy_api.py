@@ -59,6 +59,8 @@ class TracedArray(np.ndarray):
 
 def _static(index):
     """index, unless it depends on traced values (then UnsupportedError)."""
+    if type(index) is int or type(index) is slice:  # (the common case, at once)
+        return index
     for part in index if isinstance(index, tuple) else (index,):
         if isinstance(part, Var) or (isinstance(part, np.ndarray) and part.dtype == object):
             raise UnsupportedError("indexing a traced array by traced values (a mask of "
@@ -193,9 +195,17 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1
 ELEMENTWISE = {u: _numbers_by(u, fn) for u, fn in ELEMENTWISE.items()}
 
 
+# Ufuncs whose object loop already records the right node per element: it
+# calls a Var's own operator slots from C, faster than a Python function per
+# element, and on two plain numbers it cannot raise (unlike 1 / 0 or 10 ** 400).
+NATIVE = {np.add, np.subtract, np.multiply, np.negative, np.positive, np.absolute}
+
+
 def _call(ufunc, inputs, kwargs):
     if ufunc is np.matmul:
         return _matmul(*inputs)
+    if ufunc in NATIVE and not kwargs:
+        return ufunc(*[_objects(x) for x in inputs])
     fn = ELEMENTWISE.get(ufunc)
     if fn is None:
         raise UnsupportedError(f"np.{ufunc.__name__} is not differentiable on traced arrays"
