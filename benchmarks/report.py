@@ -52,6 +52,11 @@ LABELS = {
     "jax_jit": "JAX jit",
     "jax_make_jaxpr": "JAX make_jaxpr",
     "casadi": "CasADi SX",
+    "plain_numpy": "fasttape kernel, the loss in plain NumPy",
+    "transform": "fasttape kernel, through ft.value_and_grad",
+    "transform_check (lecture)": "the check, for the lecture (reads nothing else)",
+    "transform_check (global number)": "the check, reading a global number",
+    "transform_check (global array)": "the check, reading a global array of 1,000",
 }
 
 # The targets of issue 5: (group, what, test) with test(kernel, best_peer, rows)
@@ -145,6 +150,8 @@ def _label(bench):
         parts = parts[1:]
     if parts == ["peer"] and params:
         return params.split("-")[-1]
+    if params and not re.fullmatch(r"[\d-]+", params):  # a named case: W1 transform check
+        return "_".join(parts) + f" ({params})"
     return "_".join(parts) or base
 
 
