@@ -5,8 +5,6 @@ arguments, and gradients come back in the arguments' structure. Dicts are
 walked in sorted key order, so two dicts with the same keys flatten alike.
 """
 
-import numpy as np
-
 LEAF = None  # the structure of a leaf
 
 
@@ -75,14 +73,3 @@ def _broadcast(prefix, structure, out, what):
         raise ValueError(f"{what}: {prefix!r} does not match the argument's structure")
     for p, s in zip(prefix, structure[1]):
         _broadcast(p, s, out, what)
-
-
-def tree_map(fn, *trees):
-    """fn leaf by leaf over trees of one structure."""
-    leaves, structure = flatten(trees[0])
-    others = [flatten(t)[0] for t in trees[1:]]
-    return unflatten(structure, [fn(*xs) for xs in zip(leaves, *others)])
-
-
-def zeros_like(tree):
-    return tree_map(lambda x: np.zeros(np.shape(x)) if np.ndim(x) else 0.0, tree)

@@ -558,13 +558,13 @@ def hvp(fn, args, v, argnums=0, in_axes=None):
 
         def inner(*a):
             g = grad(fn, argnums=idx, in_axes=in_axes)(*a)
-            return sum_of_products(g, vs)
+            return _sum_of_products(g, vs)
         return grad(inner, argnums=argnums, in_axes=in_axes)(*args)
     tape, _ = _fitted(fn, args, in_axes)
     return tape.hvp(args, v, wrt=A.canonical_wrt(argnums, "argnums"), in_axes=in_axes)
 
 
-def sum_of_products(xs, ys):
+def _sum_of_products(xs, ys):
     """sum over pairs of sum(x * y), for Vars, numbers and arrays of them."""
     from .functions import sum as vsum
     terms = []
