@@ -137,14 +137,14 @@ cdef class Recorder:
         forward_node(&self.p, i, 1, self.val, 1)
         if CHECK_FINITE and not isfinite(self.val[i]):
             self._pop()
-            raise NonFiniteError(f"{OP_TABLE[op][1]} produced {self.val[i]} (node {i} of "
+            raise NonFiniteError(f"{OP_NAMES[op]} produced {self.val[i]} (node {i} of "
                                  f"this tape)", node=i)
         return self._new_handle(i)
 
     cdef void _pop(self):
         """Drop the top node (its operand list is the last one)."""
         cdef Py_ssize_t i = self.n - 1
-        if KIND_OF[self.op[i]] >= K_SUM:
+        if is_listed(KIND_OF[self.op[i]]):
             self.n_args = self.a[i]
         self.n -= 1
 
@@ -218,9 +218,11 @@ cdef class Recorder:
         self.n_args += 1
         return 0
 
-    cdef int _kind(self, int op, int kind) except -1:
-        if op < 0 or op >= N_OPS or not (KIND_OF[op] == kind or
-                                          kind == K_UNARY_C and KIND_OF[op] == K_GUARD):
+    cdef int _fields(self, int op, bint b_node, bint b_pool) except -1:
+        """op must read node a, and in b a node, a constant or nothing."""
+        cdef int kind = KIND_OF[op] if 0 <= op < N_OPS else K_INPUT
+        if (not a_is_node(kind) or is_listed(kind) or b_is_node(kind) != b_node
+                or b_is_pool(kind) != b_pool):
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
         return 0
 
@@ -232,17 +234,17 @@ cdef class Recorder:
 
     cdef Py_ssize_t _unary(self, int op, Py_ssize_t h) except -1:
         self._maybe_reclaim()
-        self._kind(op, K_UNARY)
+        self._fields(op, False, False)
         return self._push(op, self._node(h), 0)
 
     cdef Py_ssize_t _unary_c(self, int op, Py_ssize_t h, double c) except -1:
         self._maybe_reclaim()
-        self._kind(op, K_UNARY_C)
+        self._fields(op, False, True)
         return self._push(op, self._node(h), self._constant(c))
 
     cdef Py_ssize_t _binary(self, int op, Py_ssize_t ha, Py_ssize_t hb) except -1:
         self._maybe_reclaim()
-        self._kind(op, K_BINARY)
+        self._fields(op, True, False)
         return self._push(op, self._node(ha), self._node(hb))
 
     def input(self, double value):
@@ -265,21 +267,21 @@ cdef class Recorder:
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
         (dotc); where(cond, then, else) with handles (cond, then, else)."""
         cdef int kind = KIND_OF[op] if 0 <= op < N_OPS else -1
-        if kind < K_SUM:
+        if kind < 0 or not is_listed(kind):
             raise ValueError(f"fasttape: opcode {op} has no operand list")
-        if kind == K_SELECT and len(handles) != 3:
+        if fixed_count(kind) and len(handles) != fixed_count(kind):
             raise ValueError("fasttape: where takes a condition and two values")
         cdef Py_ssize_t count = len(handles), start, start_pool
-        if (kind == K_DOT or kind == K_DOTC) and len(coefs) != count:
+        if (list_refs(kind) == 2 or has_coefs(kind)) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
         self._maybe_reclaim()
         start, start_pool = self.n_args, self.n_pool  # (after: reclaiming moves them)
         self.busy = LISTING  # (a coefficient's __float__ may let another thread run)
         try:
             self._args_of(handles)
-            if kind == K_DOT:
+            if list_refs(kind) == 2:
                 self._args_of(coefs)
-            elif kind == K_DOTC:
+            elif has_coefs(kind):
                 self._arg(self.n_pool)
                 for c in coefs:  # not deduplicated: the run must be contiguous
                     if self.n_pool == self.cap_pool:
@@ -441,21 +443,16 @@ cdef class Recorder:
 
     cdef Py_ssize_t _mark(self, uint8_t* k) noexcept nogil:
         """Spread the marks k[i] of roots to their operands; the count marked."""
-        cdef Py_ssize_t i, j, s, cnt, kind, marked = 0
+        cdef Py_ssize_t i, j, cnt, marked = 0
+        cdef int32_t pair[2]
+        cdef const int32_t* refs
         for i in range(self.n - 1, -1, -1):
             if not k[i]:
                 continue
             marked += 1
-            kind = KIND_OF[self.op[i]]
-            if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY or kind == K_GUARD:
-                k[self.a[i]] = 1
-            if kind == K_BINARY:
-                k[self.b[i]] = 1
-            if kind >= K_SUM:  # kinds with an operand list
-                s = self.a[i]
-                cnt = self.b[i] * (2 if kind == K_DOT else 1)
-                for j in range(cnt):
-                    k[self.args[s + j]] = 1
+            cnt = operands_of(KIND_OF[self.op[i]], self.a[i], self.b[i], self.args, pair, &refs)
+            for j in range(cnt):
+                k[refs[j]] = 1
         return marked
 
     def _reclaim(self):
@@ -524,15 +521,9 @@ cdef class Recorder:
     cdef int _pool_claims(self) except -1:
         """The claims of the nodes as they are now."""
         cdef Py_ssize_t i, end
-        cdef int kind
         self.n_claims = self.owned = 0
         for i in range(self.n):
-            kind = KIND_OF[self.op[i]]
-            end = 0
-            if kind == K_CONST or kind == K_UNARY_C or kind == K_GUARD:
-                end = self.b[i] + 1
-            elif kind == K_DOTC:
-                end = self.args[self.a[i] + self.b[i]] + self.b[i]
+            end = pool_end(KIND_OF[self.op[i]], self.a[i], self.b[i], self.args)
             if end > self.owned:
                 self._claim(i, end)
         return 0

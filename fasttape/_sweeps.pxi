@@ -1,8 +1,12 @@
 # The sweeps over a tape, node by node (or run by run). Included by _core.pyx.
 #
-# Elementwise nodes call the generated per-op loops of _ops.pxi; the few
-# kinds with operand lists (sum, dot, dotc, where) are written out here.
-# Every loop runs over `C` contiguous lanes of one node, or k*C for a run.
+# Every case is generated into _ops.pxi from the op and kind tables: the
+# per-op loops of elementwise nodes, and the loops of the listed kinds (sum,
+# dot, dotc, where). This file routes each node to them and holds the
+# hand-written fast paths over them (dot blocks, shared weights and biases
+# read as one number, sums over spans, first writes), each with a switch
+# that turns it off (the generated path is then the test baseline). Every
+# loop runs over `C` contiguous lanes of one node, or k*C for a run.
 
 cdef struct Prog:
     const uint8_t* op
@@ -45,58 +49,19 @@ cdef inline bint uniform(const Prog* p, Py_ssize_t node) noexcept nogil:
     return p.shared != NULL and node < p.n_inputs and p.shared[node] == 1
 
 
-cdef inline const double* operand(const Prog* p, Py_ssize_t i, const double* V,
-                                  Py_ssize_t C) noexcept nogil:
-    return V + p.a[i] * C
+cdef inline const double* row(const double* X, Py_ssize_t node, bint used,
+                              Py_ssize_t C) noexcept nogil:
+    """Node's row of X (values, tangents or adjoints), or NULL where the
+    field is not an operand node."""
+    return X + node * C if used else NULL
+
+
+cdef inline double* wrow(double* X, Py_ssize_t node, bint used, Py_ssize_t C) noexcept nogil:
+    return X + node * C if used else NULL
 
 
 cdef inline double constant(const Prog* p, Py_ssize_t i) noexcept nogil:
-    cdef int kind = KIND_OF[p.op[i]]
-    return p.pool[p.b[i]] if kind == K_CONST or kind == K_UNARY_C or kind == K_GUARD else 0.0
-
-
-cdef inline double nary_one_lane(const Prog* p, Py_ssize_t i, const double* V) noexcept nogil:
-    """An n-ary node's value in one lane, summed in a register."""
-    cdef int kind = KIND_OF[p.op[i]]
-    cdef Py_ssize_t j, n = p.b[i]
-    cdef const int32_t* first = p.args + p.a[i]
-    cdef const int32_t* second = first + n
-    cdef const double* coef
-    cdef double acc = 0.0
-    if kind == K_SUM:
-        for j in range(n):
-            acc += V[first[j]]
-    elif kind == K_DOT:
-        for j in range(n):
-            acc += V[first[j]] * V[second[j]]
-    else:
-        coef = p.pool + second[0]
-        for j in range(n):
-            acc += coef[j] * V[first[j]]
-    return acc
-
-
-cdef inline double tangent_one_lane(const Prog* p, Py_ssize_t i, const double* V,
-                                   const double* T) noexcept nogil:
-    """An n-ary node's tangent in one lane, summed in a register in the
-    order of tangent_node's loops."""
-    cdef int kind = KIND_OF[p.op[i]]
-    cdef Py_ssize_t j, n = p.b[i]
-    cdef const int32_t* first = p.args + p.a[i]
-    cdef const int32_t* second = first + n
-    cdef const double* coef
-    cdef double acc = 0.0
-    if kind == K_SUM:
-        for j in range(n):
-            acc += T[first[j]]
-    elif kind == K_DOT:
-        for j in range(n):
-            acc += T[first[j]] * V[second[j]] + V[first[j]] * T[second[j]]
-    else:
-        coef = p.pool + second[0]
-        for j in range(n):
-            acc += coef[j] * T[first[j]]
-    return acc
+    return p.pool[p.b[i]] if b_is_pool(KIND_OF[p.op[i]]) else 0.0
 
 
 # ---------------------------------------------- sums with a shared number (biases)
@@ -164,62 +129,60 @@ cdef void reverse_biased(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double
                          G + b * C, NULL, NODE_SETS_A if assign & NODE_SETS_B else 0)
 
 
+cdef void forward_dot_uniform(const Prog* p, Py_ssize_t i, double* V,
+                              Py_ssize_t C) noexcept nogil:
+    """A dot's values reading its shared inputs (weights) as one number each
+    (uniform()): those may have no rows."""
+    cdef Py_ssize_t j, l, n = p.b[i]
+    cdef const int32_t* arg = p.args + p.a[i]
+    cdef double* out = V + i * C
+    cdef const double* xa
+    cdef const double* xb
+    cdef double w
+    for l in range(C):
+        out[l] = 0.0
+    for j in range(n):
+        xa, xb = V + arg[j] * C, V + arg[n + j] * C
+        if uniform(p, arg[j]):
+            w = p.U[arg[j]]
+            for l in range(C):
+                out[l] += w * xb[l]
+        elif uniform(p, arg[n + j]):
+            w = p.U[arg[n + j]]
+            for l in range(C):
+                out[l] += xa[l] * w
+        else:
+            for l in range(C):
+                out[l] += xa[l] * xb[l]
+
+
+cdef inline bint reads_uniform(const Prog* p, int kind, Py_ssize_t C) noexcept nogil:
+    """Does this dot read shared inputs as one number (batched calls, or any
+    call where some have no rows)?"""
+    return kind == K_DOT and p.shared != NULL and (C > 1 or p.narrow != NULL)
+
+
 cdef inline void forward_node(const Prog* p, Py_ssize_t i, Py_ssize_t k,
                               double* V, Py_ssize_t C) noexcept nogil:
     """Values of nodes i .. i+k-1 (one node unless a run), C lanes each."""
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
-    cdef double* out = V + i * C
-    cdef const int32_t* arg = p.args + p.a[i]
-    cdef const double* coef
-    cdef const double* xa
-    cdef const double* xb
-    cdef const double* xc
-    cdef double w
-    cdef Py_ssize_t j, l, n = p.b[i]
+    cdef Py_ssize_t a = p.a[i], b = p.b[i]
     if kind == K_INPUT:
         return
     if k > 1 and kind == K_DOT:
         forward_dots(p, i, k, V, C)
-    elif kind == K_CONST:
-        forward_elem(o, k * C, constant(p, i), out, NULL, NULL)
-    elif kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
-        forward_elem(o, k * C, constant(p, i), out, operand(p, i, V, C), NULL)
+    elif reads_uniform(p, kind, C):
+        forward_dot_uniform(p, i, V, C)
+    elif is_listed(kind) and C == 1:
+        V[i] = listed_forward_one(kind, p.args + a, b, p.pool, V)
+    elif is_listed(kind):
+        listed_forward(kind, p.args + a, b, p.pool, V + i * C, V, C)
     elif kind == K_BINARY and reads_narrow(p, i, k):
         forward_biased(p, i, k, V, C)
-    elif kind == K_BINARY:
-        forward_elem(o, k * C, 0.0, out, operand(p, i, V, C), V + p.b[i] * C)
-    elif kind == K_SELECT:
-        xa, xb, xc = V + arg[0] * C, V + arg[1] * C, V + arg[2] * C
-        for l in range(C):
-            out[l] = xb[l] if xa[l] != 0.0 else xc[l]
-    elif C == 1 and p.narrow == NULL:  # (narrow shared weights have no rows: see uniform())
-        out[0] = nary_one_lane(p, i, V)
     else:
-        for l in range(C):
-            out[l] = 0.0
-        for j in range(n):
-            xa = V + arg[j] * C
-            if kind == K_SUM:
-                for l in range(C):
-                    out[l] += xa[l]
-            elif kind == K_DOT:
-                xb = V + arg[n + j] * C
-                if uniform(p, arg[j]):
-                    w = p.U[arg[j]]
-                    for l in range(C):
-                        out[l] += w * xb[l]
-                elif uniform(p, arg[n + j]):
-                    w = p.U[arg[n + j]]
-                    for l in range(C):
-                        out[l] += xa[l] * w
-                else:
-                    for l in range(C):
-                        out[l] += xa[l] * xb[l]
-            else:
-                coef = p.pool + arg[n]
-                for l in range(C):
-                    out[l] += coef[j] * xa[l]
+        forward_elem(o, k * C, constant(p, i), V + i * C, row(V, a, a_is_node(kind), C),
+                     row(V, b, b_is_node(kind), C))
 
 
 cdef inline void dot_shared(double w, const double* x, const double* gi, double* gw,
@@ -249,41 +212,41 @@ cdef extern from "_tiles.h":
                                          Py_ssize_t width, Py_ssize_t w) noexcept nogil
 
 
-cdef inline void list_reverse_one_lane(const Prog* p, Py_ssize_t i, const double* V,
-                                       const double* T, double* G, double* H) noexcept nogil:
-    """list_reverse for one lane (sum, dot, dotc): no inner loops over lanes."""
-    cdef int kind = KIND_OF[p.op[i]]
-    cdef Py_ssize_t j, u, v, n = p.b[i]
+cdef void reverse_dot_uniform(const Prog* p, Py_ssize_t i, const double* V, double* G,
+                              Py_ssize_t C) noexcept nogil:
+    """A dot's reverse reading its shared inputs as one number each: their
+    adjoints, summed over lanes, go to GU (see forward_dot_uniform)."""
+    cdef Py_ssize_t j, l, n = p.b[i]
     cdef const int32_t* arg = p.args + p.a[i]
-    cdef const double* coef = p.pool + arg[n] if kind == K_DOTC else NULL
-    cdef double g = G[i], h = H[i] if H != NULL else 0.0
-    cdef double* gs
-    if kind == K_SUM and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:
-        gs = G + arg[0]
+    cdef const double* gi = G + i * C
+    cdef const double* xa
+    cdef const double* xb
+    cdef double* ga
+    cdef double* gb
+    for j in range(n):
+        xa, xb = V + arg[j] * C, V + arg[n + j] * C
+        ga, gb = G + arg[j] * C, G + arg[n + j] * C
+        if uniform(p, arg[j]):
+            dot_shared(p.U[arg[j]], xb, gi, p.GU + arg[j], gb if needed(p, arg[n + j]) else NULL, C)
+        elif uniform(p, arg[n + j]):
+            dot_shared(p.U[arg[n + j]], xa, gi, p.GU + arg[n + j], ga if needed(p, arg[j]) else NULL, C)
+        else:
+            for l in range(C):
+                ga[l] += zmul(xb[l], gi[l])
+                gb[l] += zmul(xa[l], gi[l])
+
+
+cdef inline void span_sum_reverse(const Prog* p, Py_ssize_t i, double* G, double* H) noexcept nogil:
+    """One lane of a sum over consecutive nodes: its reverse as a vector add."""
+    cdef Py_ssize_t j, n = p.b[i]
+    cdef double* gs = G + p.args[p.a[i]]
+    cdef double g = G[i]
+    for j in range(n):
+        gs[j] += g
+    if H != NULL:
+        gs, g = H + p.args[p.a[i]], H[i]
         for j in range(n):
             gs[j] += g
-        if H != NULL:
-            gs = H + arg[0]
-            for j in range(n):
-                gs[j] += h
-        return
-    for j in range(n):
-        u = arg[j]
-        if kind == K_SUM:
-            G[u] += g
-            if H != NULL:
-                H[u] += h
-        elif kind == K_DOT:
-            v = arg[n + j]
-            G[u] += zmul(V[v], g)
-            G[v] += zmul(V[u], g)
-            if H != NULL:
-                H[u] += zmul(T[v], g) + zmul(V[v], h)
-                H[v] += zmul(T[u], g) + zmul(V[u], h)
-        else:
-            G[u] += zmul(coef[j], g)
-            if H != NULL:
-                H[u] += zmul(coef[j], h)
 
 
 cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, const double* T,
@@ -291,71 +254,17 @@ cdef inline void list_reverse(const Prog* p, Py_ssize_t i, const double* V, cons
     """Adjoints (and with H, their tangents) of the operands of a node with an
     operand list. T and H are NULL for a plain reverse sweep."""
     cdef int kind = KIND_OF[p.op[i]]
-    cdef Py_ssize_t j, l, n = p.b[i]
     cdef const int32_t* arg = p.args + p.a[i]
-    cdef const double* gi = G + i * C
-    cdef const double* hi = H + i * C if H != NULL else NULL
-    cdef const double* coef
-    cdef const double* cond
-    cdef const double* xa
-    cdef const double* xb
-    cdef double* ga
-    cdef double* gb
-    cdef double* ha
-    cdef double* hb
-    if C == 1 and kind != K_SELECT and p.narrow == NULL:
-        list_reverse_one_lane(p, i, V, T, G, H)
-        return
-    if kind == K_SELECT:  # only the branch taken receives anything
-        cond = V + arg[0] * C
-        ga, gb = G + arg[1] * C, G + arg[2] * C
-        for l in range(C):
-            if cond[l] != 0.0:
-                ga[l] += gi[l]
-            else:
-                gb[l] += gi[l]
-        if H != NULL:
-            ha, hb = H + arg[1] * C, H + arg[2] * C
-            for l in range(C):
-                if cond[l] != 0.0:
-                    ha[l] += hi[l]
-                else:
-                    hb[l] += hi[l]
-        return
-    for j in range(n):
-        ga = G + arg[j] * C
-        ha = H + arg[j] * C if H != NULL else NULL
-        if kind == K_SUM:
-            for l in range(C):
-                ga[l] += gi[l]
-            if H != NULL:
-                for l in range(C):
-                    ha[l] += hi[l]
-        elif kind == K_DOT:
-            xa, xb = V + arg[j] * C, V + arg[n + j] * C
-            gb = G + arg[n + j] * C
-            if H == NULL and uniform(p, arg[j]):  # a shared weight: its lanes are summed anyway
-                dot_shared(p.U[arg[j]], xb, gi, p.GU + arg[j],
-                           gb if needed(p, arg[n + j]) else NULL, C)
-            elif H == NULL and uniform(p, arg[n + j]):
-                dot_shared(p.U[arg[n + j]], xa, gi, p.GU + arg[n + j],
-                           ga if needed(p, arg[j]) else NULL, C)
-            else:
-                for l in range(C):
-                    ga[l] += zmul(xb[l], gi[l])
-                    gb[l] += zmul(xa[l], gi[l])
-            if H != NULL:
-                hb = H + arg[n + j] * C
-                for l in range(C):
-                    ha[l] += zmul(T[arg[n + j] * C + l], gi[l]) + zmul(xb[l], hi[l])
-                    hb[l] += zmul(T[arg[j] * C + l], gi[l]) + zmul(xa[l], hi[l])
-        else:
-            coef = p.pool + arg[n]
-            for l in range(C):
-                ga[l] += zmul(coef[j], gi[l])
-            if H != NULL:
-                for l in range(C):
-                    ha[l] += zmul(coef[j], hi[l])
+    if C == 1 and kind == K_SUM and p.flags != NULL and p.flags[i] & NODE_SPAN_SUM:
+        span_sum_reverse(p, i, G, H)
+    elif H == NULL and reads_uniform(p, kind, C):
+        reverse_dot_uniform(p, i, V, G, C)
+    elif C == 1:
+        listed_reverse_one(kind, arg, p.b[i], p.pool, G[i], H[i] if H != NULL else 0.0,
+                           V, T, G, H)
+    else:
+        listed_reverse(kind, arg, p.b[i], p.pool, G + i * C, H + i * C if H != NULL else NULL,
+                       V, T, G, H, C)
 
 
 cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
@@ -363,7 +272,8 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     """Adds node i's (or a run's) adjoint times its partials to its operands'."""
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
-    if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
+    cdef Py_ssize_t a = p.a[i], b = p.b[i]
+    if not has_adjoints(kind):
         return
     if k > 1 and kind == K_DOT:
         reverse_dots(p, i, k, V, G, C)
@@ -371,16 +281,14 @@ cdef inline void reverse_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     if k == 1 and not needed(p, i):  # no wanted input below: nothing to pass on
         return
     cdef int assign = p.flags[i] & (NODE_SETS_A | NODE_SETS_B) if p.first_writes else 0
-    if kind == K_UNARY or kind == K_UNARY_C:
-        reverse_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
-                     G + i * C, G + p.a[i] * C, NULL, assign)
+    if is_listed(kind):
+        list_reverse(p, i, V, NULL, G, NULL, C)
     elif kind == K_BINARY and reads_narrow(p, i, k):
         reverse_biased(p, i, k, V, G, C, assign)
-    elif kind == K_BINARY:
-        reverse_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
-                     G + i * C, G + p.a[i] * C, G + p.b[i] * C, assign)
     else:
-        list_reverse(p, i, V, NULL, G, NULL, C)
+        reverse_elem(o, k * C, constant(p, i), V + i * C, row(V, a, a_is_node(kind), C),
+                     row(V, b, b_is_node(kind), C), G + i * C, wrow(G, a, a_is_node(kind), C),
+                     wrow(G, b, b_is_node(kind), C), assign)
 
 
 cdef inline void tangent_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
@@ -388,46 +296,20 @@ cdef inline void tangent_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const d
     """Forward-mode tangent of node i (or a run) from its operands' tangents."""
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
-    cdef double* ti = T + i * C
-    cdef const int32_t* arg = p.args + p.a[i]
-    cdef const double* coef
-    cdef const double* cond
-    cdef const double* ta
-    cdef const double* tb
-    cdef Py_ssize_t j, l, n = p.b[i]
+    cdef Py_ssize_t j, a = p.a[i], b = p.b[i]
     if kind == K_INPUT:
         return
     if k > 1 and kind == K_DOT:  # a dot block, node by node
         for j in range(k):
             tangent_node(p, i + j, 1, V, T, C)
-    elif kind == K_CONST or kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD:
-        tangent_elem(o, k * C, constant(p, i), V + i * C, operand(p, i, V, C), NULL,
-                     T + p.a[i] * C, NULL, ti)
-    elif kind == K_BINARY:
-        tangent_elem(o, k * C, 0.0, V + i * C, operand(p, i, V, C), V + p.b[i] * C,
-                     T + p.a[i] * C, T + p.b[i] * C, ti)
-    elif kind == K_SELECT:
-        cond, ta, tb = V + arg[0] * C, T + arg[1] * C, T + arg[2] * C
-        for l in range(C):
-            ti[l] = ta[l] if cond[l] != 0.0 else tb[l]
-    elif C == 1 and p.narrow == NULL:
-        ti[0] = tangent_one_lane(p, i, V, T)
+    elif is_listed(kind) and C == 1:
+        T[i] = listed_tangent_one(kind, p.args + a, b, p.pool, V, T)
+    elif is_listed(kind):
+        listed_tangent(kind, p.args + a, b, p.pool, T + i * C, V, T, C)
     else:
-        for l in range(C):
-            ti[l] = 0.0
-        for j in range(n):
-            ta = T + arg[j] * C
-            if kind == K_SUM:
-                for l in range(C):
-                    ti[l] += ta[l]
-            elif kind == K_DOT:
-                tb = T + arg[n + j] * C
-                for l in range(C):
-                    ti[l] += ta[l] * V[arg[n + j] * C + l] + V[arg[j] * C + l] * tb[l]
-            else:
-                coef = p.pool + arg[n]
-                for l in range(C):
-                    ti[l] += coef[j] * ta[l]
+        tangent_elem(o, k * C, constant(p, i), V + i * C, row(V, a, a_is_node(kind), C),
+                     row(V, b, b_is_node(kind), C), row(T, a, a_is_node(kind), C),
+                     row(T, b, b_is_node(kind), C), T + i * C)
 
 
 cdef inline void hvp_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const double* V,
@@ -438,19 +320,18 @@ cdef inline void hvp_node(const Prog* p, Py_ssize_t i, Py_ssize_t k, const doubl
     cdef Py_ssize_t a = p.a[i], b = p.b[i]
     cdef int assign = p.flags[i] & (NODE_SETS_A | NODE_SETS_B) if p.first_writes else 0
     cdef Py_ssize_t j
-    if kind == K_INPUT or kind == K_CONST or kind == K_GUARD:
+    cdef bint an = a_is_node(kind), bn = b_is_node(kind)
+    if not has_adjoints(kind):
         return
     if k > 1 and kind == K_DOT:  # a dot block, node by node
         for j in range(k - 1, -1, -1):
             hvp_node(p, i + j, 1, V, T, G, H, C)
-    elif kind == K_UNARY or kind == K_UNARY_C:
-        hvp_elem(o, k * C, constant(p, i), V + i * C, V + a * C, NULL, T + a * C, NULL,
-                 G + i * C, G + a * C, NULL, H + i * C, H + a * C, NULL, assign)
-    elif kind == K_BINARY:
-        hvp_elem(o, k * C, 0.0, V + i * C, V + a * C, V + b * C, T + a * C, T + b * C,
-                 G + i * C, G + a * C, G + b * C, H + i * C, H + a * C, H + b * C, assign)
-    else:
+    elif is_listed(kind):
         list_reverse(p, i, V, T, G, H, C)
+    else:
+        hvp_elem(o, k * C, constant(p, i), V + i * C, row(V, a, an, C), row(V, b, bn, C),
+                 row(T, a, an, C), row(T, b, bn, C), G + i * C, wrow(G, a, an, C),
+                 wrow(G, b, bn, C), H + i * C, wrow(H, a, an, C), wrow(H, b, bn, C), assign)
 
 
 cdef void sweep_forward(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
@@ -485,26 +366,23 @@ cdef bint run_continues(const Prog* p, Py_ssize_t i, Py_ssize_t k) noexcept nogi
     """May node i+k join the run that starts at node i (k nodes so far)?
 
     Its op must match and its operands continue the run's operand blocks,
-    which must lie wholly before the run, so the run's lanes are independent.
+    which must lie wholly before the run, so the run's lanes are independent;
+    a constant must be the run's.
     """
     cdef Py_ssize_t j = i + k
     cdef int o = p.op[i]
     cdef int kind = KIND_OF[o]
     if p.op[j] != o:
         return False
-    if kind == K_CONST:
-        return p.b[j] == p.b[i]
     if kind == K_DOT:
         return dot_joins(p, i, k)
-    if kind != K_UNARY and kind != K_UNARY_C and kind != K_BINARY and kind != K_GUARD:
+    if kind == K_INPUT or is_listed(kind):
         return False
-    if p.a[j] != p.a[i] + k or p.a[j] >= i:
+    if a_is_node(kind) and (p.a[j] != p.a[i] + k or p.a[j] >= i):
         return False
-    if kind == K_UNARY_C or kind == K_GUARD:
-        return p.b[j] == p.b[i]
-    if kind == K_BINARY:
-        return p.b[j] == p.b[i] + k and p.b[j] < i
-    return True
+    if b_is_node(kind) and (p.b[j] != p.b[i] + k or p.b[j] >= i):
+        return False
+    return not b_is_pool(kind) or p.b[j] == p.b[i]
 
 
 cdef object find_runs(const Prog* p, Py_ssize_t start, Py_ssize_t n):
@@ -531,7 +409,8 @@ cdef void mark_lanewise(const Prog* p, const uint8_t* shared, Py_ssize_t n,
     cdef Prog q = p[0]
     cdef Py_ssize_t i, j, k, cnt, u, v, n_in = p.n_inputs
     cdef int kind
-    cdef const int32_t* arg
+    cdef int32_t pair[2]
+    cdef const int32_t* refs
     q.shared = shared
     for k in range(n_out):
         if out[k] < n_in:
@@ -540,31 +419,19 @@ cdef void mark_lanewise(const Prog* p, const uint8_t* shared, Py_ssize_t n,
         kind = KIND_OF[p.op[i]]
         if p.op[i] == OP_ADD or p.op[i] == OP_SUB:
             continue  # (shared operands read as one number: forward_biased)
-        if kind == K_UNARY or kind == K_UNARY_C or kind == K_GUARD or kind == K_BINARY:
-            if p.a[i] < n_in:
-                wide[p.a[i]] = 1
-            if kind == K_BINARY and p.b[i] < n_in:
-                wide[p.b[i]] = 1
-        elif kind == K_DOT:
-            cnt, arg = p.b[i], p.args + p.a[i]
+        if kind == K_DOT:
+            cnt, refs = p.b[i], p.args + p.a[i]
             for j in range(cnt):
-                u, v = arg[j], arg[cnt + j]
-                if uniform(&q, u):
-                    if v < n_in:
-                        wide[v] = 1
-                elif uniform(&q, v):
-                    if u < n_in:
-                        wide[u] = 1
-                else:
-                    if u < n_in:
-                        wide[u] = 1
-                    if v < n_in:
-                        wide[v] = 1
-        elif kind >= K_SUM:
-            cnt, arg = p.b[i], p.args + p.a[i]
-            for j in range(cnt):
-                if arg[j] < n_in:
-                    wide[arg[j]] = 1
+                u, v = refs[j], refs[cnt + j]
+                if not uniform(&q, u) and u < n_in:
+                    wide[u] = 1
+                if (uniform(&q, u) or not uniform(&q, v)) and v < n_in:
+                    wide[v] = 1
+            continue
+        cnt = operands_of(kind, p.a[i], p.b[i], p.args, pair, &refs)
+        for j in range(cnt):
+            if refs[j] < n_in:
+                wide[refs[j]] = 1
 
 
 cdef void mark_needed(const Prog* p, Py_ssize_t n, uint8_t* need) noexcept nogil:
@@ -572,17 +439,17 @@ cdef void mark_needed(const Prog* p, Py_ssize_t n, uint8_t* need) noexcept nogil
     reaches: only those nodes' adjoints matter for the wanted gradients."""
     cdef Py_ssize_t i, j, cnt
     cdef int kind
-    cdef const int32_t* arg
+    cdef int32_t pair[2]
+    cdef const int32_t* refs
     for i in range(p.n_inputs, n):
         kind = KIND_OF[p.op[i]]
-        if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
-            need[i] = need[p.a[i]] or (kind == K_BINARY and need[p.b[i]])
-        elif kind >= K_SUM:
-            cnt, arg = p.b[i] * (2 if kind == K_DOT else 1), p.args + p.a[i]
-            for j in range(cnt):
-                if need[arg[j]]:
-                    need[i] = 1
-                    break
+        if not has_adjoints(kind):
+            continue
+        cnt = operands_of(kind, p.a[i], p.b[i], p.args, pair, &refs)
+        for j in range(cnt):
+            if need[refs[j]]:
+                need[i] = 1
+                break
 
 
 cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nruns,
@@ -597,19 +464,15 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
     cdef Py_ssize_t r, i, t, k, j, cnt, a0, b0
     cdef int kind
     cdef bint ok_a, ok_b
+    cdef int32_t pair[2]
     cdef const int32_t* arg
     for j in range(n):
         last[j] = -1
         flags[j] |= NODE_ZEROED
     for i in range(p.n_inputs, n):  # readers that add to their operands' adjoints
         kind = KIND_OF[p.op[i]]
-        if kind == K_UNARY or kind == K_UNARY_C or kind == K_BINARY:
-            last[p.a[i]] = i
-            if kind == K_BINARY:
-                last[p.b[i]] = i
-        elif kind >= K_SUM:
-            cnt = 3 if kind == K_SELECT else p.b[i] * (2 if kind == K_DOT else 1)
-            arg = p.args + p.a[i]
+        if has_adjoints(kind):
+            cnt = operands_of(kind, p.a[i], p.b[i], p.args, pair, &arg)
             for j in range(cnt):
                 last[arg[j]] = i
     for j in range(n_out):
@@ -617,14 +480,14 @@ cdef void first_contributors(const Prog* p, const int32_t* starts, Py_ssize_t nr
     for r in range(nruns):
         i, k = starts[r], starts[r + 1] - starts[r]
         kind = KIND_OF[p.op[i]]
-        if kind != K_UNARY and kind != K_UNARY_C and kind != K_BINARY:
+        if is_listed(kind) or not has_adjoints(kind):
             continue
         a0, b0 = p.a[i], p.b[i]
-        ok_a, ok_b = True, kind == K_BINARY
+        ok_a, ok_b = True, b_is_node(kind)
         for t in range(k):
             ok_a = ok_a and last[a0 + t] == i + t
             ok_b = ok_b and last[b0 + t] == i + t
-        if kind == K_BINARY and a0 < b0 + k and b0 < a0 + k:  # blocks that overlap:
+        if b_is_node(kind) and a0 < b0 + k and b0 < a0 + k:  # blocks that overlap:
             ok_a = ok_b = False  # a set on one side would drop an add on the other
         flags[i] |= (NODE_SETS_A if ok_a else 0) | (NODE_SETS_B if ok_b else 0)
         for t in range(k):

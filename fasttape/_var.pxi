@@ -13,16 +13,6 @@ from cpython.object cimport PyObject, PyTypeObject
 
 from numbers import Real
 
-from .ops import CODE
-
-cdef int ADD = CODE["add"], SUB = CODE["sub"], MUL = CODE["mul"], DIV = CODE["div"]
-cdef int POW = CODE["pow"], LT = CODE["lt"], LE = CODE["le"]
-cdef int ADD_C = CODE["add_c"], RSUB_C = CODE["rsub_c"], MUL_C = CODE["mul_c"]
-cdef int DIV_C = CODE["div_c"], RDIV_C = CODE["rdiv_c"], POW_C = CODE["pow_c"]
-cdef int RPOW_C = CODE["rpow_c"], LT_C = CODE["lt_c"], LE_C = CODE["le_c"]
-cdef int GT_C = CODE["gt_c"], GE_C = CODE["ge_c"], NEG = CODE["neg"], ABS = CODE["abs"]
-cdef int EQ = CODE["eq"], NE = CODE["ne"], EQ_C = CODE["eq_c"], NE_C = CODE["ne_c"]
-
 cdef tuple EMPTY = ()
 
 # var.py's public classes and thread state, set by bind_var_classes.
@@ -110,34 +100,23 @@ cdef inline Py_ssize_t same_tape(VarBase x, VarBase y) except -1:
     return y._h
 
 
-cdef object binary(VarBase x, object y, int op, int op_c, bint negate):
-    """x op y: a Var y records `op`, a number a fused `op_c` node."""
-    cdef double c
-    if isinstance(y, VarBase):
-        return wrap(VarClass, x._rec, rec_binary(x._rec, op, x._h, same_tape(x, <VarBase> y)))
-    if as_real(y, &c):
-        return wrap(VarClass, x._rec, rec_unary_c(x._rec, op_c, x._h, -c if negate else c))
-    return NotImplemented
-
-
-cdef object reflected(VarBase x, object y, int op_c):
-    """y op x for a number y, as a fused node."""
-    cdef double c
-    if as_real(y, &c):
-        return wrap(VarClass, x._rec, rec_unary_c(x._rec, op_c, x._h, c))
-    return NotImplemented
-
-
-cdef object compare(VarBase x, object y, int op, int op_c, bint swap):
-    """A condition (value 1.0 or 0.0), a Cond: x > y is recorded as y < x."""
+cdef object apply_operator(VarBase x, object y, int row):
+    """x's operator `row` of the operator table (ops.OPERATORS) with y: a Var
+    y records the row's op, a number its constant form (negated where the
+    row says); a comparison gives a Cond."""
     cdef double c
     cdef Py_ssize_t hy
-    if isinstance(y, VarBase):
+    cdef int how = OPERATOR_HOW[row]
+    cdef type cls = CondClass if how & OPERATOR_COMPARE else VarClass
+    if how & OPERATOR_UNARY:
+        return wrap(cls, x._rec, rec_unary(x._rec, OPERATOR_OP[row], x._h))
+    if not how & OPERATOR_REFLECTED and isinstance(y, VarBase):
         hy = same_tape(x, <VarBase> y)
-        return wrap(CondClass, x._rec, rec_binary(x._rec, op, hy, x._h) if swap
-                    else rec_binary(x._rec, op, x._h, hy))
+        return wrap(cls, x._rec, rec_binary(x._rec, OPERATOR_OP[row], hy, x._h)
+                    if how & OPERATOR_SWAP else rec_binary(x._rec, OPERATOR_OP[row], x._h, hy))
     if as_real(y, &c):
-        return wrap(CondClass, x._rec, rec_unary_c(x._rec, op_c, x._h, c))
+        return wrap(cls, x._rec, rec_unary_c(x._rec, OPERATOR_OP_C[row], x._h,
+                                             -c if how & OPERATOR_NEGATE else c))
     return NotImplemented
 
 
@@ -183,31 +162,32 @@ cdef class VarBase:
     def _same_tape(self, VarBase other):
         return same_tape(self, other)
 
-    def __add__(self, other): return binary(self, other, ADD, ADD_C, False)
-    def __sub__(self, other): return binary(self, other, SUB, ADD_C, True)
-    def __mul__(self, other): return binary(self, other, MUL, MUL_C, False)
-    def __truediv__(self, other): return binary(self, other, DIV, DIV_C, False)
+    # Each operator is a row of the operator table (ops.OPERATORS).
+    def __add__(self, other): return apply_operator(self, other, VAR_ADD)
+    def __sub__(self, other): return apply_operator(self, other, VAR_SUB)
+    def __mul__(self, other): return apply_operator(self, other, VAR_MUL)
+    def __truediv__(self, other): return apply_operator(self, other, VAR_TRUEDIV)
 
     def __pow__(self, other, mod):
-        return binary(self, other, POW, POW_C, False) if mod is None else NotImplemented
+        return apply_operator(self, other, VAR_POW) if mod is None else NotImplemented
 
-    def __radd__(self, other): return reflected(self, other, ADD_C)
-    def __rsub__(self, other): return reflected(self, other, RSUB_C)
-    def __rmul__(self, other): return reflected(self, other, MUL_C)
-    def __rtruediv__(self, other): return reflected(self, other, RDIV_C)
+    def __radd__(self, other): return apply_operator(self, other, VAR_RADD)
+    def __rsub__(self, other): return apply_operator(self, other, VAR_RSUB)
+    def __rmul__(self, other): return apply_operator(self, other, VAR_RMUL)
+    def __rtruediv__(self, other): return apply_operator(self, other, VAR_RTRUEDIV)
 
     def __rpow__(self, other, mod):
-        return reflected(self, other, RPOW_C) if mod is None else NotImplemented
+        return apply_operator(self, other, VAR_RPOW) if mod is None else NotImplemented
 
-    def __neg__(self): return wrap(VarClass, self._rec, rec_unary(self._rec, NEG, self._h))
-    def __abs__(self): return wrap(VarClass, self._rec, rec_unary(self._rec, ABS, self._h))
+    def __neg__(self): return apply_operator(self, None, VAR_NEG)
+    def __abs__(self): return apply_operator(self, None, VAR_ABS)
     def __pos__(self): return self
 
-    def __lt__(self, other): return compare(self, other, LT, LT_C, False)
-    def __le__(self, other): return compare(self, other, LE, LE_C, False)
-    def __gt__(self, other): return compare(self, other, LT, GT_C, True)
-    def __ge__(self, other): return compare(self, other, LE, GE_C, True)
+    def __lt__(self, other): return apply_operator(self, other, VAR_LT)
+    def __le__(self, other): return apply_operator(self, other, VAR_LE)
+    def __gt__(self, other): return apply_operator(self, other, VAR_GT)
+    def __ge__(self, other): return apply_operator(self, other, VAR_GE)
     # == and != compare values too (never identity), so a Var is not hashable.
-    def __eq__(self, other): return compare(self, other, EQ, EQ_C, False)
-    def __ne__(self, other): return compare(self, other, NE, NE_C, False)
+    def __eq__(self, other): return apply_operator(self, other, VAR_EQ)
+    def __ne__(self, other): return apply_operator(self, other, VAR_NE)
     __hash__ = None

@@ -54,8 +54,7 @@ def _compiled():
         except ImportError:
             if build == "baseline" or choice:
                 raise
-    table = tuple((op.code, op.name, op.kind) for op in ops.OPS)
-    if tuple(core.OP_TABLE) != table:  # built from another op table
+    if core.OP_TABLE != ops.signature():  # built from another op or kind table
         raise ImportError(f"{core.__name__} was built from a different op table; rebuild it")
     return core
 

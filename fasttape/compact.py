@@ -7,20 +7,7 @@ indices, and keep only the constants and operand lists they use.
 
 import numpy as np
 
-from . import ops
-from .validate import _KIND_CODE, _K
-
-
-def _of_kinds(*kinds):
-    """A lookup table: kind code -> is one of kinds (faster than np.isin)."""
-    table = np.zeros(len(ops.KINDS), dtype=bool)
-    table[[_K[k] for k in kinds]] = True
-    return table
-
-
-_NODE_A = _of_kinds(ops.UNARY, ops.CONSTANT, ops.BINARY, ops.GUARD)
-_POOL_B = _of_kinds(ops.CONST, ops.CONSTANT, ops.GUARD)
-_LISTED = _of_kinds(*ops.NARY)
+from . import kinds, ops
 
 
 def compact(op, a, b, pool, args, keep):
@@ -33,15 +20,15 @@ def compact(op, a, b, pool, args, keep):
     remap[~keep] = -1
     op, a, b = op[keep].copy(), a[keep].copy(), b[keep].copy()
     old_a = a.copy()
-    kind = _KIND_CODE[op]
+    kind = ops.KIND_CODE[op]
 
-    uses_a = _NODE_A[kind]
+    uses_a = kinds.A_NODE[kind]
     a[uses_a] = remap[a[uses_a]]
-    binary = kind == _K[ops.BINARY]
-    b[binary] = remap[b[binary]]
+    uses_b = kinds.B_NODE[kind]
+    b[uses_b] = remap[b[uses_b]]
 
     # Constants of one-constant nodes: keep the used entries, in order.
-    one = _POOL_B[kind]
+    one = kinds.B_POOL[kind]
     used = np.zeros(len(pool), dtype=bool)  # (np.unique would sort all of b)
     used[b[one]] = True
     b[one] = (np.cumsum(used) - 1)[b[one]]
@@ -50,15 +37,13 @@ def compact(op, a, b, pool, args, keep):
 
     new_args = []
     n_args = 0
-    nary = np.flatnonzero(_LISTED[kind])
-    for i in nary:  # n-ary nodes are few and each covers many operands
-        k = ops.KINDS[kind[i]]
+    for i in np.flatnonzero(kinds.LISTED[kind]):  # listed nodes are few; each has many operands
+        k = kinds.KINDS[kind[i]]
         start, count = int(old_a[i]), int(b[i])
-        refs = 2 * count if k == ops.DOT else count
-        lst = remap[args[start:start + refs]].astype(np.int32)
-        if k == ops.DOTC:
-            off = int(args[start + count])
-            new_pool.append(pool[off:off + count])
+        lst = remap[args[start:start + k.refs * count]].astype(np.int32)
+        if k.coefs:
+            first, stop = kinds.pool_slots(k, start, count, args)
+            new_pool.append(pool[first:stop])
             lst = np.append(lst, np.int32(n_pool))
             n_pool += count
         a[i] = n_args

@@ -7,21 +7,13 @@ border and tagged ``out k``; guards are hexagons. Render with
 ``dot -Tsvg tape.dot``.
 """
 
-from . import listing, ops
+from . import kinds, listing, ops
 
 
 def operands(program, i):
-    """The node indices node i reads, in order, with repeats (the layout
-    each kind has in ops.py)."""
-    kind = ops.OPS[program.op[i]].kind
-    a, b = int(program.a[i]), int(program.b[i])
-    if kind in (ops.INPUT, ops.CONST):
-        return []
-    if kind == ops.DOT:
-        return program.args[a:a + 2 * b].tolist()
-    if kind in ops.NARY:  # sum, where, dotc (whose constants are in the pool)
-        return program.args[a:a + b].tolist()
-    return [a, b] if kind == ops.BINARY else [a]  # unary, with a constant, guard
+    """The node indices node i reads, in order, with repeats."""
+    return kinds.operands(ops.KIND_OF[program.op[i]], int(program.a[i]), int(program.b[i]),
+                          program.args)
 
 
 def _quote(text):

@@ -6,9 +6,7 @@ other node is l0, l1 ... in order; constants are written inline.
 
 import numpy as np
 
-from . import ops
-
-_KIND = [op.kind for op in ops.OPS]
+from . import kinds, ops
 
 
 def number(c):
@@ -54,25 +52,16 @@ def node_names(program, names, shapes):
 
 def expression(program, i, name):
     """Node i's right-hand side, e.g. 'l1 ** 2'."""
-    op = ops.OPS[program.op[i]]
-    a, b = int(program.a[i]), int(program.b[i])
-    if op.kind in ops.NARY:
-        first = [name[j] for j in program.args[a:a + b]]
-        if op.kind == ops.SELECT:
-            return f"where({', '.join(first)})"
-        if op.kind == ops.SUM:
-            return f"sum({', '.join(first)})"
-        if op.kind == ops.DOT:
-            second = [name[j] for j in program.args[a + b:a + 2 * b]]
-        else:
-            off = int(program.args[a + b])
-            second = [number(c) for c in program.pool[off:off + b]]
-        return f"dot([{', '.join(first)}], [{', '.join(second)}])"
-    fields = {"x": name[a] if op.kind not in (ops.INPUT, ops.CONST) else "",
-              "y": name[b] if op.kind == ops.BINARY else "",
-              "c": number(program.pool[b]) if op.kind in (ops.CONST, ops.CONSTANT, ops.GUARD)
-              else ""}
-    text = op.sym.format(**fields)
+    op, kind = ops.OPS[program.op[i]], ops.KIND_OF[program.op[i]]
+    terms = kinds.terms(kind, int(program.a[i]), int(program.b[i]), program.args, program.pool)
+    fields = {key: [] for key in "xyzcuvk"}
+    for nodes, consts in terms:  # (a summed kind's fields list its terms')
+        for key, node in nodes.items():
+            fields[key].append(name[node])
+        for key, c in consts.items():
+            fields[key].append(number(c))
+    fields = {key: ", ".join(texts) for key, texts in fields.items()}
+    text = (kind.sym or op.sym).format(**fields)
     return text.replace("+ -", "- ")  # x - 3 is recorded as x + -3
 
 

@@ -17,24 +17,19 @@ in HELPERS). This module imports nothing from fasttape, so the build can load
 it on its own.
 """
 
+import re
 from collections import namedtuple
 
 import numpy as np
 
-# Kinds say which fields a node uses; they, not op names, drive the sweeps.
-INPUT = "input"       # value supplied by the caller
-CONST = "const"       # c = pool[b]
-UNARY = "unary"       # f(x), x = node a
-CONSTANT = "unary_c"  # f(x, c), x = node a, c = pool[b]
-BINARY = "binary"     # f(x, y), x = node a, y = node b
-GUARD = "guard"       # like unary_c; f = 1 where a recorded branch goes another way
-SUM = "sum"           # args[a : a+b]                    -> sum
-DOT = "dot"           # args[a : a+b] . args[a+b : a+2b] -> dot of two node lists
-DOTC = "dotc"         # pool[args[a+b] + j] * args[a+j]  -> dot with constants
-SELECT = "select"     # args[a : a+3] = cond, t, e       -> t where cond != 0, else e
+# Kinds say which fields a node uses and how each sweep treats it (kinds.py);
+# they, not op names, drive the sweeps.
+from . import kinds  # noqa: E402
+from .kinds import (BINARY, CONST, CONSTANT, DOT, DOTC, GUARD, INPUT, KINDS,  # noqa: E402
+                    SELECT, SUM, UNARY)
+
 NARY = (SUM, DOT, DOTC, SELECT)  # kinds whose operands are listed in args
 ELEMENTWISE = (CONST, UNARY, CONSTANT, BINARY, GUARD)  # kinds with formulas
-KINDS = (INPUT, CONST, UNARY, CONSTANT, BINARY, GUARD, SUM, DOT, DOTC, SELECT)
 
 Op = namedtuple("Op", "code name kind fwd d0 d1 d00 d01 d11 sym doc")
 # d0, d1: first partials by the first and second operand; d00, d01, d11: the
@@ -49,7 +44,29 @@ def _row(name, kind, fwd="", d=("",), dd=("", "", ""), sym="", doc=""):
         d0, d00 = d0 or "0.0", d00 or "0.0"
         if kind == BINARY:
             d1, d01, d11 = d1 or "0.0", d01 or "0.0", d11 or "0.0"
-    return (name, kind, fwd, d0, d1, d00, d01, d11, sym, doc)
+    row = (name, kind, fwd, d0, d1, d00, d01, d11, sym, doc)
+    if kind == BINARY:
+        _BINARY_ROWS[name] = row
+    return row
+
+
+_BINARY_ROWS = {}  # name -> row, for the rows with a number that follow from them
+
+
+def _substitute(text, x, y):
+    """text with x and y replaced (at once) by the given names."""
+    return re.sub(r"\b[xy]\b", lambda m: x if m.group() == "x" else y, text)
+
+
+def _const(name, of, order, sym, doc):
+    """The row of binary op `of` with a number: order "x, c" puts it in y's
+    place, "c, x" in x's (so the node's operand x is the op's y)."""
+    row = _BINARY_ROWS[of]  # (name, kind, fwd, d0, d1, d00, d01, d11, sym, doc)
+    if order == "x, c":
+        fwd, d0, d00 = (_substitute(t, "x", "c") for t in (row[2], row[3], row[5]))
+    else:
+        fwd, d0, d00 = (_substitute(t, "c", "x") for t in (row[2], row[4], row[7]))
+    return _row(name, CONSTANT, fwd, (d0,), (d00,), sym, doc)
 
 
 _ROWS = [
@@ -70,24 +87,21 @@ _ROWS = [
          sym="minimum({x}, {y})", doc="smaller of x, y (ties split the gradient)"),
     _row("lt", BINARY, "lt(x, y)", sym="{x} < {y}", doc="condition x < y (1 or 0)"),
     _row("le", BINARY, "le(x, y)", sym="{x} <= {y}", doc="condition x <= y (1 or 0)"),
-    _row("add_c", CONSTANT, "x + c", ("1.0",), sym="{x} + {c}", doc="x + number (x - c is x + -c)"),
-    _row("rsub_c", CONSTANT, "c - x", ("-1.0",), sym="{c} - {x}", doc="number - x"),
-    _row("mul_c", CONSTANT, "c * x", ("c",), sym="{c} * {x}", doc="number * x"),
-    _row("div_c", CONSTANT, "x / c", ("1.0 / c",), sym="{x} / {c}", doc="x / number"),
-    _row("rdiv_c", CONSTANT, "c / x", ("-f / x",), ("2.0 * f / (x * x)",), "{c} / {x}",
-         "number / x"),
-    _row("pow_c", CONSTANT, "powc(x, c)", ("powcd(x, c)",), ("powcdd(x, c)",),
-         "{x} ** {c}", "x ** number"),
-    _row("rpow_c", CONSTANT, "pow(c, x)", ("powd1(c, f)",), ("powd1(c, powd1(c, f))",),
-         "{c} ** {x}", "number ** x"),
-    _row("maximum_c", CONSTANT, "maxv(x, c)", ("maxd(x, c)",), sym="maximum({x}, {c})",
-         doc="larger of x and a number"),
-    _row("minimum_c", CONSTANT, "minv(x, c)", ("maxd(c, x)",), sym="minimum({x}, {c})",
-         doc="smaller of x and a number"),
-    _row("lt_c", CONSTANT, "lt(x, c)", sym="{x} < {c}", doc="condition x < number"),
-    _row("le_c", CONSTANT, "le(x, c)", sym="{x} <= {c}", doc="condition x <= number"),
-    _row("gt_c", CONSTANT, "lt(c, x)", sym="{x} > {c}", doc="condition x > number"),
-    _row("ge_c", CONSTANT, "le(c, x)", sym="{x} >= {c}", doc="condition x >= number"),
+    # A binary op with a number: its row follows from the binary row, with
+    # the number c in place of y ("x, c") or of x ("c, x").
+    _const("add_c", "add", "x, c", "{x} + {c}", "x + number (x - c is x + -c)"),
+    _const("rsub_c", "sub", "c, x", "{c} - {x}", "number - x"),
+    _const("mul_c", "mul", "c, x", "{c} * {x}", "number * x"),
+    _const("div_c", "div", "x, c", "{x} / {c}", "x / number"),
+    _const("rdiv_c", "div", "c, x", "{c} / {x}", "number / x"),
+    _const("pow_c", "pow", "x, c", "{x} ** {c}", "x ** number"),
+    _const("rpow_c", "pow", "c, x", "{c} ** {x}", "number ** x"),
+    _const("maximum_c", "maximum", "x, c", "maximum({x}, {c})", "larger of x and a number"),
+    _const("minimum_c", "minimum", "x, c", "minimum({x}, {c})", "smaller of x and a number"),
+    _const("lt_c", "lt", "x, c", "{x} < {c}", "condition x < number"),
+    _const("le_c", "le", "x, c", "{x} <= {c}", "condition x <= number"),
+    _const("gt_c", "lt", "c, x", "{x} > {c}", "condition x > number"),
+    _const("ge_c", "le", "c, x", "{x} >= {c}", "condition x >= number"),
     _row("neg", UNARY, "-x", ("-1.0",), sym="-{x}", doc="-x"),
     _row("exp", UNARY, "vexp(x)", ("f",), ("f",), "exp({x})", "e ** x"),
     _row("log", UNARY, "vlog(x)", ("1.0 / x",), ("-1.0 / (x * x)",), "log({x})", "natural logarithm"),
@@ -115,8 +129,8 @@ _ROWS = [
     # Rows added after the first release go last, so older files keep their opcodes.
     _row("eq", BINARY, "eq(x, y)", sym="{x} == {y}", doc="condition x == y (1 or 0)"),
     _row("ne", BINARY, "1.0 - eq(x, y)", sym="{x} != {y}", doc="condition x != y (1 or 0)"),
-    _row("eq_c", CONSTANT, "eq(x, c)", sym="{x} == {c}", doc="condition x == number"),
-    _row("ne_c", CONSTANT, "1.0 - eq(x, c)", sym="{x} != {c}", doc="condition x != number"),
+    _const("eq_c", "eq", "x, c", "{x} == {c}", "condition x == number"),
+    _const("ne_c", "ne", "x, c", "{x} != {c}", "condition x != number"),
     # The rest of NumPy's differentiable ufuncs (fasttape/numpy_api.py maps them).
     _row("arcsin", UNARY, "asin(x)", ("1.0 / sqrt(1.0 - x * x)",),
          ("x / ((1.0 - x * x) * sqrt(1.0 - x * x))",), "arcsin({x})", "inverse sine"),
@@ -182,9 +196,48 @@ _ROWS = [
 ]
 
 OPS = tuple(Op(code, *row) for code, row in enumerate(_ROWS))
+KIND_OF = tuple(kinds.BY_NAME[op.kind] for op in OPS)  # each op's row of the kind table
+KIND_CODE = np.array([kind.code for kind in KIND_OF], dtype=np.int8)
 BY_NAME = {op.name: op for op in OPS}
 CODE = {op.name: op.code for op in OPS}
 N_OPS = len(OPS)
+
+
+# How a Var's operators record, for the kernel's Var and the twin's alike:
+# (method, op with another Var, op with a number, how). "negate": the
+# number is negated (x - c is recorded as x + -c); "swap": the Vars are
+# swapped (x > y is y < x); "reflected": number op x, a number form only;
+# "compare": the result is a condition (a Cond); "unary": no operand.
+OPERATORS = (
+    ("add", "add", "add_c", ""),
+    ("sub", "sub", "add_c", "negate"),
+    ("mul", "mul", "mul_c", ""),
+    ("truediv", "div", "div_c", ""),
+    ("pow", "pow", "pow_c", ""),
+    ("radd", "", "add_c", "reflected"),
+    ("rsub", "", "rsub_c", "reflected"),
+    ("rmul", "", "mul_c", "reflected"),
+    ("rtruediv", "", "rdiv_c", "reflected"),
+    ("rpow", "", "rpow_c", "reflected"),
+    ("lt", "lt", "lt_c", "compare"),
+    ("le", "le", "le_c", "compare"),
+    ("gt", "lt", "gt_c", "compare swap"),
+    ("ge", "le", "ge_c", "compare swap"),
+    ("eq", "eq", "eq_c", "compare"),
+    ("ne", "ne", "ne_c", "compare"),
+    ("neg", "neg", "", "unary"),
+    ("abs", "abs", "", "unary"),
+)
+OPERATOR_FLAGS = {"negate": 1, "swap": 2, "reflected": 4, "compare": 8, "unary": 16}
+
+
+def signature():
+    """What a built kernel must agree with: each op's code, name, kind and
+    formulas, and each kind's layout and templates."""
+    return (tuple((op.code, op.name, op.kind, op.fwd, op.d0, op.d1, op.d00, op.d01, op.d11)
+                  for op in OPS),
+            tuple(tuple(kind)[:-2] for kind in kinds.KINDS), OPERATORS)
+
 
 # Constants for which the kernel gets a loop of its own, with c a literal:
 # the formulas then fold to plain arithmetic (x ** 2 to x * x, its partial
@@ -221,24 +274,10 @@ HELPERS = {
               lambda x, y: np.where((x > y) | (y != y), 1.0, np.where(x == y, 0.5, 0.0))),
     "miss": ("return 0.0 if (x != 0.0) == (y != 0.0) else 1.0",
              lambda x, y: np.where((x != 0.0) == (y != 0.0), 0.0, 1.0)),
-    # x ** c with the common square exact and cheap, and so d/dx x**2 = 2 x.
-    # (and the powers 1 and 0 its derivatives need, without calling pow).
-    "powc": ("return x * x if y == 2.0 else (x if y == 1.0 else (1.0 if y == 0.0 else pow(x, y)))",
-             lambda x, y: x * x if y == 2.0 else (x * 1.0 if y == 1.0 else np.power(x, y))),
     # The power rule where its plain product is 0 * inf or 0 * nan at x = 0:
     # each helper is the product written beside it, with the limit taken
     # where x ** y is constant or linear in x (or 0 ** y constant in y), so
     # d/dx x**0 = 0, d2/dx2 x**1 = 0 and d/dy 0**y = 0 (y > 0) hold at 0.
-    # powcd(x, c) = c * x**(c - 1) = d x**c / dx, taken as 0 where c == 0.
-    # (c is a node's constant; powc keeps x**2 exact and cheap.)
-    "powcd": ("return 0.0 if y == 0.0 else y * powc(x, y - 1.0)",
-              lambda x, y: np.zeros(np.shape(x)) if y == 0.0
-              else y * HELPERS["powc"][1](x, y - 1.0)),
-    # powcdd(x, c) = c * (c - 1) * x**(c - 2) = d2 x**c / dx2, taken as 0
-    # where c is 0 or 1.
-    "powcdd": ("return 0.0 if (y == 0.0 or y == 1.0) else y * (y - 1.0) * powc(x, y - 2.0)",
-               lambda x, y: np.zeros(np.shape(x)) if (y == 0.0 or y == 1.0)
-               else y * (y - 1.0) * HELPERS["powc"][1](x, y - 2.0)),
     # powd0(x, y) = y * x**(y - 1) = d x**y / dx, taken as 0 where y == 0.
     "powd0": ("return 0.0 if y == 0.0 else y * pow(x, y - 1.0)",
               lambda x, y: np.where(y == 0.0, 0.0,
@@ -249,9 +288,8 @@ HELPERS = {
                lambda x, y: np.where((y == 0.0) | (y == 1.0), 0.0, y * (y - 1.0) * np.power(
                    x, np.where((y == 0.0) | (y == 1.0), 2.0, y) - 2.0))),
 }
-HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "powc", "maxv", "minv", "lt", "le", "eq",
-                                                 "miss", "pymod", "fmaxd", "powcd", "powcdd",
-                                                 "powd0", "powd00")}
+HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "maxv", "minv", "lt", "le", "eq",
+                                                 "miss", "pymod", "fmaxd", "powd0", "powd00")}
 
 # The NumPy meaning of every name a formula may use. vexp, vlog, vlog1p and
 # vtanh are the kernel's own vectorizable functions (fasttape/_vmath.pxi),
@@ -265,6 +303,7 @@ NUMPY_NAMES = dict(
     exp2=np.exp2, cbrt=np.cbrt, floor=np.floor, ceil=np.ceil, atan2=np.arctan2,
     hypot=np.hypot, copysign=np.copysign, fmod=np.fmod, fmax=np.fmax, fmin=np.fmin,
     **{name: fn for name, (_, fn) in HELPERS.items()},
+    **{name: fn for name, (_, fn) in kinds.HELPERS.items()},
 )
 LIBM_NAMES = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1",
               "fabs", "pow", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",

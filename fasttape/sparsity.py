@@ -13,21 +13,15 @@ needs three products however large it is.
 
 import numpy as np
 
-from . import ops
+from . import kinds, ops
 
 _ZERO = "0.0"
 
 
 def _second_partials(op):
-    """Operand pairs (0 = a, 1 = b) whose second partial is not identically 0."""
-    pairs = []
-    if op.d00 and op.d00 != _ZERO:
-        pairs.append((0, 0))
-    if op.d01 and op.d01 != _ZERO:
-        pairs.append((0, 1))
-    if op.d11 and op.d11 != _ZERO:
-        pairs.append((1, 1))
-    return pairs
+    """Operand pairs (x, y) whose second partial is not identically 0."""
+    return [pair for pair, d in ((("x", "x"), op.d00), (("x", "y"), op.d01),
+                                 (("y", "y"), op.d11)) if d and d != _ZERO]
 
 
 _PAIRS = [_second_partials(op) for op in ops.OPS]
@@ -45,23 +39,15 @@ def hessian_pattern(program):
                 pattern.add((j, k) if j <= k else (k, j))
 
     for i in range(program.n_inputs, program.n):
-        op = ops.OPS[program.op[i]]
-        a, b = int(program.a[i]), int(program.b[i])
-        if op.kind in (ops.UNARY, ops.CONSTANT, ops.BINARY, ops.GUARD):
-            operands = [deps[a]] + ([deps[b]] if op.kind == ops.BINARY else [])
-            for x, y in _PAIRS[op.code]:
-                add(operands[x], operands[y])
-            deps.append(empty if op.kind == ops.GUARD else frozenset().union(*operands))
-        elif op.kind in ops.NARY:
-            refs = program.args[a:a + (2 * b if op.kind == ops.DOT else b)]
-            if op.kind == ops.DOT:  # bilinear: each pair's product
-                for p, q in zip(refs[:b], refs[b:]):
-                    add(deps[p], deps[q])
-            if op.kind == ops.SELECT:  # the condition carries no derivative
-                refs = refs[1:]
-            deps.append(frozenset().union(*(deps[r] for r in refs)))
-        else:
-            deps.append(empty)
+        op, kind = ops.OPS[program.op[i]], ops.KIND_OF[program.op[i]]
+        flows = set(kinds.receivers(kind))  # operands whose derivatives flow on
+        node_deps = []
+        for nodes, _ in kinds.terms(kind, int(program.a[i]), int(program.b[i]),
+                                    program.args, program.pool):
+            for x, y in _PAIRS[op.code] if kinds.elementwise(kind) else kinds.second_pairs(kind):
+                add(deps[nodes[x]], deps[nodes[y]])
+            node_deps += [deps[j] for name, j in nodes.items() if name in flows]
+        deps.append(frozenset().union(*node_deps))
     return pattern
 
 

@@ -6,21 +6,31 @@ and what runs when the kernel is not built.
 """
 
 import numbers
+import re
 import threading
 
 import numpy as np
 
-from . import ops
+from . import kinds, ops
 from .compact import compact, frozen
 from .errors import TAPE_IN_USE, FasttapeError, GuardError, NonFiniteError, TapeError
 from .validate import MAX_NODES, node_indices, validate
 
-_KIND = [op.kind for op in ops.OPS]
-_FWD = [ops.compile_numpy(op.fwd, "x, y, c") for op in ops.OPS]
-_PARTIALS = [{name: ops.compile_numpy(getattr(op, name), "x, y, c, f")
-              for name in ("d0", "d1", "d00", "d01", "d11")} for op in ops.OPS]
-_SWEPT = (ops.UNARY, ops.CONSTANT, ops.BINARY)  # elementwise kinds with partials
+_KIND = ops.KIND_OF  # each opcode's row of the kind table
 _CHECK_FINITE = [False]
+# The names a template may read (kinds.py), in the order compiled lambdas take them.
+_NAMES = ("x", "y", "z", "u", "v", "c", "k", "f", "g", "h", "tx", "ty", "tz", "tu", "tv")
+
+
+def _compile(target, expr):
+    """(target, the names expr reads, a NumPy function of them)."""
+    used = tuple(n for n in _NAMES if re.search(rf"\b{n}\b", expr))
+    return target, used, ops.compile_numpy(expr, ", ".join(used))
+
+
+# Per opcode and sweep, its kind's templates with the op's formulas, compiled.
+_SWEEPS = [{sweep: [_compile(t, e) for t, e in kinds.expand(_KIND[op.code], op, sweep)]
+            for sweep in ("fwd", "rev", "tan", "hvp")} for op in ops.OPS]
 
 
 def set_check_finite(on):
@@ -28,134 +38,68 @@ def set_check_finite(on):
     _CHECK_FINITE[0] = bool(on)
 
 
-def zmul(d, g):
-    """d * g, but exactly 0 where g is 0: a zero adjoint contributes nothing,
-    so a NaN or infinite partial in a branch not taken does not poison it
-    (nor, with g a tangent, one by an operand that does not move)."""
-    return np.where(np.asarray(g) != 0.0, np.asarray(d) * g, 0.0)
+zmul = kinds.HELPERS["zmul"][1]
 
 
-def _operands(t, i, V):
-    """(x, y, c) of an elementwise node, zeros for the fields it lacks."""
-    kind, a, b = _KIND[t.op[i]], t.a[i], t.b[i]
-    x = V[a] if kind in _SWEPT or kind == ops.GUARD else 0.0
-    y = V[b] if kind == ops.BINARY else 0.0
-    c = np.float64(t.pool[b]) if kind in (ops.CONST, ops.CONSTANT, ops.GUARD) else 0.0
-    return x, y, c
+def _terms(t, i):
+    """Node i's terms (kinds.terms), its constants as NumPy floats (1 / 0 is
+    inf, as in the kernel, not an exception)."""
+    return [(nodes, {name: np.float64(c) for name, c in consts.items()})
+            for nodes, consts in kinds.terms(_KIND[t.op[i]], t.a[i], t.b[i], t.args, t.pool)]
 
 
-def _partial(t, i, V, name):
-    x, y, c = _operands(t, i, V)
-    return _PARTIALS[t.op[i]][name](x, y, c, V[i])
+def _env(i, nodes, consts, V, G=None, T=None, H=None):
+    """The values a template reads for one term of node i."""
+    env = dict(consts, f=V[i])
+    for name, j in nodes.items():
+        env[name] = V[j]
+        if T is not None:
+            env["t" + name] = T[j]
+    if G is not None:
+        env["g"] = G[i]
+    if H is not None:
+        env["h"] = H[i]
+    return env
 
 
-def _nary(t, i):
-    """(operands, second operands or constants) of a node with an operand list."""
-    kind, s, n = _KIND[t.op[i]], t.a[i], t.b[i]
-    first = t.args[s:s + n]
-    if kind == ops.DOT:
-        return first, t.args[s + n:s + 2 * n]
-    if kind == ops.DOTC:
-        off = t.args[s + n]
-        return first, t.pool[off:off + n]
-    return first, None
+def _value(t, i, env_of, sweep):
+    """Node i's value (sweep "fwd") or tangent ("tan"): its template, summed
+    over the terms of a listed kind."""
+    ((_, used, fn),) = _SWEEPS[t.op[i]][sweep]
+    total = 0.0 if _KIND[t.op[i]].summed else None
+    for nodes, consts in _terms(t, i):
+        env = env_of(nodes, consts)
+        value = fn(*[env[n] for n in used])
+        total = value if total is None else total + value
+    return total
 
 
 def forward_node(t, i, V):
-    kind = _KIND[t.op[i]]
-    if kind == ops.INPUT:
-        return
-    if kind in ops.ELEMENTWISE:
-        V[i] = _FWD[t.op[i]](*_operands(t, i, V))
-        return
-    first, second = _nary(t, i)
-    if kind == ops.SELECT:
-        cond, then, other = first
-        V[i] = np.where(np.asarray(V[cond]) != 0.0, V[then], V[other])
-        return
-    total = 0.0
-    for j, u in enumerate(first):
-        if kind == ops.SUM:
-            total = total + V[u]
-        elif kind == ops.DOT:
-            total = total + V[u] * V[second[j]]
-        else:
-            total = total + second[j] * V[u]
-    V[i] = total
+    if _SWEEPS[t.op[i]]["fwd"]:  # (an input has none)
+        V[i] = _value(t, i, lambda nodes, consts: _env(i, nodes, consts, V), "fwd")
+
+
+def tangent_node(t, i, V, T):
+    if _SWEEPS[t.op[i]]["tan"]:
+        T[i] = _value(t, i, lambda nodes, consts: _env(i, nodes, consts, V, T=T), "tan")
 
 
 def reverse_node(t, i, V, G, T=None, H=None):
     """Adjoints G of node i's operands; with tangents T, also the adjoints'
     tangents H (forward over reverse, for Hessian-vector products)."""
-    kind = _KIND[t.op[i]]
-    if kind in (ops.INPUT, ops.CONST, ops.GUARD):
+    sweeps = _SWEEPS[t.op[i]]
+    if not sweeps["rev"]:
         return
-    hvp = H is not None
-    if kind in _SWEPT:
-        a, b = t.a[i], t.b[i]
-        d = lambda name: _partial(t, i, V, name)
-        G[a] += zmul(d("d0"), G[i])
-        if hvp:
-            tb = T[b] if kind == ops.BINARY else 0.0
-            cross = zmul(d("d01"), tb) if kind == ops.BINARY else 0.0
-            H[a] += zmul(d("d0"), H[i]) + zmul(zmul(d("d00"), T[a]) + cross, G[i])
-        if kind == ops.BINARY:
-            G[b] += zmul(d("d1"), G[i])
-            if hvp:
-                H[b] += zmul(d("d1"), H[i]) + zmul(zmul(d("d01"), T[a]) + zmul(d("d11"), T[b]), G[i])
-        return
-    first, second = _nary(t, i)
-    if kind == ops.SELECT:  # only the branch taken receives anything
-        cond, then, other = first
-        taken = np.asarray(V[cond]) != 0.0
-        for W in ((G, H) if hvp else (G,)):
-            W[then] += np.where(taken, W[i], 0.0)
-            W[other] += np.where(taken, 0.0, W[i])
-        return
-    for j, u in enumerate(first):
-        if kind == ops.SUM:
-            G[u] += G[i]
-            if hvp:
-                H[u] += H[i]
-        elif kind == ops.DOT:
-            v = second[j]
-            G[u] += zmul(V[v], G[i])
-            G[v] += zmul(V[u], G[i])
-            if hvp:
-                H[u] += zmul(T[v], G[i]) + zmul(V[v], H[i])
-                H[v] += zmul(T[u], G[i]) + zmul(V[u], H[i])
-        else:
-            G[u] += zmul(second[j], G[i])
-            if hvp:
-                H[u] += zmul(second[j], H[i])
+    for nodes, consts in _terms(t, i):
+        env = _env(i, nodes, consts, V, G, T, H)
+        for W, sweep in ((G, "rev"), (H, "hvp")) if H is not None else ((G, "rev"),):
+            for target, used, fn in sweeps[sweep]:
+                W[nodes[target[1:]]] += fn(*[env[n] for n in used])
 
 
-def tangent_node(t, i, V, T):
-    kind = _KIND[t.op[i]]
-    if kind == ops.INPUT:
-        return
-    if kind in (ops.CONST, ops.GUARD):
-        T[i] = 0.0 * V[i]
-        return
-    if kind in _SWEPT:
-        T[i] = zmul(_partial(t, i, V, "d0"), T[t.a[i]])
-        if kind == ops.BINARY:
-            T[i] = T[i] + zmul(_partial(t, i, V, "d1"), T[t.b[i]])
-        return
-    first, second = _nary(t, i)
-    if kind == ops.SELECT:
-        cond, then, other = first
-        T[i] = np.where(np.asarray(V[cond]) != 0.0, T[then], T[other])
-        return
-    total = 0.0
-    for j, u in enumerate(first):
-        if kind == ops.SUM:
-            total = total + T[u]
-        elif kind == ops.DOT:
-            total = total + T[u] * V[second[j]] + V[u] * T[second[j]]
-        else:
-            total = total + second[j] * T[u]
-    T[i] = total
+def operands(t, i):
+    """The nodes node i reads (kinds.operands)."""
+    return kinds.operands(_KIND[t.op[i]], t.a[i], t.b[i], t.args)
 
 
 def mark(t, roots):
@@ -163,18 +107,8 @@ def mark(t, roots):
     keep = np.zeros(len(t.op), dtype=bool)
     keep[list(roots)] = True
     for i in range(len(t.op) - 1, -1, -1):
-        if not keep[i]:
-            continue
-        kind = _KIND[t.op[i]]
-        if kind in _SWEPT or kind == ops.GUARD:
-            keep[t.a[i]] = True
-        if kind == ops.BINARY:
-            keep[t.b[i]] = True
-        if kind in ops.NARY:
-            first, second = _nary(t, i)
-            keep[list(first)] = True
-            if kind == ops.DOT:
-                keep[list(second)] = True
+        if keep[i]:
+            keep[operands(t, i)] = True
     return keep
 
 
@@ -185,8 +119,7 @@ class Program:
         (self.op, self.a, self.b, self.pool, self.args, self.n_inputs,
          self.outputs) = validate(op, a, b, pool, args, n_inputs, outputs)
         self.n, self.n_outputs = len(self.op), len(self.outputs)
-        kinds = np.array([_KIND[o] for o in self.op], dtype=object)
-        self.guards = np.flatnonzero(kinds == ops.GUARD).astype(np.int32)
+        self.guards = np.flatnonzero(self.op == ops.CODE["guard"]).astype(np.int32)
 
     def run(self, shared, shared_nodes, batch, batch_nodes, B, seed=None,
             shared_tangent=None, batch_tangent=None, hvp=False, wanted=None, layout=None):
@@ -387,7 +320,7 @@ class Recorder:
 
     def _pop(self):
         """Drop the top node (its operand list is the last one)."""
-        if _KIND[self.op[-1]] in ops.NARY:
+        if kinds.listed(_KIND[self.op[-1]]):
             del self.args[self.a[-1]:]
         for column in (self.op, self.a, self.b, self.val, self.adj, self.live):
             column.pop()
@@ -407,10 +340,11 @@ class Recorder:
         self.owned = size
         self.claims.append((len(self.op), size))
 
-    def _kind(self, op, kind):
-        ok = 0 <= op < ops.N_OPS and (_KIND[op] == kind or
-                                      kind == ops.CONSTANT and _KIND[op] == ops.GUARD)
-        if not ok:
+    def _fields(self, op, b_node, b_pool):
+        """op must read node a, and in b a node, a constant or nothing."""
+        kind = _KIND[op] if 0 <= op < ops.N_OPS else kinds.BY_NAME[kinds.INPUT]
+        if (kind.a != "node" or (kind.b == "node") != b_node
+                or (kind.b == "pool") != b_pool):
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
 
     def input(self, value):
@@ -423,35 +357,35 @@ class Recorder:
 
     def unary(self, op, h):
         self._maybe_reclaim()
-        self._kind(op, ops.UNARY)
+        self._fields(op, False, False)
         return self._push(op, self._node(h), 0)
 
     def unary_c(self, op, h, c):
         self._maybe_reclaim()
-        self._kind(op, ops.CONSTANT)
+        self._fields(op, False, True)
         return self._push(op, self._node(h), self._constant(c))
 
     def binary(self, op, ha, hb):
         self._maybe_reclaim()
-        self._kind(op, ops.BINARY)
+        self._fields(op, True, False)
         return self._push(op, self._node(ha), self._node(hb))
 
     def nary(self, op, handles, coefs=None):
         """sum(handles); dot(handles, coefs) with coefs handles too, or floats
         (dotc)."""
         kind = _KIND[op] if 0 <= op < ops.N_OPS else None
-        if kind not in ops.NARY:
+        if kind is None or not kinds.listed(kind):
             raise ValueError(f"fasttape: opcode {op} has no operand list")
-        if kind == ops.SELECT and len(handles) != 3:
+        if kind.fixed and len(handles) != kind.fixed:
             raise ValueError("fasttape: where takes a condition and two values")
         self._maybe_reclaim()
         nodes = [self._node(h) for h in handles]
         count = len(nodes)
-        if kind in (ops.DOT, ops.DOTC) and len(coefs) != count:
+        if (kind.refs == 2 or kind.coefs) and len(coefs) != count:
             raise ValueError("fasttape: dot of operand lists of different lengths")
-        if kind == ops.DOT:
+        if kind.refs == 2:
             nodes += [self._node(h) for h in coefs]
-        elif kind == ops.DOTC:
+        elif kind.coefs:
             coefs = [float(c) for c in coefs]  # (all checked before any is recorded)
             nodes.append(len(self.pool))
             self.pool.extend(coefs)
@@ -611,12 +545,10 @@ class Recorder:
 def _pool_claims(op, a, b, args):
     """Recorder.claims of a tape: (node, pool size it and the nodes below
     it use) wherever that grows."""
-    kind = np.array([_KIND[o] for o in op], dtype=object)
-    end = np.zeros(len(op), dtype=np.int64)
-    one = (kind == ops.CONST) | (kind == ops.CONSTANT) | (kind == ops.GUARD)
-    end[one] = b[one] + 1
-    for i in np.flatnonzero(kind == ops.DOTC):
-        end[i] = args[a[i] + b[i]] + b[i]
+    kind = ops.KIND_CODE[op]
+    end = np.where(kinds.B_POOL[kind], b.astype(np.int64) + 1, 0)
+    for i in np.flatnonzero(kinds.COEFS[kind]):
+        end[i] = kinds.pool_slots(_KIND[op[i]], a[i], b[i], args)[1]
     if not len(end):
         return []
     end = np.maximum.accumulate(end)
@@ -774,65 +706,35 @@ class VarBase:
     def __pos__(self):
         return self
 
-    # Comparisons record a condition (value 1.0 or 0.0): a Cond.
-    def _compare(self, other, op, op_c, swap):
-        rec = self._rec
-        if isinstance(other, VarBase):
-            self._same_tape(other)
-            a, b = (other, self) if swap else (self, other)  # x > y is y < x
-            return new_var(_bound["Cond"], rec, rec.binary(op, a._h, b._h))
-        if _is_number(other):
-            return new_var(_bound["Cond"], rec, rec.unary_c(op_c, self._h, float(other)))
-        return NotImplemented
-
-    def __lt__(self, o): return self._compare(o, _CODE["lt"], _CODE["lt_c"], False)
-    def __le__(self, o): return self._compare(o, _CODE["le"], _CODE["le_c"], False)
-    def __gt__(self, o): return self._compare(o, _CODE["lt"], _CODE["gt_c"], True)
-    def __ge__(self, o): return self._compare(o, _CODE["le"], _CODE["ge_c"], True)
     # == and != compare values too (never identity), so a Var is not hashable.
-    def __eq__(self, o): return self._compare(o, _CODE["eq"], _CODE["eq_c"], False)
-    def __ne__(self, o): return self._compare(o, _CODE["ne"], _CODE["ne_c"], False)
     __hash__ = None
 
 
-def _binary_operator(name, op, op_c, negate=False):
-    """self op other: a Var records `op`, a number a fused `op_c` node."""
-    def method(self, other):
-        rec = self._rec
-        if isinstance(other, VarBase):
-            return new_var(_bound["Var"], rec, rec.binary(op, self._h, self._same_tape(other)))
+def _operator(method, op, op_c, how):
+    """The operator method of a row of the operator table (ops.OPERATORS): a
+    Var records op, a number op_c (negated where the row says); a
+    comparison gives a Cond."""
+    how = how.split()
+    op, op_c = ops.CODE.get(op), ops.CODE.get(op_c)
+
+    def unary(self):
+        return new_var(_bound["Var"], self._rec, self._rec.unary(op, self._h))
+
+    def binary(self, other):
+        rec, cls = self._rec, _bound["Cond" if "compare" in how else "Var"]
+        if isinstance(other, VarBase) and "reflected" not in how:
+            h = self._same_tape(other)  # (other's handle, on this tape)
+            ha, hb = (h, self._h) if "swap" in how else (self._h, h)
+            return new_var(cls, rec, rec.binary(op, ha, hb))
         if other.__class__ in _PLAIN or _is_number(other):
             c = float(other)
-            return new_var(_bound["Var"], rec, rec.unary_c(op_c, self._h, -c if negate else c))
+            return new_var(cls, rec, rec.unary_c(op_c, self._h, -c if "negate" in how else c))
         return NotImplemented
-    method.__name__ = name
-    return method
+
+    fn = unary if "unary" in how else binary
+    fn.__name__ = f"__{method}__"
+    return fn
 
 
-def _reflected_operator(name, op_c):
-    """number op self, as a fused node."""
-    def method(self, other):
-        if other.__class__ in _PLAIN or _is_number(other):
-            return new_var(_bound["Var"], self._rec, self._rec.unary_c(op_c, self._h, float(other)))
-        return NotImplemented
-    method.__name__ = name
-    return method
-
-
-def _unary_operator(name, op):
-    def method(self):
-        return self._unary(op)
-    method.__name__ = name
-    return method
-
-
-_CODE = ops.CODE
-for _name, _op, _op_c, _negate in [("add", "add", "add_c", False), ("sub", "sub", "add_c", True),
-                                   ("mul", "mul", "mul_c", False), ("truediv", "div", "div_c", False),
-                                   ("pow", "pow", "pow_c", False)]:
-    setattr(VarBase, f"__{_name}__", _binary_operator(f"__{_name}__", _CODE[_op], _CODE[_op_c], _negate))
-for _name, _op_c in [("add", "add_c"), ("sub", "rsub_c"), ("mul", "mul_c"),
-                     ("truediv", "rdiv_c"), ("pow", "rpow_c")]:
-    setattr(VarBase, f"__r{_name}__", _reflected_operator(f"__r{_name}__", _CODE[_op_c]))
-VarBase.__neg__ = _unary_operator("__neg__", _CODE["neg"])
-VarBase.__abs__ = _unary_operator("__abs__", _CODE["abs"])
+for _row in ops.OPERATORS:
+    setattr(VarBase, f"__{_row[0]}__", _operator(*_row))

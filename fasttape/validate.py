@@ -8,13 +8,10 @@ import numbers
 
 import numpy as np
 
-from . import ops
+from . import kinds, ops
 from .errors import TapeError
 
 MAX_NODES = 2**31 - 2  # operand indices are int32
-
-_KIND_CODE = np.array([ops.KINDS.index(op.kind) for op in ops.OPS], dtype=np.int8)
-_K = {kind: ops.KINDS.index(kind) for kind in ops.KINDS}
 
 
 def _array(name, value, dtype):
@@ -46,26 +43,28 @@ def _ragged_positions(starts, counts):
     return starts[owner] + offset, owner
 
 
-def _check_nary(kind, idx, a, b, args, n_pool):
+def _check_listed(kind, idx, a, b, args, n_pool):
+    """The operand lists of the nodes idx, all of kind (a listed one)."""
     if len(idx) == 0:
         return
+    name = kind.name if kind.name != kinds.SELECT else "where"
     start, count = a[idx].astype(np.int64), b[idx].astype(np.int64)
-    if kind == ops.SELECT and (count != 3).any():
-        raise TapeError("a where node must have exactly 3 operands")
-    refs = 2 * count if kind == ops.DOT else count
-    need = refs + (1 if kind == "dotc" else 0)
+    if kind.fixed and (count != kind.fixed).any():
+        raise TapeError(f"a {name} node must have exactly {kind.fixed} operands")
+    refs = kind.refs * count
+    need = refs + (1 if kind.coefs else 0)
     if (start < 0).any() or (count < 0).any() or (start + need > len(args)).any():
-        raise TapeError(f"{kind} node operand list out of range of the args array")
+        raise TapeError(f"{name} node operand list out of range of the args array")
     if need.sum() > len(args):  # lists may not overlap: keeps this check linear in size
-        raise TapeError(f"{kind} nodes list more operands than the args array holds")
+        raise TapeError(f"{name} nodes list more operands than the args array holds")
     pos, owner = _ragged_positions(start, refs)
     ref = args[pos]
     if ((ref < 0) | (ref >= idx[owner])).any():
-        raise TapeError(f"{kind} node has an operand that does not point backwards")
-    if kind == "dotc":
+        raise TapeError(f"{name} node has an operand that does not point backwards")
+    if kind.coefs:
         off = args[start + count].astype(np.int64)
         if ((off < 0) | (off + count > n_pool)).any():
-            raise TapeError("dotc node constants out of range of the constant pool")
+            raise TapeError(f"{name} node constants out of range of the constant pool")
 
 
 def validate(op, a, b, pool, args, n_inputs, outputs):
@@ -87,21 +86,19 @@ def validate(op, a, b, pool, args, n_inputs, outputs):
     if (op >= ops.N_OPS).any():
         bad = int(np.argmax(op >= ops.N_OPS))
         raise TapeError(f"node {bad} has opcode {op[bad]}, but there are {ops.N_OPS} ops")
-    kind = _KIND_CODE[op]
-    is_input = kind == _K[ops.INPUT]
+    kind = ops.KIND_CODE[op]
+    is_input = kind == kinds.BY_NAME[kinds.INPUT].code
     if not is_input[:n_inputs].all() or is_input[n_inputs:].any():
         raise TapeError(f"inputs must be exactly the first {n_inputs} nodes")
     idx = np.arange(n, dtype=np.int64)
-    uses_a = np.isin(kind, [_K[ops.UNARY], _K[ops.CONSTANT], _K[ops.BINARY], _K[ops.GUARD]])
-    if ((a < 0) | (a >= idx))[uses_a].any():
+    if ((a < 0) | (a >= idx))[kinds.A_NODE[kind]].any():
         raise TapeError("a node's first operand does not point backwards")
-    if ((b < 0) | (b >= idx))[kind == _K[ops.BINARY]].any():
+    if ((b < 0) | (b >= idx))[kinds.B_NODE[kind]].any():
         raise TapeError("a node's second operand does not point backwards")
-    uses_pool = np.isin(kind, [_K[ops.CONST], _K[ops.CONSTANT], _K[ops.GUARD]])
-    if ((b < 0) | (b >= len(pool)))[uses_pool].any():
+    if ((b < 0) | (b >= len(pool)))[kinds.B_POOL[kind]].any():
         raise TapeError("a node's constant is out of range of the constant pool")
-    for name in ops.NARY:
-        _check_nary(name, np.flatnonzero(kind == _K[name]), a, b, args, len(pool))
+    for k in filter(kinds.listed, kinds.KINDS):
+        _check_listed(k, np.flatnonzero(kind == k.code), a, b, args, len(pool))
     if ((outputs < 0) | (outputs >= n)).any():
         raise TapeError(f"an output index is out of range for {n} nodes")
     return op, a, b, pool, args, n_inputs, outputs

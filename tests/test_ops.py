@@ -7,6 +7,8 @@ that its gradient matches central differences, and that vjp and jvp agree
 with the gradient. A row of the table without a case fails the suite.
 """
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -216,23 +218,30 @@ def test_nan_propagates_through_maximum_like_numpy():
     assert np.isnan(ft.trace(lambda x: x.relu(), 1.0)(np.nan))
 
 
-def test_kernel_is_built_from_this_table():
-    """The kernel's cases are generated from ops.py at build time; a stale
-    build would disagree here (and the backend refuses to load it)."""
+def test_kernel_is_built_from_this_table(monkeypatch):
+    """The kernel's cases are generated from the op and kind tables at build
+    time; the build records what it was made from (formulas and templates
+    included), and the backend refuses a build made from other tables."""
     core = pytest.importorskip("fasttape._core")
-    assert tuple(core.OP_TABLE) == tuple((op.code, op.name, op.kind) for op in ops.OPS)
+    assert core.OP_TABLE == ops.signature()
     from fasttape import _codegen
+    backend = importlib.import_module("fasttape.backend")  # (ft.backend is its name)
     text = _codegen.generate()
     for op in ops.OPS:
         if op.fwd and op.kind != ops.INPUT:
             assert f"# {op.name}\n" in text and op.fwd in text
+    row = ops.BY_NAME["tanh"]  # a formula changed since the build: refused
+    changed = tuple(o._replace(d0="1.0 - f") if o is row else o for o in ops.OPS)
+    monkeypatch.setattr(ops, "OPS", changed)
+    with pytest.raises(ImportError, match="different op table"):
+        backend._compiled()
 
 
 def test_every_formula_uses_known_names():
     import ast
     known = set(ops.NUMPY_NAMES) | {"x", "y", "c", "f"}
     for op in ops.OPS:
-        for expr in (op.fwd, op.d0, op.d1):
+        for expr in (op.fwd, op.d0, op.d1, op.d00, op.d01, op.d11):
             if expr:
                 names = {n.id for n in ast.walk(ast.parse(expr)) if isinstance(n, ast.Name)}
                 assert names <= known, (op.name, names - known)
