@@ -1,4 +1,8 @@
-"""Tapes as files: save, load and pickle a traced tape.
+"""Tapes as files: a program's arrays and metadata to bytes and back.
+
+This module knows nothing of Tape: ``Tape.save``, ``ft.load`` and pickling
+hand it a program's arrays and the metadata below, and build the Tape from
+what it reads back.
 
 The file format, version 1, is an uncompressed NumPy ``.npz`` (a zip of
 ``.npy`` entries, as ``numpy.savez`` writes it; nothing in it is pickled)
@@ -31,11 +35,11 @@ code from the file); the zip's CRC-32s catch corrupted bytes,
 so a damaged file never loads as a tape that computes different numbers.
 Entries must be stored uncompressed, so reading takes memory in proportion
 to the file's size. A path that does not exist raises FileNotFoundError.
-A pickled tape carries the same entries (to_state / from_state) and is
-checked the same way. But pickle itself is unsafe on untrusted bytes:
-unpickling can run arbitrary code that the pickle names, before from_state
-is ever reached. For a tape from elsewhere use load, which reads only
-arrays and JSON and never executes code from the file.
+A pickled tape carries the same entries (pack / unpack) and is checked
+the same way. But pickle itself is unsafe on untrusted bytes: unpickling
+can run arbitrary code that the pickle names, before unpack is ever
+reached. For a tape from elsewhere use ft.load, which reads only arrays
+and JSON and never executes code from the file.
 """
 
 import json
@@ -50,13 +54,13 @@ import zlib
 import numpy as np
 
 from . import ops
-from .backend import kernel
 from .errors import TapeError
 
 MAGIC = "fasttape.tape"
 FORMAT_VERSION = 1
 ARRAYS = {"op": np.uint8, "a": np.int32, "b": np.int32, "pool": np.float64,
           "args": np.int32, "outputs": np.int32}
+TAPE_META = ("n_inputs", "names", "shapes", "out_spec", "fn_name")  # what the Tape gives
 META = ("format", "format_version", "fasttape_version", "op_table", "n_inputs",
         "names", "shapes", "out_spec", "fn_name")
 _MAX_NDIM, _MAX_DIM = 32, 2**31 - 1
@@ -80,32 +84,35 @@ def op_table():
 
 # ------------------------------------------------------------------ writing
 
-def to_state(tape):
-    """The tape's entries, as saved: {"meta": 0-d str array, "op": ..., ...}."""
+def pack(arrays, meta):
+    """A tape's entries as a file holds them: {"meta": 0-d str array, "op":
+    ..., ...}, from its program's arrays (ARRAYS' keys) and its metadata
+    (TAPE_META's keys)."""
     import fasttape
 
-    p = tape._prog()
-    meta = {"format": MAGIC, "format_version": FORMAT_VERSION,
+    head = {"format": MAGIC, "format_version": FORMAT_VERSION,
             "fasttape_version": getattr(fasttape, "__version__", "unknown"),
-            "op_table": op_table(), "n_inputs": int(p.n_inputs),
-            "names": list(tape._names), "shapes": [list(s) for s in tape._shapes],
-            "fn_name": tape._fn_name}
+            "op_table": op_table(), "n_inputs": int(meta["n_inputs"]),
+            "names": list(meta["names"]),
+            "shapes": [[int(d) for d in s] for s in meta["shapes"]],
+            "fn_name": meta["fn_name"]}
     # out_spec nests as deep as the traced outputs: its text is built
     # without recursion, as _parse reads it.
-    text = json.dumps(meta)[:-1] + ', "out_spec": ' + _spec_to_json(tape._out_spec) + "}"
-    state = {"meta": np.array(text)}
-    state.update((key, np.array(getattr(p, key))) for key in ARRAYS)
-    return state
+    text = json.dumps(head)[:-1] + ', "out_spec": ' + _spec_to_json(meta["out_spec"]) + "}"
+    entries = {"meta": np.array(text)}
+    entries.update((key, np.array(arrays[key])) for key in ARRAYS)
+    return entries
 
 
-def save(tape, path):
-    """Write tape to path (a path or a binary file object)."""
-    state = to_state(tape)
+def write(path, arrays, meta):
+    """Write a tape's arrays and metadata (as pack takes them) to path (a
+    path, written at exactly that name, or a binary file object)."""
+    entries = pack(arrays, meta)
     if hasattr(path, "write"):
-        np.savez(path, **state)
+        np.savez(path, **entries)
     else:  # opened here: numpy.savez would append ".npz" to a bare path
         with open(path, "wb") as f:
-            np.savez(f, **state)
+            np.savez(f, **entries)
 
 
 def _spec_to_json(spec):
@@ -131,51 +138,21 @@ def _spec_to_json(spec):
 
 # ------------------------------------------------------------------ reading
 
-def load(path):
-    """The Tape saved by ``tape.save`` at ``path``.
+def read(path):
+    """(arrays, meta) of the tape file at path, as unpack gives them.
 
-    Safe on untrusted files: nothing is unpickled, every array and field is
-    checked, and the tape is validated before any sweep runs over it.
-
-    Parameters
-    ----------
-    path : str, os.PathLike or binary file object
-
-    Returns
-    -------
-    Tape
-        Frozen and replayable, as ``ft.trace`` made it.
-
-    Raises
-    ------
-    TapeError
-        A truncated, corrupted or inconsistent file, or one written with a
-        different op table; the message says why.
-    FileNotFoundError
-        No file at ``path``.
-
-    Examples
-    --------
-    >>> tape.save("loss.tape")
-    >>> ft.load("loss.tape")(1.0, 2.0, 3.0)
-    2.0
+    Safe on untrusted files: nothing is unpickled and every array and field
+    is checked (the Tape built from them validates the program before any
+    sweep runs over it). TapeError says why a file is refused;
+    FileNotFoundError if there is no file at path.
     """
     if hasattr(path, "read"):
-        return _build(_read_npz(path, "the tape file"))
+        return unpack(_read_npz(path, "the tape file"))
     where = repr(os.fspath(path))
     if os.path.exists(path) and not os.path.isfile(path):
         raise TapeError(f"{where} is not a tape file: not a regular file")
     with open(path, "rb") as f:  # a missing file is FileNotFoundError, as for open()
-        return _build(_read_npz(f, where))
-
-
-def from_state(state):
-    """The Tape of to_state's entries (unpickling), checked like a file.
-    (Unpickling untrusted bytes can run any code before this is called;
-    load is the safe way to read a tape from elsewhere.)"""
-    if not isinstance(state, dict):
-        raise TapeError(f"a tape's state is a dict of arrays, got {type(state).__name__}")
-    return _build(state)
+        return unpack(_read_npz(f, where))
 
 
 def _read_npz(f, where):
@@ -265,9 +242,15 @@ def _npy_dtype(descr, key):
 
 # ------------------------------------------------------------------ checking
 
-def _build(entries):
-    from .tape import Tape
-
+def unpack(entries):
+    """(arrays, meta) of a tape's entries (as pack makes them, or as a file
+    holds them), checked: arrays as ARRAYS says; meta with TAPE_META's keys,
+    shapes as tuples and out_spec as the tracer makes it. The program itself
+    is validated when the Tape is built from them. (Unpickling untrusted
+    bytes can run any code before this is called; ft.load is the safe way
+    to read a tape from elsewhere.)"""
+    if not isinstance(entries, dict):
+        raise TapeError(f"a tape's state is a dict of arrays, got {type(entries).__name__}")
     if "meta" not in entries:
         raise TapeError("not a fasttape tape: it has no 'meta' entry")
     meta = _meta(entries["meta"])
@@ -280,13 +263,10 @@ def _build(entries):
     arr = {key: _array(key, entries[key], dtype) for key, dtype in ARRAYS.items()}
     _check_opcodes(arr["op"], len(meta["op_table"]))
     _check_nary_total(arr)
-    program = kernel.Program(arr["op"], arr["a"], arr["b"], arr["pool"], arr["args"],
-                             meta["n_inputs"], arr["outputs"])
-    if meta["n_leaves"] != program.n_outputs:
+    if meta["n_leaves"] != len(arr["outputs"]):
         raise TapeError(f"out_spec describes {meta['n_leaves']} outputs, but the tape "
-                        f"has {program.n_outputs}")
-    return Tape._traced(program, meta["names"], meta["shapes"], meta["out_spec"],
-                        meta["fn_name"])
+                        f"has {len(arr['outputs'])}")
+    return arr, {key: meta[key] for key in TAPE_META}
 
 
 def _array(key, value, dtype):
