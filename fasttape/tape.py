@@ -837,7 +837,10 @@ def load(path):
     """The Tape saved by ``tape.save`` at ``path``.
 
     Safe on untrusted files: nothing is unpickled, every array and field is
-    checked, and the tape is validated before any sweep runs over it.
+    checked, and the tape is validated before any sweep runs over it. The
+    ops a file uses are matched to this build's by name (in files of format
+    version 1 and 2), so adding ops to the op table never makes files
+    unloadable.
 
     Parameters
     ----------
@@ -851,8 +854,8 @@ def load(path):
     Raises
     ------
     TapeError
-        A truncated, corrupted or inconsistent file, or one written with a
-        different op table; the message says why.
+        A truncated, corrupted or inconsistent file, or one using an op that
+        this build lacks or defines differently; the message says why.
     FileNotFoundError
         No file at ``path``.
 
