@@ -12,10 +12,9 @@ from .errors import (ArgumentError, ArgumentTypeError, FasttapeError, GuardError
 from .var import Var
 from .functions import *  # noqa: F401,F403  exp, log, ..., maximum, minimum, sum, dot
 from .functions import __all__ as _function_names
-from .tape import Tape, trace
+from .tape import Tape, load, trace
 from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from .finite import check_finite
-from .io import load
 from .numpy_api import UnsupportedError
 from . import datasets, nn  # after the core: they are written with ft.* themselves
 

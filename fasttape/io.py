@@ -1,41 +1,57 @@
-"""Tapes as files: save, load and pickle a traced tape.
+"""Tapes as files: a program's arrays and metadata to bytes and back.
 
-The file format, version 1, is an uncompressed NumPy ``.npz`` (a zip of
+This module knows nothing of Tape: ``Tape.save``, ``ft.load`` and pickling
+hand it a program's arrays and the metadata below, and build the Tape from
+what it reads back.
+
+The file format, version 2, is an uncompressed NumPy ``.npz`` (a zip of
 ``.npy`` entries, as ``numpy.savez`` writes it; nothing in it is pickled)
 holding exactly these entries:
 
     meta      0-d unicode string: a JSON object, below
-    op        uint8[n]    opcode of each node (a row of fasttape.ops.OPS)
+    op        uint8[n]    each node's op, as an index into meta's "ops" list
     a, b      int32[n]    each node's operand fields, as its op's kind says
     pool      float64[k]  the constant pool
     args      int32[m]    operand lists of the n-ary nodes
     outputs   int32[r]    the output nodes, flattened as out_spec says
 
     meta = {"format": "fasttape.tape",      the magic
-            "format_version": 1,
+            "format_version": 2,
             "fasttape_version": "0.1.0",    the writer's (informational)
-            "op_table": [[code, name, kind], ...],  the writer's op table
+            "ops": [{"name": "mul", "kind": "binary", "fwd": "x * y",
+                     "d0": "y", "d1": "x", "d00": "0.0", "d01": "1.0",
+                     "d11": "0.0"}, ...],   the op-table rows the nodes use
             "n_inputs": 3,                  the first n_inputs nodes are inputs
             "names": ["w", "x", "y"],       the traced function's parameters
             "shapes": [[], [2], ...],       each argument's shape
             "out_spec": "s" | ["a", shape] | ["t", [spec, ...]] | ["l", [spec, ...]],
             "fn_name": "loss"}
 
-Opcodes mean what the writer's op table says. New ops are added at the end
-of the table, so a file is read by a build whose table starts with the
-file's, row for row (a file from an older build loads in a newer one); any
-other difference is refused, as are nodes whose opcodes lie past the file's
-own table. Reading checks everything and raises TapeError with the reason
-(any damaged or forged bytes, .npy headers included; it never executes
-code from the file); the zip's CRC-32s catch corrupted bytes,
-so a damaged file never loads as a tape that computes different numbers.
-Entries must be stored uncompressed, so reading takes memory in proportion
-to the file's size. A path that does not exist raises FileNotFoundError.
-A pickled tape carries the same entries (to_state / from_state) and is
-checked the same way. But pickle itself is unsafe on untrusted bytes:
-unpickling can run arbitrary code that the pickle names, before from_state
-is ever reached. For a tape from elsewhere use load, which reads only
-arrays and JSON and never executes code from the file.
+Each row in "ops" is an op as fasttape.ops.OPS defines it: its name, kind
+and formulas (the forward formula and the first and second partials), and
+the nodes' opcodes index that list. Reading maps each row a node uses to
+this build's row of the same name, so adding or reordering rows in the op
+table never makes a file unloadable. A used row this build lacks, or whose
+kind or formulas differ from this build's, is refused with a TapeError
+naming the op and what differs. Rows no node uses are not compared.
+
+Version 1 files are still read. They differ only in the op rows: instead
+of "ops", meta holds "op_table": [[code, name, kind], ...], the writer's
+whole op table, and opcodes are its codes. Their used rows are mapped by
+name the same way, and must have this build's kind (version 1 files carry
+no formulas to compare).
+
+Reading checks everything and raises TapeError with the reason (any
+damaged or forged bytes, .npy headers included; it never executes code
+from the file); the zip's CRC-32s catch corrupted bytes, so a damaged file
+never loads as a tape that computes different numbers. Entries must be
+stored uncompressed, so reading takes memory in proportion to the file's
+size. A path that does not exist raises FileNotFoundError. A pickled tape
+carries the same entries (pack / unpack) and is checked the same way. But
+pickle itself is unsafe on untrusted bytes: unpickling can run
+arbitrary code that the pickle names, before unpack is ever reached. For a
+tape from elsewhere use ft.load, which reads only arrays and JSON and never
+executes code from the file.
 """
 
 import json
@@ -50,15 +66,18 @@ import zlib
 import numpy as np
 
 from . import ops
-from .backend import kernel
 from .errors import TapeError
 
 MAGIC = "fasttape.tape"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ARRAYS = {"op": np.uint8, "a": np.int32, "b": np.int32, "pool": np.float64,
           "args": np.int32, "outputs": np.int32}
-META = ("format", "format_version", "fasttape_version", "op_table", "n_inputs",
-        "names", "shapes", "out_spec", "fn_name")
+TAPE_META = ("n_inputs", "names", "shapes", "out_spec", "fn_name")  # what the Tape gives
+ROW_FIELDS = ("name", "kind", "fwd", "d0", "d1", "d00", "d01", "d11")  # what defines an op
+_ROWS_KEY = {1: "op_table", 2: "ops"}  # the meta field listing op rows, by format version
+_HEAD = ("format", "format_version", "fasttape_version")
+_MAX_ROWS = 256  # opcodes are uint8
+_MAX_ENTRIES = 4 * (len(ARRAYS) + 1)
 _MAX_NDIM, _MAX_DIM = 32, 2**31 - 1
 _MAX_HEADER = 10000  # bytes of a .npy header; numpy's writer makes about 128
 _DESCR = re.compile(r"[<>|=]?[biufcSU][0-9]{0,12}")
@@ -71,41 +90,42 @@ _HEADER = re.compile(  # as numpy.lib.format writes it; sizes with up to 30 digi
 # for short records.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
                 RuntimeError, struct.error, OverflowError, MemoryError)
-
-
-def op_table():
-    """This build's op table signature: [[code, name, kind], ...]."""
-    return [[op.code, op.name, op.kind] for op in ops.OPS]
+_OPS_BY_NAME = {op.name: op for op in ops.OPS}
 
 
 # ------------------------------------------------------------------ writing
 
-def to_state(tape):
-    """The tape's entries, as saved: {"meta": 0-d str array, "op": ..., ...}."""
+def pack(arrays, meta):
+    """A tape's entries as a file holds them: {"meta": 0-d str array, "op":
+    ..., ...}, from its program's arrays (ARRAYS' keys, opcodes of this
+    build's op table) and its metadata (TAPE_META's keys)."""
     import fasttape
 
-    p = tape._prog()
-    meta = {"format": MAGIC, "format_version": FORMAT_VERSION,
+    op = np.asarray(arrays["op"])
+    used = np.unique(op)  # this build's codes, in table order
+    head = {"format": MAGIC, "format_version": FORMAT_VERSION,
             "fasttape_version": getattr(fasttape, "__version__", "unknown"),
-            "op_table": op_table(), "n_inputs": int(p.n_inputs),
-            "names": list(tape._names), "shapes": [list(s) for s in tape._shapes],
-            "fn_name": tape._fn_name}
+            "ops": [{f: getattr(ops.OPS[c], f) for f in ROW_FIELDS} for c in used.tolist()],
+            "n_inputs": int(meta["n_inputs"]), "names": list(meta["names"]),
+            "shapes": [[int(d) for d in s] for s in meta["shapes"]],
+            "fn_name": meta["fn_name"]}
     # out_spec nests as deep as the traced outputs: its text is built
     # without recursion, as _parse reads it.
-    text = json.dumps(meta)[:-1] + ', "out_spec": ' + _spec_to_json(tape._out_spec) + "}"
-    state = {"meta": np.array(text)}
-    state.update((key, np.array(getattr(p, key))) for key in ARRAYS)
-    return state
+    text = json.dumps(head)[:-1] + ', "out_spec": ' + _spec_to_json(meta["out_spec"]) + "}"
+    entries = {"meta": np.array(text), "op": np.searchsorted(used, op).astype(np.uint8)}
+    entries.update((key, np.array(arrays[key])) for key in ARRAYS if key != "op")
+    return entries
 
 
-def save(tape, path):
-    """Write tape to path (a path or a binary file object)."""
-    state = to_state(tape)
+def write(path, arrays, meta):
+    """Write a tape's arrays and metadata (as pack takes them) to path (a
+    path, written at exactly that name, or a binary file object)."""
+    entries = pack(arrays, meta)
     if hasattr(path, "write"):
-        np.savez(path, **state)
+        np.savez(path, **entries)
     else:  # opened here: numpy.savez would append ".npz" to a bare path
         with open(path, "wb") as f:
-            np.savez(f, **state)
+            np.savez(f, **entries)
 
 
 def _spec_to_json(spec):
@@ -131,51 +151,21 @@ def _spec_to_json(spec):
 
 # ------------------------------------------------------------------ reading
 
-def load(path):
-    """The Tape saved by ``tape.save`` at ``path``.
+def read(path):
+    """(arrays, meta) of the tape file at path, as unpack gives them.
 
-    Safe on untrusted files: nothing is unpickled, every array and field is
-    checked, and the tape is validated before any sweep runs over it.
-
-    Parameters
-    ----------
-    path : str, os.PathLike or binary file object
-
-    Returns
-    -------
-    Tape
-        Frozen and replayable, as ``ft.trace`` made it.
-
-    Raises
-    ------
-    TapeError
-        A truncated, corrupted or inconsistent file, or one written with a
-        different op table; the message says why.
-    FileNotFoundError
-        No file at ``path``.
-
-    Examples
-    --------
-    >>> tape.save("loss.tape")
-    >>> ft.load("loss.tape")(1.0, 2.0, 3.0)
-    2.0
+    Safe on untrusted files: nothing is unpickled and every array and field
+    is checked (the Tape built from them validates the program before any
+    sweep runs over it). TapeError says why a file is refused;
+    FileNotFoundError if there is no file at path.
     """
     if hasattr(path, "read"):
-        return _build(_read_npz(path, "the tape file"))
+        return unpack(_read_npz(path, "the tape file"))
     where = repr(os.fspath(path))
     if os.path.exists(path) and not os.path.isfile(path):
         raise TapeError(f"{where} is not a tape file: not a regular file")
     with open(path, "rb") as f:  # a missing file is FileNotFoundError, as for open()
-        return _build(_read_npz(f, where))
-
-
-def from_state(state):
-    """The Tape of to_state's entries (unpickling), checked like a file.
-    (Unpickling untrusted bytes can run any code before this is called;
-    load is the safe way to read a tape from elsewhere.)"""
-    if not isinstance(state, dict):
-        raise TapeError(f"a tape's state is a dict of arrays, got {type(state).__name__}")
-    return _build(state)
+        return unpack(_read_npz(f, where))
 
 
 def _read_npz(f, where):
@@ -184,7 +174,7 @@ def _read_npz(f, where):
         size = f.seek(0, os.SEEK_END)  # (zipfile seeks too; it needs a seekable file)
         with zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
-            if len(infos) > 4 * len(META):
+            if len(infos) > _MAX_ENTRIES:
                 raise TapeError(f"{where} is not a tape file: {len(infos)} entries")
             entries = {}
             for info in infos:
@@ -265,9 +255,16 @@ def _npy_dtype(descr, key):
 
 # ------------------------------------------------------------------ checking
 
-def _build(entries):
-    from .tape import Tape
-
+def unpack(entries):
+    """(arrays, meta) of a tape's entries (as pack makes them, or as a file
+    of any format version holds them), checked: arrays as ARRAYS says, with
+    opcodes of this build's op table; meta with TAPE_META's keys, shapes as
+    tuples and out_spec as the tracer makes it. The program itself is
+    validated when the Tape is built from them. (Unpickling untrusted bytes
+    can run any code before this is called; ft.load is the safe way to
+    read a tape from elsewhere.)"""
+    if not isinstance(entries, dict):
+        raise TapeError(f"a tape's state is a dict of arrays, got {type(entries).__name__}")
     if "meta" not in entries:
         raise TapeError("not a fasttape tape: it has no 'meta' entry")
     meta = _meta(entries["meta"])
@@ -278,15 +275,12 @@ def _build(entries):
     if extra:
         raise TapeError(f"the tape has an unexpected entry {extra[0]!r}")
     arr = {key: _array(key, entries[key], dtype) for key, dtype in ARRAYS.items()}
-    _check_opcodes(arr["op"], len(meta["op_table"]))
+    arr["op"] = _our_opcodes(arr["op"], meta["rows"], meta["fasttape_version"])
     _check_nary_total(arr)
-    program = kernel.Program(arr["op"], arr["a"], arr["b"], arr["pool"], arr["args"],
-                             meta["n_inputs"], arr["outputs"])
-    if meta["n_leaves"] != program.n_outputs:
+    if meta["n_leaves"] != len(arr["outputs"]):
         raise TapeError(f"out_spec describes {meta['n_leaves']} outputs, but the tape "
-                        f"has {program.n_outputs}")
-    return Tape._traced(program, meta["names"], meta["shapes"], meta["out_spec"],
-                        meta["fn_name"])
+                        f"has {len(arr['outputs'])}")
+    return arr, {key: meta[key] for key in TAPE_META}
 
 
 def _array(key, value, dtype):
@@ -338,13 +332,14 @@ def _meta(value):
         raise TapeError(f"the tape has format version {version} (written by fasttape "
                         f"{_show(writer)}); this fasttape reads up to version {FORMAT_VERSION}; "
                         f"upgrade fasttape to read it")
-    for key in META:
+    fields = _HEAD + (_ROWS_KEY[version],) + TAPE_META
+    for key in fields:
         if key not in meta:
             raise TapeError(f"the tape's metadata lacks {key!r}")
-    extra = sorted(set(meta) - set(META))
+    extra = sorted(set(meta) - set(fields))
     if extra:
         raise TapeError(f"the tape's metadata has an unexpected field {extra[0]!r}")
-    _check_op_table(meta["op_table"], writer)
+    rows = _rows(meta[_ROWS_KEY[version]], version)
     if not isinstance(writer, str) or not isinstance(meta["fn_name"], str):
         raise TapeError("the tape's fasttape_version and fn_name must be strings")
     n_inputs, names, shapes = meta["n_inputs"], meta["names"], meta["shapes"]
@@ -359,33 +354,59 @@ def _meta(value):
         raise TapeError(f"names and shapes describe {sum(math.prod(s) for s in shapes)} "
                         f"input values, but n_inputs is {n_inputs}")
     out_spec, n_leaves = _spec(meta["out_spec"])
-    return dict(meta, names=names, shapes=shapes, out_spec=out_spec, n_leaves=n_leaves)
+    return dict(meta, names=names, shapes=shapes, out_spec=out_spec, n_leaves=n_leaves,
+                rows=rows)
 
 
-def _check_op_table(table, writer):
-    """The file's op table must be this build's or a prefix of it: rows are
-    only ever added at the end, so the opcodes it has mean the same here."""
-    if not isinstance(table, list):
-        raise TapeError("the tape's op_table must be a list of [code, name, kind] rows")
-    ours = op_table()
-    if table == ours[:len(table)]:
-        return
-    for k in range(len(table)):
-        mine = ours[k] if k < len(ours) else "no row"
-        if table[k] != mine:
-            raise TapeError(f"the tape was written with a different op table (fasttape "
-                            f"{_show(writer)}): row {k} is {_show(table[k])} there and {mine} "
-                            f"here; opcodes would mean other ops, so re-trace and save it "
-                            f"with this build")
+def _rows(table, version):
+    """The file's op rows as {field: text} dicts, checked for form only:
+    only the rows the nodes use are compared with this build's."""
+    key = _ROWS_KEY[version]
+    form = ("[code, name, kind], code its position" if version == 1 else
+            "{" + ", ".join(f'"{f}": text' for f in ROW_FIELDS) + "}")
+    if not isinstance(table, list) or len(table) > _MAX_ROWS:
+        raise TapeError(f"the tape's {key} must be a list of at most {_MAX_ROWS} rows {form}")
+    rows = []
+    for k, row in enumerate(table):
+        if version == 1:
+            ok = (isinstance(row, list) and len(row) == 3 and _is_int(row[0]) and row[0] == k
+                  and isinstance(row[1], str) and isinstance(row[2], str))
+            row = {"name": row[1], "kind": row[2]} if ok else None
+        else:
+            ok = (isinstance(row, dict) and sorted(row) == sorted(ROW_FIELDS)
+                  and all(isinstance(text, str) for text in row.values()))
+        if not ok:
+            raise TapeError(f"row {k} of the tape's {key} is {_show(table[k])}, not {form}")
+        rows.append(row)
+    return rows
 
 
-def _check_opcodes(op, n_rows):
-    # A shorter op table is fine (an older writer's), as long as no node uses
-    # an opcode past its end.
-    if len(op) and int(op.max()) >= n_rows:
-        bad = int(np.argmax(op >= n_rows))
+def _our_opcodes(op, rows, writer):
+    """The nodes' opcodes in this build's op table: each row a node uses is
+    this build's row of the same name, and must be defined the same way."""
+    if len(op) and int(op.max()) >= len(rows):
+        bad = int(np.argmax(op >= len(rows)))
         raise TapeError(f"node {bad} has opcode {op[bad]}, but the tape's op table has "
-                        f"only {n_rows} rows")
+                        f"only {len(rows)} rows")
+    ours = np.zeros(len(rows), np.uint8)
+    for k in np.unique(op).tolist():
+        ours[k] = _our_op(rows[k], writer).code
+    return ours[op]
+
+
+def _our_op(row, writer):
+    op = _OPS_BY_NAME.get(row["name"])
+    if op is None:
+        raise TapeError(f"the tape uses the op {_show(row['name'])}, which this fasttape "
+                        f"does not have (the tape was written by fasttape {_show(writer)}); "
+                        f"read it with that version, or re-trace and save it with this one")
+    for field, text in row.items():
+        if text != getattr(op, field):
+            raise TapeError(f"the tape's op {op.name!r} is not this fasttape's: its {field} "
+                            f"is {_show(text)} there and {getattr(op, field)!r} here (the "
+                            f"tape was written by fasttape {_show(writer)}); it would compute "
+                            f"other numbers, so re-trace and save it with this build")
+    return op
 
 
 def _shape(value, what):

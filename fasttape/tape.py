@@ -11,7 +11,7 @@ import inspect
 import numpy as np
 
 from . import args as A
-from . import listing, ops, sparsity
+from . import io, listing, ops, sparsity
 from .backend import kernel
 from .errors import ArgumentError, ArgumentTypeError, GuardError, NonFiniteError, TapeError
 from .numpy_api import traced
@@ -144,15 +144,33 @@ class Tape:
         OSError
             The file cannot be written.
         """
-        from .io import save
-        save(self, path)
+        io.write(path, *self._as_data())
 
     def __reduce__(self):
         """Pickle as the saved file's entries. Unpickling untrusted bytes can
         run arbitrary code (any pickle can); ft.load reads a file from
         elsewhere safely: it is checked and never executes code."""
-        from .io import from_state, to_state
-        return from_state, (to_state(self),)
+        return Tape._unpickle, (io.pack(*self._as_data()),)
+
+    @classmethod
+    def _unpickle(cls, entries):
+        return cls._from_data(*io.unpack(entries))
+
+    def _as_data(self):
+        """(arrays, meta): the program's arrays and the metadata io saves with them."""
+        p = self._prog()
+        arrays = {key: getattr(p, key) for key in io.ARRAYS}
+        meta = {"n_inputs": p.n_inputs, "names": self._names, "shapes": self._shapes,
+                "out_spec": self._out_spec, "fn_name": self._fn_name}
+        return arrays, meta
+
+    @classmethod
+    def _from_data(cls, arrays, meta):
+        """The traced Tape of io's (arrays, meta); the kernel validates the program."""
+        program = kernel.Program(arrays["op"], arrays["a"], arrays["b"], arrays["pool"],
+                                 arrays["args"], meta["n_inputs"], arrays["outputs"])
+        return cls._traced(program, meta["names"], meta["shapes"], meta["out_spec"],
+                           meta["fn_name"])
 
     def __repr__(self):
         if self._program is None:
@@ -813,3 +831,38 @@ def trace(fn, *args):
     program = rec.freeze([v._h for v in inputs], flat_out, guards)
     return Tape._traced(program, names, [a.shape for a in arrays], spec,
                         getattr(fn, "__name__", "fn"))
+
+
+def load(path):
+    """The Tape saved by ``tape.save`` at ``path``.
+
+    Safe on untrusted files: nothing is unpickled, every array and field is
+    checked, and the tape is validated before any sweep runs over it. The
+    ops a file uses are matched to this build's by name (in files of format
+    version 1 and 2), so adding ops to the op table never makes files
+    unloadable.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+
+    Returns
+    -------
+    Tape
+        Frozen and replayable, as ``ft.trace`` made it.
+
+    Raises
+    ------
+    TapeError
+        A truncated, corrupted or inconsistent file, or one using an op that
+        this build lacks or defines differently; the message says why.
+    FileNotFoundError
+        No file at ``path``.
+
+    Examples
+    --------
+    >>> tape.save("loss.tape")
+    >>> ft.load("loss.tape")(1.0, 2.0, 3.0)
+    2.0
+    """
+    return Tape._from_data(*io.read(path))

@@ -2,8 +2,9 @@
 
     python tests/fuzz_io.py --files 1000000 [--seed 20241126] [--jobs 2]
 
-Each file is one of a few saved tapes with its bytes flipped, spliced or
-truncated, an array or metadata entry edited, or one entry's .npy header
+Each file is one of a few saved tapes (in the current format, and in
+version 1's) with its bytes flipped, spliced or truncated, an array or
+metadata entry edited (the op rows included), or one entry's .npy header
 forged (dtype strings such as '(<i4, 2)' or structured ones, huge or
 negative shapes, junk fortran_order, non-dict headers, other versions).
 Each must either raise TapeError at load, or load and replay to float64
@@ -31,7 +32,7 @@ import numpy as np
 
 import fasttape as ft
 from fasttape import ops
-from fasttape.io import to_state
+from fasttape.io import pack
 
 CHUNK = 20000
 
@@ -58,6 +59,21 @@ def control(x, y):
     return z
 
 
+def to_state(tape):
+    """The entries tape.save writes."""
+    return pack(*tape._as_data())
+
+
+def version_1(state):
+    """The same entries in format version 1: the whole op table as
+    [code, name, kind] rows, and opcodes of this build's table."""
+    meta = json.loads(state["meta"].item())
+    code = {op.name: op.code for op in ops.OPS}
+    codes = np.array([code[row["name"]] for row in meta.pop("ops")], np.uint8)
+    meta.update(format_version=1, op_table=[[op.code, op.name, op.kind] for op in ops.OPS])
+    return dict(state, meta=np.array(json.dumps(meta)), op=codes[state["op"]])
+
+
 def saved(state):
     buf = io.BytesIO()
     np.savez(buf, **state)
@@ -71,7 +87,9 @@ def bases():
                    (nary, (np.array([1.0, -2.0, 0.5]), np.array([0.1, 0.2, 3.0]))),
                    (control, (1.5, 0.5))]:
         tape = ft.trace(fn, *ex)
-        out.append((tape, to_state(tape), saved(to_state(tape))))
+        state = to_state(tape)
+        for written in (state, version_1(state)):  # (tape, entries, file, entries saved now)
+            out.append((tape, written, saved(written), state))
     return out
 
 
@@ -103,6 +121,7 @@ INT_EDGES = [-1, -2**31, 2**31 - 1, 2**31 - 2]
 class Mutator:
     def __init__(self, rng):
         self.rng = rng
+        self.kinds = []  # of the nodes of the tape being edited
 
     def pick(self, options):
         return options[int(self.rng.integers(0, len(options)))]
@@ -119,8 +138,9 @@ class Mutator:
     def opcode_edit(self, state, n, n_in):
         arr = state["op"].copy()
         i = int(self.rng.integers(0, n))
-        arr[i] = (self.rng.integers(ops.N_OPS, 256) if self.rng.random() < 0.5
-                  else self.rng.integers(0, ops.N_OPS))
+        rows = int(arr.max()) + 1  # (at least) the rows the file lists
+        arr[i] = (self.rng.integers(rows, 256) if self.rng.random() < 0.3
+                  else self.rng.integers(0, rows))
         state["op"] = arr
 
     def length_edit(self, state, n, n_in):
@@ -141,7 +161,7 @@ class Mutator:
         state[key] = arr[None] if self.rng.random() < 0.7 or arr.size == 0 else arr.reshape(-1)[0]
 
     def nary_edit(self, state, n, n_in):
-        nodes = [i for i in range(n) if ops.OPS[state["op"][i]].kind in ops.NARY]
+        nodes = [i for i in range(n) if self.kinds[i] in ops.NARY]
         if not nodes:
             return self.node_edit(state, n, n_in)
         i = int(self.pick(nodes))
@@ -171,18 +191,19 @@ class Mutator:
     def meta_edit(self, state, n, n_in):
         text = state["meta"].item()
         meta = json.loads(text)
-        choice = int(self.rng.integers(0, 11))
+        choice = int(self.rng.integers(0, 13))
+        key = "ops" if "ops" in meta else "op_table"  # the op rows: version 2 or 1
         if choice == 0:
             meta["n_inputs"] += int(self.pick([-1, 1, 10**12]))
         elif choice == 1:
-            meta["format_version"] = int(self.pick([0, 2, 10**20]))
+            meta["format_version"] = int(self.pick([0, 1, 2, 3, 10**20]))
         elif choice == 2:
             meta["out_spec"] = self.pick(["s", ["a", [2]], ["t", []], ["l", ["s", "s"]], 3,
                                           ["a", [2**31 - 1] * 32], ["a", [-1]]])
         elif choice == 3:
             meta["shapes"] = meta["shapes"][::-1] + [[]]
         elif choice == 4:
-            rows = meta["op_table"]
+            rows = meta[key]
             j = int(self.rng.integers(0, len(rows)))
             rows[j], rows[-1] = rows[-1], rows[j]
         elif choice == 5:
@@ -190,13 +211,22 @@ class Mutator:
         elif choice == 6:
             state["meta"] = np.array(text[:int(self.rng.integers(0, len(text)))])
             return
-        elif choice == 7:  # a prefix of the op table: loads if the nodes fit it
-            del meta["op_table"][int(self.rng.integers(0, len(meta["op_table"]))):]
+        elif choice == 7:  # a prefix of the op rows: loads if the nodes fit it
+            del meta[key][int(self.rng.integers(0, len(meta[key]))):]
         elif choice == 8:
             meta["n_inputs"] = self.pick([10**30, 2**63, -2**63, 1e300, None, "3"])
         elif choice == 9:
             meta["shapes"] = [self.pick([[2**31 - 1] * 32, [10**30], [0, 10**9]])
                               for _ in meta["shapes"]]
+        elif choice == 10:  # a row renamed, or given another kind or formula
+            row = meta[key][int(self.rng.integers(0, len(meta[key])))]
+            field = self.pick(list(row) if isinstance(row, dict) else [0, 1, 2])
+            row[field] = self.pick(["mul", "sin", "sum", "binary", "select", "x", "", "erf",
+                                    0, 1, 255, 1.0, None, ["x"]])
+        elif choice == 11:  # an extra row, used or not
+            meta[key].insert(int(self.rng.integers(0, len(meta[key]) + 1)),
+                             self.pick([dict(meta[key][0]) if key == "ops" else [0, "a", "b"],
+                                        "row", [], {}]))
         else:
             meta["names"] = meta["names"][:-1]
         state["meta"] = np.array(json.dumps(meta))
@@ -210,11 +240,11 @@ class Mutator:
     EDITS = ["node_edit", "opcode_edit", "length_edit", "dtype_edit", "ndim_edit", "nary_edit",
              "args_edit", "outputs_edit", "pool_edit", "meta_edit", "entry_edit"]
 
-    def edit(self, state):
+    def edit(self, state, tape):
         name = self.pick(self.EDITS)
         edited = dict(state)
-        getattr(self, name)(edited, len(state["op"]), int(np.sum(
-            [ops.OPS[c].kind == ops.INPUT for c in state["op"]])))
+        self.kinds = [ops.OPS[c].kind for c in tape._program.op]
+        getattr(self, name)(edited, len(state["op"]), tape.n_inputs)
         return name, saved(edited)
 
     # ---------------------------------------------------- damaged bytes
@@ -328,11 +358,11 @@ def fuzz_chunk(count, seed, chunk):
     path = os.path.join(tmp, "t.tape")
     tapes = bases()
     for k in range(count):
-        tape, state, data = tapes[k % len(tapes)]
+        tape, state, data, now = tapes[k % len(tapes)]
         what = mut.pick(["truncate", "flip", "splice", "zipfield", "edit", "edit", "header",
                          "header"])
         if what == "edit":
-            what, data = mut.edit(state)
+            what, data = mut.edit(state, tape)
         elif what == "header":
             data = mut.header(state)
         else:
@@ -344,7 +374,7 @@ def fuzz_chunk(count, seed, chunk):
         else:
             source = io.BytesIO(data)
         try:
-            outcome = load_and_replay(source, what, state, rng)
+            outcome = load_and_replay(source, what, now, rng)
         except Exception:
             failures.append(f"chunk {chunk}, file {k} ({what}):\n{traceback.format_exc()}")
             outcome = "FAILED"
@@ -355,15 +385,16 @@ def fuzz_chunk(count, seed, chunk):
     return {"outcomes": outcomes, "failures": failures[:5], "n_failures": len(failures)}
 
 
-def load_and_replay(source, what, state, rng):
+def load_and_replay(source, what, now, rng):
     try:
         loaded = ft.load(source)
     except ft.TapeError:
         return "rejected"
-    # Damaged bytes (not deliberate edits) must not load as another tape.
+    # Damaged bytes (not deliberate edits) must not load as another tape:
+    # saved now, it is the entries the undamaged file's tape saves.
     if what in ("truncate", "flip", "splice", "zipfield"):
         for key, value in to_state(loaded).items():
-            assert np.array_equal(value, state[key]), f"{key} changed"
+            assert np.array_equal(value, now[key]), f"{key} changed"
     try:
         replay(loaded, rng)
         return "replayed"

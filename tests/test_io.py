@@ -16,7 +16,7 @@ import pytest
 import fasttape as ft
 from fasttape import ops
 from fasttape.graphviz import operands, to_dot
-from fasttape.io import ARRAYS, FORMAT_VERSION, op_table, to_state
+from fasttape.io import ARRAYS, FORMAT_VERSION, pack
 
 
 def lecture(w, x, y):
@@ -47,10 +47,22 @@ CASES = {
 }
 
 
+# This build's op rows, as a file records them: {field: text}.
+ROW_FIELDS = ("name", "kind", "fwd", "d0", "d1", "d00", "d01", "d11")
+OURS = [{field: getattr(op, field) for field in ROW_FIELDS} for op in ops.OPS]
+CODE = {op.name: op.code for op in ops.OPS}
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
 @pytest.fixture(params=sorted(CASES))
 def case(request):
     fn, args = CASES[request.param]
     return ft.trace(fn, *args), args
+
+
+def to_state(tape):
+    """The entries tape.save writes and pickling carries."""
+    return pack(*tape._as_data())
 
 
 def arrays(tape):
@@ -180,11 +192,17 @@ def test_loaded_tape_keeps_its_guards(tmp_path):
 def test_saved_file_is_plain_npz_without_pickle(tmp_path):
     ft.trace(lecture, 1.0, 2.0, 3.0).save(tmp_path / "t")
     with np.load(tmp_path / "t", allow_pickle=False) as npz:
-        meta = json.loads(npz["meta"].item())
+        meta, op = json.loads(npz["meta"].item()), npz["op"]
         assert sorted(npz.files) == sorted(["meta", *ARRAYS])
     assert meta["format"] == "fasttape.tape" and meta["format_version"] == FORMAT_VERSION
     assert meta["names"] == ["w", "x", "y"] and meta["out_spec"] == "s"
-    assert meta["op_table"] == [[op.code, op.name, op.kind] for op in ops.OPS]
+    # The rows the nodes use, each defined as the op table defines it; the
+    # opcodes index that list.
+    p = ft.trace(lecture, 1.0, 2.0, 3.0)._program
+    used = sorted(set(p.op.tolist()))
+    assert meta["ops"] == [OURS[c] for c in used]
+    assert [r["name"] for r in meta["ops"]] == ["input", "add", "sub", "mul", "pow_c"]
+    assert np.array_equal(np.array(used)[op], p.op)
     assert meta["fasttape_version"] == ft.__version__
 
 
@@ -205,7 +223,7 @@ def test_pickle_is_documented_unsafe_and_load_is_not(capsys):
     section = readme[readme.index("## Tapes as data"):]
     section = section[:section.find("\n## ", 1)]
     assert "arbitrary code" in section and "ft.load" in section
-    for doc in (ft.Tape.__reduce__.__doc__, ft.io.__doc__, ft.io.from_state.__doc__):
+    for doc in (ft.Tape.__reduce__.__doc__, ft.io.__doc__, ft.io.unpack.__doc__):
         assert "arbitrary code" in doc or "any code" in doc
 
 
@@ -214,6 +232,105 @@ def test_eager_tapes_do_not_save():
         ft.Var(1.0) * 2
     with pytest.raises(ft.TapeError, match="ft.trace"):
         pickle.dumps(t)
+
+
+# ------------------------------------------------------------------ op rows by name
+
+def every_kind(p, x):  # a node of every kind, arrays in, a tuple out
+    z = ft.where(p[0] > x[0], p[0] * x[1], x[2] - 1.5)
+    if x[1] > 0:
+        z = z + ft.maximum(p[1], 2.0) ** 2
+    s = ft.dot(p, x) + ft.sum(list(p * p)) + ft.dot(np.array([0.5, -1.0, 2.0]), x)
+    return ft.tanh(s) + z, [x[0] / 3.0, 2.0]
+
+
+EVERY_KIND_ARGS = (np.array([1.0, -2.0, 0.5]), np.array([0.1, 0.2, 3.0]))
+ALL_TAPES = dict(CASES, every_kind=(every_kind, EVERY_KIND_ARGS))
+
+
+def written_state(tape, table=OURS, version=2, listed="used"):
+    """The file a writer whose op table is `table` (row dicts, in its order)
+    saves for tape, laid out by hand in format `version`: version 1 lists
+    the whole table as [code, name, kind] rows; version 2 lists rows (the
+    used ones, or with listed="all" every row) and the opcodes index that list.
+    A row's "ours" key names the op of this build it stands for (default: its name)."""
+    p = tape._program
+    code = {row.get("ours", row["name"]): k for k, row in enumerate(table)}
+    table = [{f: row[f] for f in ROW_FIELDS} for row in table]
+    op = np.array([code[ops.OPS[c].name] for c in p.op])
+    meta = {"format": "fasttape.tape", "format_version": version, "fasttape_version": "9.9",
+            "n_inputs": int(p.n_inputs), "names": list(tape._names),
+            "shapes": [list(s) for s in tape._shapes], "out_spec": tape._out_spec,
+            "fn_name": tape._fn_name}
+    if version == 1:
+        meta["op_table"] = [[k, row["name"], row["kind"]] for k, row in enumerate(table)]
+    else:
+        rows = sorted(set(op.tolist())) if listed == "used" else list(range(len(table)))
+        meta["ops"] = [table[k] for k in rows]
+        op = np.searchsorted(rows, op)
+    state = {"meta": np.array(json.dumps(meta)), "op": op.astype(np.uint8)}
+    state.update((key, np.array(getattr(p, key))) for key in ARRAYS if key != "op")
+    return state
+
+
+def written_by(*args, **kw):
+    return saved(written_state(*args, **kw))
+
+
+def new_row(name="erf", kind=ops.UNARY):
+    return dict(name=name, kind=kind, fwd="erf(x)", d0="1.1283791670955126 * exp(-x * x)",
+                d1="", d00="-2.0 * x * d0", d01="", d11="")
+
+
+@pytest.mark.parametrize("name", sorted(ALL_TAPES))
+def test_writer_with_more_or_reordered_rows_loads(name):
+    # A newer writer's table: a row inserted near the front, so every later
+    # opcode moves, and rows reordered. Rows are matched by name: the file
+    # loads and replays exactly as the tape it was written from.
+    fn, args = ALL_TAPES[name]
+    tape = ft.trace(fn, *args)
+    inserted = OURS[:2] + [new_row()] + OURS[2:]
+    reordered = [new_row("erfc")] + OURS[::-1] + [new_row()]
+    for table in (inserted, reordered):
+        for version, listed in ((1, "all"), (2, "used"), (2, "all")):
+            assert_same_tape(tape, load_bytes(written_by(tape, table, version, listed)), args)
+
+
+def test_used_row_missing_or_changed_is_refused():
+    tape = ft.trace(control, 1.5, 0.5)  # uses mul and where; not hypot or sin
+    def table(target, /, **change):
+        rows = [dict(row, ours=target, **change) if row["name"] == target else row
+                for row in OURS]
+        return [row for row in rows if row["name"] != "drop"]
+    for version in (1, 2):
+        msg = rejects(written_by(tape, table("mul", name="times"), version), "'times'")
+        assert "does not have" in msg
+        msg = rejects(written_by(tape, table("mul", kind="unary_c"), version), "'mul'")
+        assert "kind" in msg and "'unary_c'" in msg and "'binary'" in msg
+        msg = rejects(written_by(tape, table("where", kind="sum"), version), "'where'")
+        # Rows the tape does not use may differ or be missing.
+        for unused in (table("hypot", name="drop"), table("sin", kind="binary", fwd="x")):
+            assert_same_tape(tape, load_bytes(written_by(tape, unused, version, "all")),
+                             (1.5, 0.5))
+    for field in ("fwd", "d0", "d1", "d00", "d01", "d11"):  # formulas: version 2 only
+        msg = rejects(written_by(tape, table("mul", **{field: "x + 1.0"})), "'mul'")
+        assert f"{field} is 'x + 1.0' there and {OURS[CODE['mul']][field]!r} here" in msg
+
+
+def test_version_1_file_still_loads():
+    # Saved by the version-1 writer (the whole table as [code, name, kind]
+    # rows): read by row name, it replays as the same function traced now.
+    loaded = ft.load(os.path.join(DATA, "every_kind.v1.tape"))
+    tape = ft.trace(every_kind, *EVERY_KIND_ARGS)
+    assert (loaded._names, loaded._shapes, loaded._out_spec, loaded._fn_name) == \
+           (tape._names, tape._shapes, tape._out_spec, tape._fn_name)
+    assert str(loaded) == str(tape)
+    for x1, x2 in zip(results(loaded, EVERY_KIND_ARGS), results(tape, EVERY_KIND_ARGS)):
+        assert np.array_equal(x1, x2)
+    # By hand: where(1 > 0.1, 1 * 0.2, .) + max(-2, 2) ** 2, and 0.1 - 0.4 + 1.5
+    # + (1 + 4 + 0.25) + (0.05 - 0.2 + 6) under tanh.
+    out, rest = loaded(*EVERY_KIND_ARGS)
+    assert np.isclose(out, np.tanh(12.3) + 4.2, rtol=1e-15) and rest == [0.1 / 3.0, 2.0]
 
 
 # ------------------------------------------------------------------ failures
@@ -244,7 +361,7 @@ def rejects(data_or_state, match):
     """Loading raises a TapeError (a ValueError) whose message matches."""
     with pytest.raises(ft.TapeError, match=match) as info:
         if isinstance(data_or_state, dict):
-            ft.io.from_state(data_or_state)
+            ft.Tape._unpickle(data_or_state)
         else:
             load_bytes(data_or_state)
     assert isinstance(info.value, ValueError)
@@ -258,13 +375,16 @@ def test_missing_entry(key):
     rejects(state, repr(key) if key != "meta" else "no 'meta' entry")
 
 
-@pytest.mark.parametrize("key", sorted(ARRAYS))
-@pytest.mark.parametrize("dtype", [np.int64, np.float32, np.int16, "<U2"])
+# Each entry with every other dtype: other widths of its kind, other kinds
+# of its width, and text.
+@pytest.mark.parametrize("key, dtype", [
+    (key, np.dtype(dtype)) for key in sorted(ARRAYS)
+    for dtype in [np.int64, np.int32, np.uint32, np.int16, np.int8, np.uint8, np.float64,
+                  np.float32, "<U2"] if np.dtype(dtype) != np.dtype(ARRAYS[key])])
 def test_wrong_dtype(key, dtype):
     state = state_with()
-    if np.dtype(dtype) == np.dtype(ARRAYS[key]).newbyteorder("="):
-        return
     state[key] = state[key].astype(dtype)
+    assert state[key].dtype != np.dtype(ARRAYS[key])
     rejects(saved(state), rf"entry '{key}' must have dtype")
     rejects(state, rf"entry '{key}' must have dtype")
 
@@ -293,7 +413,7 @@ def test_wrong_length(key):
 
 
 @pytest.mark.parametrize("version, match", [
-    (FORMAT_VERSION + 1, "format version 2 .*reads up to version 1"),
+    (FORMAT_VERSION + 1, "format version 3 .*reads up to version 2"),
     (0, "unknown tape format version 0"), ("1", "unknown tape format version '1'"),
     (True, "unknown tape format version True")])
 def test_unknown_or_future_version(version, match):
@@ -302,10 +422,10 @@ def test_unknown_or_future_version(version, match):
 
 def test_future_version_is_reported_before_other_differences():
     def future(m):
-        m.update(format_version=FORMAT_VERSION + 1, op_table=[], extra_field=1)
+        m.update(format_version=FORMAT_VERSION + 1, ops=[], extra_field=1)
     state = state_with(drop=["pool"], meta=future)
     state["new_entry"] = np.zeros(1)
-    rejects(saved(state), "format version 2")
+    rejects(saved(state), "format version 3")
 
 
 def test_wrong_magic():
@@ -313,38 +433,49 @@ def test_wrong_magic():
             "not a fasttape tape: format 'something.else'")
 
 
-def test_different_op_table():
-    def renamed(m):
-        m["op_table"][2][1] = "plus"
-    msg = rejects(saved(state_with(meta=renamed)), "different op table")
-    assert "row 2" in msg and "plus" in msg
-    rejects(saved(state_with(meta=lambda m: m["op_table"].append([99, "new", "unary"]))),
-            rf"different op table.*row {ops.N_OPS} is \[99, 'new', 'unary'\] there and no row here")
-    rejects(saved(state_with(meta=lambda m: m.update(op_table="ops"))), "op_table")
-    for k, field, value in [(0, 0, 1), (5, 2, "guard"), (ops.N_OPS - 1, 1, "select")]:
-        def changed(m):
-            del m["op_table"][k + 1:]  # also a prefix: the first difference is named
-            m["op_table"][k][field] = value
-        msg = rejects(saved(state_with(meta=changed)), f"different op table.*row {k} is ")
-        assert repr(value) in msg and str(op_table()[k]) in msg
+def test_op_rows_of_the_wrong_form():
+    def v2(edit):
+        return saved(state_with(meta=edit))
+    rejects(v2(lambda m: m.update(ops="mul")), "the tape's ops must be a list of at most 256")
+    rejects(v2(lambda m: m.update(ops=m["ops"] * 60)), "the tape's ops must be a list of at most")
+    for edit in [lambda row: row.pop("d11"), lambda row: row.update(sym="{x} * {y}"),
+                 lambda row: row.update(fwd=None), lambda row: row.update(kind=["binary"])]:
+        def edited(m):
+            edit(m["ops"][3])
+        rejects(v2(edited), r"row 3 of the tape's ops is \{.*, not \{\"name\": text, \"kind")
+    rejects(v2(lambda m: m["ops"].__setitem__(1, ["add", "binary"])), "row 1 of the tape's ops")
+    tape = ft.trace(lecture, 1.0, 2.0, 3.0)
+    def v1(edit):
+        state = written_state(tape, version=1)
+        meta = json.loads(state["meta"].item())
+        edit(meta["op_table"])
+        state["meta"] = np.array(json.dumps(meta))
+        return saved(state)
+    assert_same_tape(tape, load_bytes(v1(lambda rows: None)), (1.0, 2.0, 3.0))
+    for k, row in [(0, [1, "input", "input"]), (1, [True, "const", "const"]),
+                   (2, [2.0, "add", "binary"]), (3, [3, "sub"]), (4, [4, "mul", 5]),
+                   (5, {"name": "div", "kind": "binary"})]:
+        msg = rejects(v1(lambda rows: rows.__setitem__(k, row)),
+                      rf"row {k} of the tape's op_table is .*, not \[code, name, kind\]")
+        assert repr(row[1] if isinstance(row, list) else "div") in msg
 
 
-def test_older_op_table_prefix_loads():
-    # A file from a build with fewer ops (rows are only added at the end)
-    # loads, and replays exactly as the tape it was saved from.
+def test_version_1_prefix_table_loads():
+    # A file from an older build with fewer ops loads, and replays exactly
+    # as the tape it was saved from; a node past the file's table does not.
     for name, (fn, args) in sorted(CASES.items()):
         tape = ft.trace(fn, *args)
         used = int(tape._program.op.max()) + 1
         for rows in sorted({used, (used + ops.N_OPS) // 2, max(used, ops.N_OPS - 1)}):
-            def older(m):
-                del m["op_table"][rows:]
-            loaded = load_bytes(saved(state_with(tape, meta=older)))
+            loaded = load_bytes(written_by(tape, OURS[:rows], version=1))
             assert_same_tape(tape, loaded, args)
-            assert json.loads(to_state(loaded)["meta"].item())["op_table"] == op_table()
-        if used > 1:  # a node's opcode past the file's own table
-            def too_old(m):
-                del m["op_table"][used - 1:]
-            msg = rejects(saved(state_with(tape, meta=too_old)), "op table has only")
+            assert json.loads(to_state(loaded)["meta"].item())["format_version"] == 2
+        if used > 1:
+            state = written_state(tape, version=1)
+            meta = json.loads(state["meta"].item())
+            del meta["op_table"][used - 1:]
+            state["meta"] = np.array(json.dumps(meta))
+            msg = rejects(saved(state), "op table has only")
             node = int(np.argmax(tape._program.op == used - 1))
             assert f"node {node} has opcode {used - 1}" in msg
 
@@ -387,7 +518,7 @@ def test_metadata_json_reader_refuses_what_is_not_json(text):
         json.loads(text, parse_constant=no_constants)
 
 
-@pytest.mark.parametrize("field", ["format", "format_version", "op_table", "n_inputs",
+@pytest.mark.parametrize("field", ["format", "format_version", "ops", "n_inputs",
                                    "names", "shapes", "fasttape_version"])
 def test_deep_values_in_metadata(field):
     # Read without recursion, so any field may be nested deeply; each is
@@ -415,7 +546,7 @@ def test_meta_with_characters_past_unicode(order, bad):
 
 
 @pytest.mark.parametrize("field", ["names", "shapes", "out_spec", "fn_name", "n_inputs",
-                                   "op_table", "fasttape_version"])
+                                   "ops", "fasttape_version"])
 def test_missing_meta_field(field):
     rejects(saved(state_with(meta=lambda m: m.pop(field))), f"lacks '{field}'")
 
@@ -535,9 +666,9 @@ def test_deep_outputs_save_load_and_pickle(depth):
 
 
 def _set(key, node, value):
-    """An edit of the lecture tape: key[node] = value (node -1 is the last)."""
+    """An edit of the lecture tape's file: key[node] = value (node -1 is the last)."""
     def edit(p):
-        arr = getattr(p, key).copy()
+        arr = to_state(ft.trace(lecture, 1.0, 2.0, 3.0))[key].copy()
         arr[node] = value(p) if callable(value) else value
         return {key: arr}
     return edit
@@ -718,7 +849,7 @@ def test_bad_pickle_state():
     tape = ft.trace(lecture, 1.0, 2.0, 3.0)
     rejects(state_with(tape, op=tape._program.op.tolist()), "entry 'op' must be an array")
     with pytest.raises(ft.TapeError, match="dict"):
-        ft.io.from_state(["not", "a", "dict"])
+        ft.Tape._unpickle(["not", "a", "dict"])
 
 
 # ------------------------------------------------------------------ fuzzing
