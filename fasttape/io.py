@@ -65,7 +65,7 @@ import zlib
 
 import numpy as np
 
-from . import ops
+from . import kinds, ops
 from .errors import TapeError
 
 MAGIC = "fasttape.tape"
@@ -301,8 +301,8 @@ def _check_nary_total(arr):
     # let validation's per-operand checks grow quadratically in memory.
     if len(arr["op"]) != len(arr["b"]):
         return  # validation names this
-    nary = [op.code for op in ops.OPS if op.kind in ops.NARY]
-    counts = arr["b"][np.isin(arr["op"], nary)]
+    listed = np.flatnonzero(kinds.LISTED[ops.KIND_CODE])  # opcodes with operand lists
+    counts = arr["b"][np.isin(arr["op"], listed)]
     if (counts < 0).any() or int(counts.sum(dtype=np.int64)) > len(arr["args"]):
         raise TapeError("n-ary nodes' operand counts do not fit the args array")
 

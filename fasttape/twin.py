@@ -28,9 +28,14 @@ def _compile(target, expr):
     return target, used, ops.compile_numpy(expr, ", ".join(used))
 
 
-# Per opcode and sweep, its kind's templates with the op's formulas, compiled.
-_SWEEPS = [{sweep: [_compile(t, e) for t, e in kinds.expand(_KIND[op.code], op, sweep)]
-            for sweep in ("fwd", "rev", "tan", "hvp")} for op in ops.OPS]
+def compile_sweeps(op, kind):
+    """{sweep: [(target, names read, NumPy function)]}: kind's templates
+    (kinds.py) with op's formulas, for the four sweeps."""
+    return {sweep: [_compile(t, e) for t, e in kinds.expand(kind, op, sweep)]
+            for sweep in ("fwd", "rev", "tan", "hvp")}
+
+
+_SWEEPS = [compile_sweeps(op, _KIND[op.code]) for op in ops.OPS]  # per opcode
 
 
 def set_check_finite(on):
