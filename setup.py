@@ -1,7 +1,7 @@
 """Builds fasttape's kernel, fasttape._core, from fasttape/_core.pyx.
 
 The kernel's per-op cases are generated from the op table first
-(fasttape/_codegen.py), so the two cannot drift apart.
+(fasttape/_kernel/codegen.py), so the two cannot drift apart.
 """
 
 import os
@@ -23,8 +23,8 @@ def extensions():
     import numpy
     from Cython.Build import cythonize
 
-    codegen = runpy.run_path(os.path.join(HERE, "fasttape", "_codegen.py"))
-    codegen["write"](os.path.join(HERE, "fasttape", "_ops.pxi"))
+    codegen = runpy.run_path(os.path.join(HERE, "fasttape", "_kernel", "codegen.py"))
+    codegen["write"](os.path.join(HERE, "fasttape", "_kernel", "ops.pxi"))
     # -fno-trapping-math lets the zero-adjoint selects vectorize; contraction
     # into FMAs is off, so every build gives the same bits.
     base = ["-O3", "-fno-trapping-math", "-ffp-contract=off", "-Wno-psabi"]

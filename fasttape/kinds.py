@@ -21,7 +21,7 @@ forward-over-reverse sweep does ``rev``, then ``hvp`` for the tangents. The
 elementwise kinds write them with the op's formulas in braces ({fwd} {d0}
 ...); the listed kinds (sum, dot, dotc) sum ``f`` and ``t`` over their terms.
 From this table come the twin's sweeps (``twin.py`` evaluates the text with
-NumPy), the kernel's per-kind cases (``_codegen.py`` writes them), and every
+NumPy), the kernel's per-kind cases (``_kernel/codegen.py`` writes them), and every
 walk over operands (``operands`` below; validation, compaction, marking,
 sparsity, listings and files).
 

@@ -8,7 +8,7 @@ derivatives. Formulas are expression strings over
 
 written in the common subset of Python and Cython, so the same text is
 evaluated by NumPy in the pure twin and compiled into the Cython kernel
-(``_codegen.py`` writes the kernel's cases from this table at build time).
+(``_kernel/codegen.py`` writes the kernel's cases from this table at build time).
 The reverse sweep never names an op: ``adj[a] += d0 * adj[i]`` and
 ``adj[b] += d1 * adj[i]``; the forward-mode sweep uses the same partials.
 
@@ -292,7 +292,7 @@ HELPER_ARGS = {name: "x, y" for name in ("maxd", "powd1", "maxv", "minv", "lt", 
                                                  "miss", "pymod", "fmaxd", "powd0", "powd00")}
 
 # The NumPy meaning of every name a formula may use. vexp, vlog, vlog1p and
-# vtanh are the kernel's own vectorizable functions (fasttape/_vmath.pxi),
+# vtanh are the kernel's own vectorizable functions (fasttape/_kernel/vmath.pxi),
 # within two ulp of NumPy's.
 NUMPY_NAMES = dict(
     exp=np.exp, log=np.log, sqrt=np.sqrt, sin=np.sin, cos=np.cos, tan=np.tan,

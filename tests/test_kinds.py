@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import fasttape as ft
-from fasttape import _codegen, kinds, ops, twin
+from fasttape import kinds, ops, twin
+from fasttape._kernel import codegen
 
 rng = np.random.default_rng(5)
 
@@ -22,7 +23,7 @@ CUBE = '    _row("cube", UNARY, "x * x * x", ("3.0 * x * x",), ("6.0 * x",), "cu
 
 def table_with(row):
     """The op table with one more row at its end, from ops.py's own text."""
-    _codegen.load_tables()  # (the package the table's relative import resolves in)
+    codegen.load_tables()  # (the package the table's relative import resolves in)
     source = open(ops.__file__).read()
     end = "]\n\nOPS = tuple("
     assert source.count(end) == 1
@@ -55,7 +56,7 @@ def test_a_unary_op_is_one_row():
     table = table_with(CUBE)
     op = table.BY_NAME["cube"]
     assert op.code == ops.N_OPS and table.KIND_OF[op.code].name == kinds.UNARY
-    text = _codegen.generate(table)
+    text = codegen.generate(table)
     assert f"cdef enum: OP_CUBE = {op.code}" in text
     assert table.signature() != ops.signature()  # (so a kernel built without it is refused)
     sweeps = twin.compile_sweeps(op, table.KIND_OF[op.code])
@@ -88,7 +89,7 @@ def test_a_unary_op_is_one_row():
 
 
 def test_the_kernel_source_has_every_rows_cases():
-    text = _codegen.generate()
+    text = codegen.generate()
     for op in ops.OPS:
         kind = ops.KIND_OF[op.code]
         if kinds.elementwise(kind):

@@ -224,9 +224,9 @@ def test_kernel_is_built_from_this_table(monkeypatch):
     included), and the backend refuses a build made from other tables."""
     core = pytest.importorskip("fasttape._core")
     assert core.OP_TABLE == ops.signature()
-    from fasttape import _codegen
+    from fasttape._kernel import codegen
     backend = importlib.import_module("fasttape.backend")  # (ft.backend is its name)
-    text = _codegen.generate()
+    text = codegen.generate()
     for op in ops.OPS:
         if op.fwd and op.kind != ops.INPUT:
             assert f"# {op.name}\n" in text and op.fwd in text

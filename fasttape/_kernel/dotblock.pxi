@@ -7,11 +7,11 @@
 # consecutive nodes, else a copy gathered once a call) instead of one node
 # at a time streaming X.
 # Every lane's sums run in the same order as the node-by-node loops of
-# _sweeps.pxi (which a block falls back to when it does not apply); where
-# the build targets FMA the tiles fuse each multiply-add (see _tiles.h),
+# sweeps.pxi (which a block falls back to when it does not apply); where
+# the build targets FMA the tiles fuse each multiply-add (see tiles.h),
 # elsewhere both paths give the same bits.
 
-cdef extern from "_tiles.h":
+cdef extern from "_kernel/tiles.h":
     # units x a tile of lanes; units x inputs; 4 inputs x a tile of lanes (see there)
     bint FT_TILES
     bint FT_FMA

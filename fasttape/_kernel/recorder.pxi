@@ -226,7 +226,7 @@ cdef class Recorder:
             raise ValueError(f"fasttape: opcode {op} is not of the kind asked for")
         return 0
 
-    # The cdef entry points are the C Var's (_var.pxi); the def ones Python's.
+    # The cdef entry points are the C Var's (var.pxi); the def ones Python's.
 
     cdef Py_ssize_t _input(self, double value) except -1:
         self._maybe_reclaim()

@@ -1,6 +1,6 @@
 # The sweeps over a tape, node by node (or run by run). Included by _core.pyx.
 #
-# Every case is generated into _ops.pxi from the op and kind tables: the
+# Every case is generated into ops.pxi from the op and kind tables: the
 # per-op loops of elementwise nodes, and the loops of the listed kinds (sum,
 # dot, dotc, where). This file routes each node to them and holds the
 # hand-written fast paths over them (dot blocks, shared weights and biases
@@ -202,7 +202,7 @@ cdef inline void dot_shared(double w, const double* x, const double* gi, double*
     gw[0] += total
 
 
-cdef extern from "_tiles.h":
+cdef extern from "_kernel/tiles.h":
     # Sums over lanes in four partial sums striped over lanes (they
     # pipeline, and vectorize); the same bits in every build.
     double dot_lanes "ft_dot_lanes" (const double* x, const double* y, Py_ssize_t C) noexcept nogil

@@ -1,5 +1,5 @@
-"""Writes the kernel's per-op and per-kind cases (``_ops.pxi``) from the op
-table (``ops.py``) and the kind table (``kinds.py``).
+"""Writes the kernel's per-op and per-kind cases (``_kernel/ops.pxi``) from
+the op table (``ops.py``) and the kind table (``kinds.py``).
 
 Run by setup.py before Cython compiles ``_core.pyx``, so the kernel and the
 tables cannot drift apart. Each elementwise case is one tight loop over ``m``
@@ -15,8 +15,9 @@ import re
 import sys
 import types
 
-HEADER = "# Generated from fasttape/ops.py and fasttape/kinds.py by fasttape/_codegen.py. Do not edit.\n"
+HEADER = "# Generated from fasttape/ops.py and fasttape/kinds.py by fasttape/_kernel/codegen.py. Do not edit.\n"
 HERE = os.path.dirname(os.path.abspath(__file__))
+TABLES = os.path.dirname(HERE)  # fasttape/, where ops.py and kinds.py are
 
 
 def load_tables():
@@ -25,7 +26,7 @@ def load_tables():
     name = "_fasttape_tables"
     if name not in sys.modules:
         package = types.ModuleType(name)
-        package.__path__ = [HERE]
+        package.__path__ = [TABLES]
         sys.modules[name] = package
     return importlib.import_module(name + ".ops")
 
@@ -326,7 +327,7 @@ def _helpers(helpers, helper_args):
 
 
 def generate(ops=None):
-    """The text of _ops.pxi for the tables of ops (fasttape's by default)."""
+    """The text of ops.pxi for the tables of ops (fasttape's by default)."""
     ops = ops or load_tables()
     kinds = ops.kinds
     kind_enum = "\n".join(f"cdef enum: K_{k.name.upper()} = {k.code}" for k in kinds.KINDS)
@@ -359,4 +360,4 @@ def write(path):
 
 
 if __name__ == "__main__":
-    write(os.path.join(HERE, "_ops.pxi"))
+    write(os.path.join(HERE, "ops.pxi"))

@@ -1,4 +1,4 @@
-/* Register tiles for dot blocks (see _dotblock.pxi), in GCC/Clang vector
+/* Register tiles for dot blocks (see dotblock.pxi), in GCC/Clang vector
  * extensions: a vector is FT_VW doubles, 8 (one register) in the AVX-512
  * build, else 4 (one AVX2 register, or two SSE2 ones). A tile spans
  * FT_TILE_LANES = two vectors of lanes. Each lane's sums run in the
