@@ -10,12 +10,15 @@ form; everything it does not define is NumPy's own function.
 
 A traced array's `__array_namespace__()` returns this module. SciPy does not
 ask an ndarray subclass for it (it takes NumPy's namespace for every ndarray,
-and rejects object arrays under SCIPY_ARRAY_API), so the first trace after
-SciPy is imported routes SciPy's `array_namespace` here for traced arguments
-(`route_scipy`); for all other arguments SciPy's own function runs, unchanged.
+and rejects object arrays under SCIPY_ARRAY_API), so SciPy's
+`array_namespace` is routed here for traced arguments as soon as SciPy is
+imported (`route_scipy`); for all other arguments SciPy's own function runs,
+unchanged. fasttape never imports SciPy itself.
 """
 
 import functools
+import importlib.abc
+import importlib.machinery
 import sys
 import threading
 
@@ -176,26 +179,22 @@ def imag(x):
 
 _lock = threading.Lock()
 _routed_scipy = False
-# The modules that hold SciPy's array_namespace: the definition, its re-export
-# (which SciPy's modules import), and array-api-extra's vendored copy.
-_SOURCES = ("scipy._lib._array_api_override", "scipy._lib._array_api",
-            "scipy._lib._array_api_compat_vendor")
+# The module that defines SciPy's array_namespace, its re-export (which
+# SciPy's modules import) and array-api-extra's vendored copy of it.
+_SOURCE = "scipy._lib._array_api_override"
 _NAMES = ("array_namespace", "scipy_array_namespace")
 
 
 def route_scipy():
-    """Once SciPy is imported: its array_namespace returns this namespace when
-    an argument is traced, and runs as before otherwise.
-
-    The modules that imported the function already get the routed one in its
-    place; modules imported later import the routed one from its source.
-    """
+    """SciPy's array_namespace returns this namespace when an argument is
+    traced (a traced array, a Var, or a list or tuple holding Vars), and runs
+    as before otherwise. Once, as soon as SciPy has defined the function:
+    the modules that imported it already get the routed one in its place,
+    the modules imported later import the routed one."""
     global _routed_scipy
     with _lock:
-        if _routed_scipy:
-            return
-        source = sys.modules.get(_SOURCES[0])
-        if source is None:
+        source = sys.modules.get(_SOURCE)
+        if _routed_scipy or getattr(source, "array_namespace", None) is None:
             return
         original = source.array_namespace
         routed = _routed(original)
@@ -215,7 +214,35 @@ def _routed(original):
     @functools.wraps(original)
     def array_namespace(*arrays):
         for x in arrays:
-            if isinstance(x, (TracedArray, Var)):
+            if isinstance(x, (TracedArray, Var)) or (
+                    isinstance(x, (list, tuple)) and any(isinstance(v, Var) for v in x)):
                 return namespace
         return original(*arrays)
     return array_namespace
+
+
+class _AfterScipyDefinesIt(importlib.abc.MetaPathFinder):
+    """An import hook for one module, SciPy's _array_api_override: it loads
+    as usual, then route_scipy runs. Every other import passes it by."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _SOURCE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return None
+        exec_module = spec.loader.exec_module
+
+        def exec_then_route(module):
+            exec_module(module)
+            route_scipy()
+        spec.loader.exec_module = exec_then_route
+        return spec
+
+
+def route_scipy_on_import():
+    """Route SciPy now if it is imported, else as soon as it is."""
+    if _SOURCE in sys.modules:
+        route_scipy()
+    elif not any(isinstance(f, _AfterScipyDefinesIt) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterScipyDefinesIt())

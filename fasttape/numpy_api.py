@@ -20,7 +20,6 @@ Anything else raises UnsupportedError, saying what to use instead.
 import functools
 import math
 import operator
-import sys
 
 import numpy as np
 
@@ -152,20 +151,7 @@ def wrap(x):
 
 def traced(array):
     """An object array of Vars as a TracedArray."""
-    if not _scipy_routed and "scipy._lib._array_api_override" in sys.modules:
-        _route_scipy()
     return np.asarray(array, dtype=object).view(TracedArray)
-
-
-_scipy_routed = False
-
-
-def _route_scipy():
-    """SciPy's array-API functions take fasttape.array_api for traced arrays."""
-    global _scipy_routed
-    from .array_api import route_scipy
-    route_scipy()
-    _scipy_routed = True
 
 
 def _objects(x):
@@ -558,3 +544,9 @@ STRUCTURAL = {
     np.empty_like, np.append, np.insert, np.delete, np.triu, np.tril, np.rot90, np.block,
     np.result_type, np.iscomplexobj, np.isrealobj, np.may_share_memory, np.shares_memory,
 }
+
+
+# SciPy's array-API functions take fasttape.array_api for traced arrays, from
+# whenever SciPy is imported (fasttape itself does not import it).
+from .array_api import route_scipy_on_import  # noqa: E402  (it needs TracedArray)
+route_scipy_on_import()

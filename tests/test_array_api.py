@@ -195,3 +195,20 @@ def test_fasttape_without_scipy_imports_and_gives_its_namespace():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[2.", "4.]"]
+
+
+@pytest.mark.parametrize("first", ["fasttape", "scipy", "scipy inside the function"])
+def test_scipy_is_routed_whichever_is_imported_first(first):
+    body = ("import numpy as np, fasttape as ft\n"
+            "def f(a, b):\n"
+            "    from scipy.special import logsumexp\n"
+            "    return logsumexp([a, b])\n"
+            "value, (ga, gb) = ft.value_and_grad(f, argnums=(0, 1))(1.0, 2.0)\n"
+            "print(value - np.log(np.e + np.e ** 2), ga - 1 / (1 + np.e), gb - 1 / (1 + 1 / np.e))\n")
+    head = {"fasttape": "import fasttape\nimport scipy.special\n",
+            "scipy": "import scipy.special\nimport fasttape\n",
+            "scipy inside the function": ""}[first]
+    out = subprocess.run([sys.executable, "-c", head + body], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert all(abs(float(v)) < 1e-15 for v in out.stdout.split()), out.stdout
