@@ -237,7 +237,7 @@ def _call(ufunc, inputs, kwargs):
 
 _INSTEAD = {"logical_and": ": multiply conditions, or use np.where",
             "logical_or": ": add conditions, or use np.where",
-            "isnan": ": compare x != x", "isfinite": ": a traced value has no finiteness test",
+            "isnan": ": compare x != x", "isfinite": ": compare np.abs(x) < np.inf",
             "rint": ": use np.floor(x + 0.5)", "trunc": ": use np.fmod"}
 
 
