@@ -169,3 +169,52 @@ def casadi_vg(fn):
         value, grad = fn(*args)
         return float(value), grad.full().ravel()
     return call
+
+
+# --------------------------------------------------------------- the C floor
+
+# A hand-fused C function (one loop, no tape, no temporaries) for a program:
+# the limit a tape compiler can approach. Its rows are neither fasttape nor a
+# peer: benchmarks/report.py shows the kernel's time over it as "limit".
+LIMIT_ROLE = "limit"
+_compiled = {}
+
+
+def c_floor(source, name, restype, argtypes):
+    """C `source` compiled now and loaded by ctypes; the function `name`.
+    Skips without a compiler. -O3 -march=native -ffast-math: the compiler may
+    vectorize reductions and call glibc's vector tanh/exp (the limit of the
+    hardware, not of IEEE-exact code); rows check results to 1e-10."""
+    import ctypes
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    key = hashlib.sha1(source.encode()).hexdigest()[:16]
+    if key not in _compiled:
+        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            pytest.skip("no C compiler (cc): the C floor rows need one")
+        folder = tempfile.mkdtemp(prefix="fasttape-floor-")
+        src, lib = os.path.join(folder, "floor.c"), os.path.join(folder, f"floor_{key}.so")
+        with open(src, "w") as f:
+            f.write("#include <math.h>\n" + source)
+        flags = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+        proc = subprocess.run([cc, *flags, src, "-o", lib, "-lm"], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:  # (-march=native is not known to every cc)
+            proc = subprocess.run([cc, "-O3", "-fPIC", "-shared", src, "-o", lib, "-lm"],
+                                  capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"the C floor does not compile here: {proc.stderr.strip()[:200]}")
+        _compiled[key] = ctypes.CDLL(lib)
+    fn = getattr(_compiled[key], name)
+    fn.restype, fn.argtypes = restype, argtypes
+    return fn
+
+
+def doubles(a):
+    """A float64 C-contiguous array's data as a double* for ctypes."""
+    import ctypes
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
