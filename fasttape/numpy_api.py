@@ -20,6 +20,7 @@ Anything else raises UnsupportedError, saying what to use instead.
 import functools
 import math
 import operator
+import sys
 
 import numpy as np
 
@@ -228,8 +229,8 @@ def _call(ufunc, inputs, kwargs):
         return ufunc(*[_objects(x) for x in inputs])
     fn = ELEMENTWISE.get(ufunc)
     if fn is None:
-        raise UnsupportedError(f"np.{ufunc.__name__} is not differentiable on traced arrays"
-                               f"{_INSTEAD.get(ufunc.__name__, '')}")
+        raise UnsupportedError(f"{_ufunc_name(ufunc)} is not differentiable on traced "
+                               f"arrays{_INSTEAD.get(ufunc.__name__, '')}")
     if kwargs:
         raise UnsupportedError(f"np.{ufunc.__name__} with {sorted(kwargs)} on traced arrays")
     return np.frompyfunc(fn, ufunc.nin, 1)(*inputs)
@@ -238,7 +239,25 @@ def _call(ufunc, inputs, kwargs):
 _INSTEAD = {"logical_and": ": multiply conditions, or use np.where",
             "logical_or": ": add conditions, or use np.where",
             "isnan": ": compare x != x", "isfinite": ": compare np.abs(x) < np.inf",
-            "rint": ": use np.floor(x + 0.5)", "trunc": ": use np.fmod"}
+            "rint": ": use np.floor(x + 0.5)", "trunc": ": use np.fmod",
+            # SciPy's elementwise functions (ufuncs too), written with NumPy's
+            "expit": ": write 0.5 * (1 + np.tanh(0.5 * x))",
+            "log_expit": ": write -np.logaddexp(0, -x)",
+            "logit": ": write np.log(x) - np.log1p(-x)",
+            "entr": ": write np.where(x > 0, -x * np.log(x), 0.0)",
+            "xlogy": ": write np.where(x == 0, 0.0, x * np.log(y))",
+            "rel_entr": ": write np.where(x > 0, x * np.log(x / y), 0.0)"}
+
+
+def _ufunc_name(ufunc):
+    """np.exp; scipy.special.expit for SciPy's; else the ufunc's name."""
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return f"np.{name}"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return f"scipy.special.{name}"
+    return f"the ufunc {name}"
 
 
 # ------------------------------------------------------------ reductions
