@@ -9,8 +9,13 @@ and they skip with the reason where compiling fails.
 """
 
 import copy
+import ctypes
 import gc
+import hashlib
 import os
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
@@ -185,36 +190,38 @@ def c_floor(source, name, restype, argtypes):
     Skips without a compiler. -O3 -march=native -ffast-math: the compiler may
     vectorize reductions and call glibc's vector tanh/exp (the limit of the
     hardware, not of IEEE-exact code); rows check results to 1e-10."""
-    import ctypes
-    import hashlib
-    import shutil
-    import subprocess
-    import tempfile
-
     key = hashlib.sha1(source.encode()).hexdigest()[:16]
     if key not in _compiled:
-        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-        if cc is None:
-            pytest.skip("no C compiler (cc): the C floor rows need one")
-        folder = tempfile.mkdtemp(prefix="fasttape-floor-")
-        src, lib = os.path.join(folder, "floor.c"), os.path.join(folder, f"floor_{key}.so")
-        with open(src, "w") as f:
-            f.write("#include <math.h>\n" + source)
-        flags = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
-        proc = subprocess.run([cc, *flags, src, "-o", lib, "-lm"], capture_output=True,
-                              text=True)
-        if proc.returncode != 0:  # (-march=native is not known to every cc)
-            proc = subprocess.run([cc, "-O3", "-fPIC", "-shared", src, "-o", lib, "-lm"],
-                                  capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"the C floor does not compile here: {proc.stderr.strip()[:200]}")
+        # one library per source, kept between runs (compiled under a temporary
+        # name, then moved in place: two runs at once both get a whole file)
+        lib = os.path.join(tempfile.gettempdir(), f"fasttape-floor-{key}.so")
+        if not os.path.exists(lib):
+            _compile(source, lib)
         _compiled[key] = ctypes.CDLL(lib)
     fn = getattr(_compiled[key], name)
     fn.restype, fn.argtypes = restype, argtypes
     return fn
 
 
+def _compile(source, lib):
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc): the C floor rows need one")
+    with tempfile.TemporaryDirectory(prefix="fasttape-floor-") as folder:
+        src, out = os.path.join(folder, "floor.c"), os.path.join(folder, "floor.so")
+        with open(src, "w") as f:
+            f.write("#include <math.h>\n" + source)
+        flags = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+        proc = subprocess.run([cc, *flags, src, "-o", out, "-lm"], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:  # (-march=native is not known to every cc)
+            proc = subprocess.run([cc, "-O3", "-ffast-math", "-fPIC", "-shared", src, "-o",
+                                   out, "-lm"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"the C floor does not compile here: {proc.stderr.strip()[:200]}")
+        os.replace(out, lib)
+
+
 def doubles(a):
     """A float64 C-contiguous array's data as a double* for ctypes."""
-    import ctypes
     return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))

@@ -274,38 +274,44 @@ def bench_batch_matrix(benchmark, group, w):
 # The floor for W2: the 2-10-1 tanh network's mean loss and gradient, one
 # fused C loop over the samples (ft.nn.MLP's flat layout).
 W2_C = """
-#define BS 64                          /* samples a block: tanh vectorizes over them */
-double w2(long B, const double *p, const double *X, const double *T, double *g) {
+#define BS 128                         /* samples a block: the loops over them vectorize */
+double w2(long B, const double *restrict p, const double *restrict X,
+          const double *restrict T, double *restrict g) {
     const double *W1 = p, *b1 = p + 20, *W2 = p + 30, *b2 = p + 40;
-    double f = 0.0, h[10][BS], z[BS], dz[BS];
-    for (int k = 0; k < 41; k++) g[k] = 0.0;
+    double f = 0.0, gz = 0.0, gw[10] = {0}, gb[10] = {0}, g0[10] = {0}, g1[10] = {0};
+    double x0[BS], x1[BS], z[BS], dz[BS], h[10][BS];
     for (long s0 = 0; s0 < B; s0 += BS) {
         long nb = B - s0 < BS ? B - s0 : BS;
-        const double *x = X + 2 * s0, *t = T + s0;
-        for (long s = 0; s < nb; s++) z[s] = b2[0];
+        const double *t = T + s0;
+        for (long s = 0; s < nb; s++) {
+            x0[s] = X[2 * (s0 + s)];
+            x1[s] = X[2 * (s0 + s) + 1];
+            z[s] = b2[0];
+        }
         for (int j = 0; j < 10; j++)
             for (long s = 0; s < nb; s++) {
-                h[j][s] = tanh(W1[2 * j] * x[2 * s] + W1[2 * j + 1] * x[2 * s + 1] + b1[j]);
+                h[j][s] = tanh(W1[2 * j] * x0[s] + W1[2 * j + 1] * x1[s] + b1[j]);
                 z[s] += W2[j] * h[j][s];
             }
-        for (long s = 0; s < nb; s++) {
-            double v = z[s];
-            f += fmax(v, 0.0) + log1p(exp(-fabs(v))) - v * t[s];
-            dz[s] = (1.0 / (1.0 + exp(-v)) - t[s]) / B;
-            g[40] += dz[s];
+        for (long s = 0; s < nb; s++) {   /* loss, and d loss / dz = sigmoid(z) - t */
+            double v = z[s], e = exp(-fabs(v));
+            f += fmax(v, 0.0) + log1p(e) - v * t[s];
+            dz[s] = ((v >= 0 ? 1.0 : e) / (1.0 + e) - t[s]) / B;
+            gz += dz[s];
         }
-        for (int j = 0; j < 10; j++) {
-            double gw = 0.0, gb = 0.0, g0 = 0.0, g1 = 0.0;
+        for (int j = 0; j < 10; j++)
             for (long s = 0; s < nb; s++) {
                 double dh = dz[s] * W2[j] * (1.0 - h[j][s] * h[j][s]);
-                gw += dz[s] * h[j][s];
-                gb += dh;
-                g0 += dh * x[2 * s];
-                g1 += dh * x[2 * s + 1];
+                gw[j] += dz[s] * h[j][s];
+                gb[j] += dh;
+                g0[j] += dh * x0[s];
+                g1[j] += dh * x1[s];
             }
-            g[30 + j] += gw; g[20 + j] += gb; g[2 * j] += g0; g[2 * j + 1] += g1;
-        }
     }
+    for (int j = 0; j < 10; j++) {
+        g[2 * j] = g0[j]; g[2 * j + 1] = g1[j]; g[20 + j] = gb[j]; g[30 + j] = gw[j];
+    }
+    g[40] = gz;
     return f / B;
 }
 """

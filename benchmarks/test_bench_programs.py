@@ -4,7 +4,8 @@ writes it beside fasttape's idiomatic form, against their peers.
 Groups:
   X1 logistic d=100 B=1024   mean logistic loss of a linear model: idiomatic
                              (per-sample ft.dot, in_axes) and plain (`X @ w`
-                             on the whole batch); NumPy by hand.
+                             on the whole batch); NumPy by hand; the floor,
+                             a fused C loop.
   X2 relu 784-128-10 B=128   a ReLU network, mean softmax cross-entropy on
                              random data: ft.nn.MLP(activation="relu") with
                              in_axes, and the same written in plain NumPy
@@ -24,7 +25,8 @@ import numpy as np
 import pytest
 
 import fasttape as ft
-from _peers import FASTTAPE_ROLE, KERNEL_ROLE, PEER_ROLE, TIMING, casadi, check, jax, run
+from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, LIMIT_ROLE, PEER_ROLE, TIMING, c_floor, casadi,
+                    check, doubles, jax, run)
 
 pytest.importorskip("pytest_benchmark")
 pytestmark = TIMING
@@ -94,6 +96,51 @@ def test_x1_plain_numpy(benchmark):
     step = ft.value_and_grad(logistic_plain)
     check(step(d["w"], d["X"], d["T"]), d["ref"])
     run(benchmark, X1, FASTTAPE_ROLE, step, d["w"], d["X"], d["T"])
+
+
+LOGISTIC_C = """
+#define BS 256                         /* samples a block: the exp/log1p loop vectorizes */
+double logistic(long B, long d, const double *w, const double *X, const double *T,
+                double *g) {
+    double f = 0.0, z[BS];
+    for (long j = 0; j < d; j++) g[j] = 0.0;
+    for (long s0 = 0; s0 < B; s0 += BS) {
+        long nb = B - s0 < BS ? B - s0 : BS;
+        const double *Xb = X + s0 * d, *t = T + s0;
+        for (long s = 0; s < nb; s++) {
+            double acc = 0.0;
+            for (long j = 0; j < d; j++) acc += Xb[s * d + j] * w[j];
+            z[s] = acc;
+        }
+        for (long s = 0; s < nb; s++) {   /* loss, then z becomes d loss / dz */
+            double v = z[s];
+            f += fmax(v, 0.0) + log1p(exp(-fabs(v))) - t[s] * v;
+            z[s] = (1.0 / (1.0 + exp(-v)) - t[s]) / B;
+        }
+        for (long s = 0; s < nb; s++)
+            for (long j = 0; j < d; j++) g[j] += z[s] * Xb[s * d + j];
+    }
+    return f / B;
+}
+"""
+
+
+def test_x1_limit(benchmark):
+    """The floor: one fused C loop over the samples."""
+    import ctypes
+    ptr = ctypes.POINTER(ctypes.c_double)
+    c = c_floor(LOGISTIC_C, "logistic", ctypes.c_double,
+                [ctypes.c_long, ctypes.c_long, ptr, ptr, ptr, ptr])
+    d = x1_data()
+    w, X, T = (np.ascontiguousarray(d[k]) for k in ("w", "X", "T"))
+    g = np.empty_like(w)
+    args = (X.shape[0], X.shape[1], doubles(w), doubles(X), doubles(T), doubles(g))
+
+    def call():
+        return c(*args), g
+
+    check(call(), d["ref"])
+    run(benchmark, X1, LIMIT_ROLE, call)
 
 
 def test_x1_numpy(benchmark):
