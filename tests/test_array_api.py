@@ -3,6 +3,7 @@ and code that asks a traced array for its namespace. Values are checked
 against closed forms on floats, gradients against the closed form (softmax)
 and central differences of the same function run on floats."""
 
+import os
 import subprocess
 import sys
 
@@ -197,7 +198,8 @@ def test_fasttape_without_scipy_imports_and_gives_its_namespace():
     assert out.stdout.split() == ["[2.", "4.]"]
 
 
-@pytest.mark.parametrize("first", ["fasttape", "scipy", "scipy inside the function"])
+@pytest.mark.parametrize("first", ["fasttape", "scipy", "scipy inside the function",
+                                   "scipy, in its array-API mode"])
 def test_scipy_is_routed_whichever_is_imported_first(first):
     body = ("import numpy as np, fasttape as ft\n"
             "def f(a, b):\n"
@@ -207,9 +209,11 @@ def test_scipy_is_routed_whichever_is_imported_first(first):
             "print(value - np.log(np.e + np.e ** 2), ga - 1 / (1 + np.e), gb - 1 / (1 + 1 / np.e))\n")
     head = {"fasttape": "import fasttape\nimport scipy.special\n",
             "scipy": "import scipy.special\nimport fasttape\n",
-            "scipy inside the function": ""}[first]
+            "scipy inside the function": "",
+            "scipy, in its array-API mode": "import scipy.special\nimport fasttape\n"}[first]
+    env = dict(os.environ, SCIPY_ARRAY_API="1" if "array-API" in first else "")
     out = subprocess.run([sys.executable, "-c", head + body], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert all(abs(float(v)) < 1e-15 for v in out.stdout.split()), out.stdout
 
