@@ -9,8 +9,13 @@ and they skip with the reason where compiling fails.
 """
 
 import copy
+import ctypes
 import gc
+import hashlib
 import os
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
@@ -169,3 +174,54 @@ def casadi_vg(fn):
         value, grad = fn(*args)
         return float(value), grad.full().ravel()
     return call
+
+
+# --------------------------------------------------------------- the C floor
+
+# A hand-fused C function (one loop, no tape, no temporaries) for a program:
+# the limit a tape compiler can approach. Its rows are neither fasttape nor a
+# peer: benchmarks/report.py shows the kernel's time over it as "limit".
+LIMIT_ROLE = "limit"
+_compiled = {}
+
+
+def c_floor(source, name, restype, argtypes):
+    """C `source` compiled now and loaded by ctypes; the function `name`.
+    Skips without a compiler. -O3 -march=native -ffast-math: the compiler may
+    vectorize reductions and call glibc's vector tanh/exp (the limit of the
+    hardware, not of IEEE-exact code); rows check results to 1e-10."""
+    key = hashlib.sha1(source.encode()).hexdigest()[:16]
+    if key not in _compiled:
+        # one library per source, kept between runs (compiled under a temporary
+        # name, then moved in place: two runs at once both get a whole file)
+        lib = os.path.join(tempfile.gettempdir(), f"fasttape-floor-{key}.so")
+        if not os.path.exists(lib):
+            _compile(source, lib)
+        _compiled[key] = ctypes.CDLL(lib)
+    fn = getattr(_compiled[key], name)
+    fn.restype, fn.argtypes = restype, argtypes
+    return fn
+
+
+def _compile(source, lib):
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc): the C floor rows need one")
+    with tempfile.TemporaryDirectory(prefix="fasttape-floor-") as folder:
+        src, out = os.path.join(folder, "floor.c"), os.path.join(folder, "floor.so")
+        with open(src, "w") as f:
+            f.write("#include <math.h>\n" + source)
+        flags = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+        proc = subprocess.run([cc, *flags, src, "-o", out, "-lm"], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:  # (-march=native is not known to every cc)
+            proc = subprocess.run([cc, "-O3", "-ffast-math", "-fPIC", "-shared", src, "-o",
+                                   out, "-lm"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"the C floor does not compile here: {proc.stderr.strip()[:200]}")
+        os.replace(out, lib)
+
+
+def doubles(a):
+    """A float64 C-contiguous array's data as a double* for ctypes."""
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))

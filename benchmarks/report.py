@@ -10,7 +10,11 @@ Within each group (one workload) the baseline is fasttape's kernel row; a row's
 "fasttape / best peer": the kernel's median over the fastest peer's (peers are
 everything not fasttape: hand-written NumPy / Python, PyTorch, JAX, CasADi), so
 below 1 means fasttape is faster. Recording groups compare time per node and
-also show nodes per second. A summary checks the project's targets (issue 5).
+also show nodes per second. A summary checks the project's targets (issue 5);
+its "limit" column is the kernel's time over the group's hand-fused C floor
+(a row of role "limit", neither fasttape nor a peer), how far from the limit.
+A second summary checks the tape compiler's targets (issue 14) on every
+program row, plain and idiomatic, each with its own limit where there is one.
 
 The run is single-threaded (OMP/MKL/OPENBLAS_NUM_THREADS=1, XLA_FLAGS for
 JAX, torch.set_num_threads(1) in the suite) and unsets OPENBLAS_CORETYPE and
@@ -53,6 +57,12 @@ LABELS = {
     "jax_make_jaxpr": "JAX make_jaxpr",
     "casadi": "CasADi SX",
     "plain_numpy": "fasttape kernel, the loss in plain NumPy",
+    "plain_sum": "fasttape kernel, `.sum()` instead of ft.sum",
+    "batch_matrix": "fasttape kernel, the batch as one matrix in plain NumPy",
+    "all_gradients": "fasttape kernel, all three gradients (wrt=(0, 1, 2))",
+    "transform_all_gradients": "fasttape kernel, all three through ft.value_and_grad",
+    "jax_scan": "JAX jit, lax.scan",
+    "limit": "hand-fused C (the limit)",
     "transform": "fasttape kernel, through ft.value_and_grad",
     "transform_check (lecture)": "the check, for the lecture (reads nothing else)",
     "transform_check (global number)": "the check, reading a global number",
@@ -112,6 +122,56 @@ TARGETS = [
 ]
 
 
+# The targets of issue 14 (the tape compiler), on each program class written
+# plainly and idiomatically: (group, rows, what, test) with test(row, group rows)
+# returning (measured text, met?) or None. Rows are labels (see _label).
+def _vs(limit, only=None):
+    """The row over the best peer (or the peer `only`) at most `limit`."""
+    def test(row, rows):
+        peers = [b for b in rows if _role(b) == "peer" and (only is None or _label(b) == only)]
+        if not peers:
+            return None
+        peer = min(peers, key=_per_unit)
+        r = _per_unit(row) / _per_unit(peer)
+        return f"{r:.2f}x {_name(peer)}", r <= limit
+    return test
+
+
+def _under(limit_s):
+    def test(row, rows):
+        t = row["stats"]["median"]
+        return _fmt_time(t), t < limit_s
+    return test
+
+
+def _and_floor(test, within):
+    """test, and the row within `within` times the C floor of its group."""
+    def both(row, rows):
+        first = test(row, rows)
+        floor = _limit_ratio(row, rows)
+        if first is None or floor is None:
+            return first
+        return f"{first[0]}; {floor:.1f}x the C floor", first[1] and floor <= within
+    return both
+
+
+TARGETS_14 = [
+    ("W1 lecture replay", ("all_gradients", "transform_all_gradients"),
+     "all gradients under 0.7 µs", _under(0.7 * US)),
+    ("W4 rosenbrock n=10000", ("kernel", "plain_sum"),
+     "at most 0.5x best peer, within 6x of the C floor", _and_floor(_vs(0.5), 6.0)),
+    ("W3 digits B=256", ("plain_numpy", "batch_matrix"), "at most 0.7x NumPy by hand",
+     _vs(0.7, only="numpy")),
+    ("X1 logistic d=100 B=1024", ("kernel", "plain_numpy"), "at most 0.5x NumPy by hand",
+     _vs(0.5, only="numpy")),
+    ("X2 relu 784-128-10 B=128", ("kernel", "plain_numpy"), "at most 1.0x NumPy by hand",
+     _vs(1.0, only="numpy")),
+    ("X3 rk4 B=1", ("kernel",), "at most 0.5x CasADi", _vs(0.5, only="casadi")),
+    ("X3 rk4 B=512", ("kernel", "plain_numpy"), "at most 0.7x JAX lax.scan",
+     _vs(0.7, only="jax_scan")),
+]
+
+
 def run_suite(json_path, extra):
     env = dict(os.environ, **SINGLE_THREAD)
     for var in SLOW_BLAS:
@@ -144,7 +204,7 @@ def _label(bench):
     m = re.match(r"test_(\w+?)(?:\[(.*)\])?$", base)
     stem, params = (m.group(1), m.group(2)) if m else (base, None)
     parts = stem.split("_")
-    if re.fullmatch(r"[ws]\d+", parts[0]):
+    if re.fullmatch(r"[wsx]\d+", parts[0]):
         parts = parts[1:]
     if parts and parts[0] in ("eager", "traced", "sgd") and len(parts) > 1:
         parts = parts[1:]
@@ -189,6 +249,12 @@ def grouped(data):
     return out
 
 
+def _limit_ratio(row, rows):
+    """row's time over its group's C floor, or None without one."""
+    limit = next((b for b in rows if _role(b) == "limit"), None)
+    return _per_unit(row) / _per_unit(limit) if limit and row else None
+
+
 def _name(bench):
     return LABELS.get(_label(bench), _label(bench))
 
@@ -197,8 +263,8 @@ def summary(data):
     """One line a group: the kernel, the best peer, their ratio, the target."""
     targets = {g: (what, test) for g, what, test in TARGETS}
     lines = ["| workload | fasttape kernel | best peer | fasttape / best peer | "
-             "target | measured | met |",
-             "|---|---:|---|---:|---|---:|:---:|"]
+             "target | measured | met | limit |",
+             "|---|---:|---|---:|---|---:|:---:|---:|"]
     for group, rows, kernel, peer in grouped(data):
         k = _fmt_time(kernel["stats"]["median"]) if kernel else "–"
         p = f"{_name(peer)}, {_fmt_time(peer['stats']['median'])}" if peer else "–"
@@ -209,7 +275,31 @@ def summary(data):
             result = test(kernel, peer, rows)
         measured, met = result if result else ("–", None)
         mark = {True: "yes", False: "**no**", None: ""}[met]
-        lines.append(f"| {group} | {k} | {p} | {ratio} | {what} | {measured} | {mark} |")
+        floor = _limit_ratio(kernel, rows)
+        limit = f"{floor:.1f}x" if floor is not None else "–"
+        lines.append(f"| {group} | {k} | {p} | {ratio} | {what} | {measured} | {mark} | "
+                     f"{limit} |")
+    return "\n".join(lines)
+
+
+def summary_14(data):
+    """Issue 14's targets: one line a program row (plain and idiomatic)."""
+    groups = {group: rows for group, rows, _, _ in grouped(data)}
+    lines = ["| workload | program | median | target | measured | met | limit |",
+             "|---|---|---:|---|---:|:---:|---:|"]
+    for group, labels, what, test in TARGETS_14:
+        for label in labels:
+            rows = groups.get(group, [])
+            row = next((b for b in rows if _label(b) == label), None)
+            if row is None:
+                continue
+            result = test(row, rows)
+            measured, met = result if result else ("–", None)
+            mark = {True: "yes", False: "**no**", None: ""}[met]
+            floor = _limit_ratio(row, rows)
+            limit = f"{floor:.1f}x" if floor is not None else "–"
+            lines.append(f"| {group} | {_name(row)} | {_fmt_time(row['stats']['median'])} | "
+                         f"{what} | {measured} | {mark} | {limit} |")
     return "\n".join(lines)
 
 
@@ -304,6 +394,9 @@ def main(argv=None):
     print()
     print("### Summary\n")
     print(summary(data))
+    print()
+    print("### The tape compiler's targets (issue 14)\n")
+    print(summary_14(data))
     print()
     print("### All rows\n")
     print(table(data))

@@ -13,9 +13,13 @@ Groups:
                       PyTorch eager, torch.func.grad_and_value (and
                       torch.compile of it), JAX jit(value_and_grad); CasADi
                       maps a per-sample SX function over the batch (serial,
-                      summed).
+                      summed). The same loss written in plain NumPy two ways:
+                      per sample (`W @ h + b`, in_axes) and on the whole batch
+                      as matrices (`np.tanh(X @ W.T + b)`, no in_axes); and
+                      the floor, a fused C loop (benchmarks/_peers.py c_floor).
   W3 digits B=256     64-32-10 tanh MLP, mean softmax cross-entropy (one-hot
-                      labels), the same peers; needs scikit-learn (the data).
+                      labels), the same peers and plain forms; needs
+                      scikit-learn (the data).
   W3 digits SGD       plain SGD (lr 0.5, batches of 32 in a fixed shuffled order)
                       from the same initial weights until the test accuracy
                       reaches 95 % (checked after each epoch, with the same
@@ -32,8 +36,8 @@ import numpy as np
 import pytest
 
 import fasttape as ft
-from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, PEER_ROLE, TIMING, casadi, check, jax, run,
-                    torch, torch_compile, twin_tape)
+from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, LIMIT_ROLE, PEER_ROLE, TIMING, c_floor, casadi,
+                    check, doubles, jax, run, torch, torch_compile, twin_tape)
 
 pytest.importorskip("pytest_benchmark")
 pytestmark = TIMING
@@ -103,6 +107,27 @@ def plain_numpy_loss(sizes):
             return np.maximum(z, 0.0) - z * t + np.log1p(np.exp(-np.abs(z)))
         z = h - np.max(h)
         return np.log(np.sum(np.exp(z))) - z @ t
+    return loss
+
+
+def batch_matrix_loss(sizes):
+    """The mean loss of the whole batch written as plain NumPy on matrices, as
+    for NumPy itself (np.tanh(X @ W.T + b), a row-wise softmax with np.max):
+    traced with the batch as an argument, no in_axes."""
+    lay, binary = layout(sizes), sizes[-1] == 1
+
+    def loss(params, X, T):
+        h = X
+        for k, (start, n_in, n_out) in enumerate(lay):
+            W = params[start:start + n_in * n_out].reshape(n_out, n_in)
+            h = h @ W.T + params[start + n_in * n_out:start + n_in * n_out + n_out]
+            if k < len(lay) - 1:
+                h = np.tanh(h)
+        if binary:
+            z = h[:, 0]
+            return np.mean(np.maximum(z, 0.0) - z * T + np.log1p(np.exp(-np.abs(z))))
+        z = h - np.max(h, axis=1, keepdims=True)
+        return np.mean(np.log(np.sum(np.exp(z), axis=1)) - np.sum(z * T, axis=1))
     return loss
 
 
@@ -234,6 +259,77 @@ def bench_fasttape(benchmark, group, w, on_twin=False, plain=False):
     role = FASTTAPE_ROLE if (on_twin or plain) else KERNEL_ROLE
     # the twin: a few rounds (its batch sweeps are NumPy-vectorized, not per sample)
     run(benchmark, group, role, call, w.params, w.X, w.T, rounds=5 if on_twin else None)
+
+
+def bench_batch_matrix(benchmark, group, w):
+    tape = ft.trace(batch_matrix_loss(w.sizes), w.params, w.X, w.T)
+
+    def call(params, X, T):
+        return tape.value_and_grad(params, X, T)  # (wrt the parameters only)
+
+    check(call(w.params, w.X, w.T), w.reference)
+    run(benchmark, group, FASTTAPE_ROLE, call, w.params, w.X, w.T)
+
+
+# The floor for W2: the 2-10-1 tanh network's mean loss and gradient, one
+# fused C loop over the samples (ft.nn.MLP's flat layout).
+W2_C = """
+#define BS 128                         /* samples a block: the loops over them vectorize */
+double w2(long B, const double *restrict p, const double *restrict X,
+          const double *restrict T, double *restrict g) {
+    const double *W1 = p, *b1 = p + 20, *W2 = p + 30, *b2 = p + 40;
+    double f = 0.0, gz = 0.0, gw[10] = {0}, gb[10] = {0}, g0[10] = {0}, g1[10] = {0};
+    double x0[BS], x1[BS], z[BS], dz[BS], h[10][BS];
+    for (long s0 = 0; s0 < B; s0 += BS) {
+        long nb = B - s0 < BS ? B - s0 : BS;
+        const double *t = T + s0;
+        for (long s = 0; s < nb; s++) {
+            x0[s] = X[2 * (s0 + s)];
+            x1[s] = X[2 * (s0 + s) + 1];
+            z[s] = b2[0];
+        }
+        for (int j = 0; j < 10; j++)
+            for (long s = 0; s < nb; s++) {
+                h[j][s] = tanh(W1[2 * j] * x0[s] + W1[2 * j + 1] * x1[s] + b1[j]);
+                z[s] += W2[j] * h[j][s];
+            }
+        for (long s = 0; s < nb; s++) {   /* loss, and d loss / dz = sigmoid(z) - t */
+            double v = z[s], e = exp(-fabs(v));
+            f += fmax(v, 0.0) + log1p(e) - v * t[s];
+            dz[s] = ((v >= 0 ? 1.0 : e) / (1.0 + e) - t[s]) / B;
+            gz += dz[s];
+        }
+        for (int j = 0; j < 10; j++)
+            for (long s = 0; s < nb; s++) {
+                double dh = dz[s] * W2[j] * (1.0 - h[j][s] * h[j][s]);
+                gw[j] += dz[s] * h[j][s];
+                gb[j] += dh;
+                g0[j] += dh * x0[s];
+                g1[j] += dh * x1[s];
+            }
+    }
+    for (int j = 0; j < 10; j++) {
+        g[2 * j] = g0[j]; g[2 * j + 1] = g1[j]; g[20 + j] = gb[j]; g[30 + j] = gw[j];
+    }
+    g[40] = gz;
+    return f / B;
+}
+"""
+
+
+def bench_limit_w2(benchmark, group, w):
+    import ctypes
+    ptr = ctypes.POINTER(ctypes.c_double)
+    c = c_floor(W2_C, "w2", ctypes.c_double, [ctypes.c_long, ptr, ptr, ptr, ptr])
+    p, X, T = (np.ascontiguousarray(a, dtype=np.float64) for a in (w.params, w.X, w.T))
+    g = np.empty(41)
+    args = (w.batch, doubles(p), doubles(X), doubles(T), doubles(g))
+
+    def call():
+        return c(*args), g
+
+    check(call(), w.reference)
+    run(benchmark, group, LIMIT_ROLE, call)
 
 
 def bench_numpy(benchmark, group, w):
@@ -373,6 +469,16 @@ def test_w2_plain_numpy(benchmark, batch):
 
 
 @pytest.mark.parametrize("batch", W2_BATCHES)
+def test_w2_batch_matrix(benchmark, batch):
+    bench_batch_matrix(benchmark, w2(batch), workload(W2_SIZES, batch))
+
+
+@pytest.mark.parametrize("batch", W2_BATCHES)
+def test_w2_limit(benchmark, batch):
+    bench_limit_w2(benchmark, w2(batch), workload(W2_SIZES, batch))
+
+
+@pytest.mark.parametrize("batch", W2_BATCHES)
 def test_w2_twin(benchmark, batch):
     bench_fasttape(benchmark, w2(batch), workload(W2_SIZES, batch), on_twin=True)
 
@@ -391,6 +497,10 @@ def test_w3_kernel(benchmark):
 
 def test_w3_plain_numpy(benchmark):
     bench_fasttape(benchmark, W3_GROUP, workload(W3_SIZES, W3_BATCH), plain=True)
+
+
+def test_w3_batch_matrix(benchmark):
+    bench_batch_matrix(benchmark, W3_GROUP, workload(W3_SIZES, W3_BATCH))
 
 
 def test_w3_twin(benchmark):

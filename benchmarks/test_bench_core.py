@@ -12,7 +12,8 @@ Groups:
                        (1, 2, 3): tape replay on the kernel (value and gradient;
                        value only) and on the twin; plain-Python and NumPy
                        hand-written derivatives; torch.func (and torch.compile
-                       of it), JAX jit, CasADi SX.
+                       of it), JAX jit, CasADi SX; and all three gradients
+                       (tape wrt=(0, 1, 2); the transform, argnums=(0, 1, 2)).
   W1 lecture eager     the same, recorded op by op and swept back: ft.Var on the
                        kernel's and on the twin's recorder, PyTorch eager autograd.
   W4 rosenbrock n=N    f(x) = sum 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2 with
@@ -20,7 +21,9 @@ Groups:
                        the kernel and the twin (3 rounds at n = 10,000), a
                        hand-written vectorized NumPy value and gradient, PyTorch
                        eager, torch.func (and torch.compile of it), JAX jit,
-                       CasADi SX.
+                       CasADi SX; the same written `(...).sum()` as for NumPy;
+                       and the floor, a fused C loop (benchmarks/_peers.py
+                       c_floor; skipped without a C compiler).
 """
 
 import numpy as np
@@ -28,8 +31,9 @@ import pytest
 
 import fasttape as ft
 from fasttape.var import recording
-from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, PEER_ROLE, TIMING, casadi, casadi_vg, check,
-                    jax, on_twin_recorder, run, torch, torch_compile, twin_tape)
+from _peers import (FASTTAPE_ROLE, KERNEL_ROLE, LIMIT_ROLE, PEER_ROLE, TIMING, c_floor, casadi,
+                    casadi_vg, check, doubles, jax, on_twin_recorder, run, torch, torch_compile,
+                    twin_tape)
 
 pytest.importorskip("pytest_benchmark")
 pytestmark = TIMING
@@ -64,6 +68,23 @@ def test_w1_kernel_value_only(benchmark, lecture_tape):
 def test_w1_transform(benchmark):
     step = ft.value_and_grad(lecture)
     check(step(1.0, 2.0, 3.0), LECTURE_REF)
+    run(benchmark, W1_REPLAY, FASTTAPE_ROLE, step, 1.0, 2.0, 3.0)
+
+
+LECTURE_ALL_REF = (2.0, (-2.0, -2.0, 2.0))  # and dL/dx = 2(wx - y)w, dL/dy = -2(wx - y)
+
+
+def test_w1_all_gradients(benchmark, lecture_tape):
+    """All three gradients from the tape (wrt=(0, 1, 2))."""
+    check(lecture_tape.value_and_grad(1.0, 2.0, 3.0, wrt=(0, 1, 2)), LECTURE_ALL_REF)
+    run(benchmark, W1_REPLAY, FASTTAPE_ROLE,
+        lambda: lecture_tape.value_and_grad(1.0, 2.0, 3.0, wrt=(0, 1, 2)))
+
+
+def test_w1_transform_all_gradients(benchmark):
+    """All three through ft.value_and_grad(argnums=(0, 1, 2))."""
+    step = ft.value_and_grad(lecture, argnums=(0, 1, 2))
+    check(step(1.0, 2.0, 3.0), LECTURE_ALL_REF)
     run(benchmark, W1_REPLAY, FASTTAPE_ROLE, step, 1.0, 2.0, 3.0)
 
 
@@ -295,6 +316,48 @@ def test_w4_numpy(benchmark, n):
 def rosenbrock_vectorized(x):
     """The same text on a torch or JAX vector."""
     return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_w4_plain_sum(benchmark, n):
+    """The same function as written for NumPy: `.sum()` instead of ft.sum."""
+    x = rosen_point(n)
+    tape = ft.trace(rosenbrock_vectorized, x)
+    check(tape.value_and_grad(x), rosen_ref(n), rtol=1e-11)
+    run(benchmark, w4(n), FASTTAPE_ROLE, tape.value_and_grad, x)
+
+
+ROSEN_C = """
+double rosen(long n, const double *x, double *g) {
+    double f = 0.0;                    /* each g[i] from its two terms: no carried */
+    g[0] = 0.0;                        /* dependence, so the loop vectorizes */
+    for (long i = 0; i < n - 1; i++) {
+        double d = x[i + 1] - x[i] * x[i], e = 1.0 - x[i];
+        f += 100.0 * d * d + e * e;
+        double before = i ? 200.0 * (x[i] - x[i - 1] * x[i - 1]) : 0.0;
+        g[i] = before - 400.0 * d * x[i] - 2.0 * e;
+    }
+    g[n - 1] = 200.0 * (x[n - 1] - x[n - 2] * x[n - 2]);
+    return f;
+}
+"""
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_w4_limit(benchmark, n):
+    """The floor: value and gradient in one fused C loop."""
+    import ctypes
+    c = c_floor(ROSEN_C, "rosen", ctypes.c_double,
+                [ctypes.c_long, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double)])
+    x = rosen_point(n)
+    g = np.empty(n)
+    px, pg = doubles(x), doubles(g)
+
+    def call():
+        return c(n, px, pg), g
+
+    check(call(), rosen_ref(n), rtol=1e-11)
+    run(benchmark, w4(n), LIMIT_ROLE, call)
 
 
 @pytest.mark.parametrize("n", SIZES)

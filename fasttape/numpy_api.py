@@ -20,6 +20,7 @@ Anything else raises UnsupportedError, saying what to use instead.
 import functools
 import math
 import operator
+import sys
 
 import numpy as np
 
@@ -48,13 +49,21 @@ class TracedArray(np.ndarray):
     def __array_function__(self, func, types, args, kwargs):
         return array_function(func, args, kwargs)
 
+    def __array_namespace__(self, *, api_version=None):
+        """fasttape.array_api: array-API code keeps this array traced."""
+        from . import array_api
+        return array_api
+
     # Indexing by traced values (a mask of conditions, an index from argmax)
     # would pick elements by what the values are now: a branch, baked in.
     def __getitem__(self, index):
         return super().__getitem__(_static(index))
 
     def __setitem__(self, index, value):
-        super().__setitem__(_static(index), value)
+        if isinstance(index, np.ndarray) and index.dtype == object:
+            _select_into(self, index, value)  # x[mask] = y: a select, not a branch
+        else:
+            super().__setitem__(_static(index), value)
 
 
 def _static(index):
@@ -67,6 +76,15 @@ def _static(index):
                                    "conditions, an argmax) would bake in a branch: use "
                                    "np.where(cond, x, y), or np.max for the largest element")
     return index
+
+
+def _select_into(x, mask, value):
+    """x[mask] = value for a mask of conditions: x = where(mask, value, x) in place."""
+    if np.size(value) != 1 or np.broadcast_shapes(mask.shape, x.shape) != x.shape:
+        raise UnsupportedError("x[mask] = y with a mask of traced conditions takes one "
+                               "value y and a mask of x's shape: use np.where(mask, y, x)")
+    value = np.ravel(np.asarray(value, dtype=object))[0]
+    np.ndarray.__setitem__(x, Ellipsis, F.where(_plain(mask), value, x.view(np.ndarray)))
 
 
 def array_ufunc(ufunc, method, inputs, kwargs):
@@ -193,6 +211,9 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "log1p", "expm1
               "maximum", "minimum"):
     ELEMENTWISE[getattr(np, _name)] = getattr(F, _name)
 ELEMENTWISE = {u: _numbers_by(u, fn) for u, fn in ELEMENTWISE.items()}
+# Negating a condition (~mask): a condition again, 1.0 where it was 0.0.
+ELEMENTWISE[np.logical_not] = ELEMENTWISE[np.invert] = _numbers_by(
+    np.logical_not, lambda c: c == 0.0)
 
 
 # Ufuncs whose object loop already records the right node per element: it
@@ -208,8 +229,8 @@ def _call(ufunc, inputs, kwargs):
         return ufunc(*[_objects(x) for x in inputs])
     fn = ELEMENTWISE.get(ufunc)
     if fn is None:
-        raise UnsupportedError(f"np.{ufunc.__name__} is not differentiable on traced arrays"
-                               f"{_INSTEAD.get(ufunc.__name__, '')}")
+        raise UnsupportedError(f"{_ufunc_name(ufunc)} is not differentiable on traced "
+                               f"arrays{_INSTEAD.get(ufunc.__name__, '')}")
     if kwargs:
         raise UnsupportedError(f"np.{ufunc.__name__} with {sorted(kwargs)} on traced arrays")
     return np.frompyfunc(fn, ufunc.nin, 1)(*inputs)
@@ -217,9 +238,26 @@ def _call(ufunc, inputs, kwargs):
 
 _INSTEAD = {"logical_and": ": multiply conditions, or use np.where",
             "logical_or": ": add conditions, or use np.where",
-            "logical_not": ": use 1 - cond, or np.where",
-            "isnan": ": compare x != x", "isfinite": ": a traced value has no finiteness test",
-            "rint": ": use np.floor(x + 0.5)", "trunc": ": use np.fmod"}
+            "isnan": ": compare x != x", "isfinite": ": compare np.abs(x) < np.inf",
+            "rint": ": use np.floor(x + 0.5)", "trunc": ": use np.fmod",
+            # SciPy's elementwise functions (ufuncs too), written with NumPy's
+            "expit": ": write 0.5 * (1 + np.tanh(0.5 * x))",
+            "log_expit": ": write -np.logaddexp(0, -x)",
+            "logit": ": write np.log(x) - np.log1p(-x)",
+            "entr": ": write np.where(x > 0, -x * np.log(x), 0.0)",
+            "xlogy": ": write np.where(x == 0, 0.0, x * np.log(y))",
+            "rel_entr": ": write np.where(x > 0, x * np.log(x / y), 0.0)"}
+
+
+def _ufunc_name(ufunc):
+    """np.exp; scipy.special.expit for SciPy's; else the ufunc's name."""
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return f"np.{name}"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return f"scipy.special.{name}"
+    return f"the ufunc {name}"
 
 
 # ------------------------------------------------------------ reductions
@@ -525,3 +563,9 @@ STRUCTURAL = {
     np.empty_like, np.append, np.insert, np.delete, np.triu, np.tril, np.rot90, np.block,
     np.result_type, np.iscomplexobj, np.isrealobj, np.may_share_memory, np.shares_memory,
 }
+
+
+# SciPy's array-API functions take fasttape.array_api for traced arrays, from
+# whenever SciPy is imported (fasttape itself does not import it).
+from .array_api import route_scipy_on_import  # noqa: E402  (it needs TracedArray)
+route_scipy_on_import()

@@ -109,5 +109,7 @@ def test_api_md_has_examples():
 @pytest.mark.parametrize("k", range(len(BLOCKS)))
 def test_api_md_example_runs(k, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # (the command-line example may write files)
+    if "from scipy" in BLOCKS[k]:
+        pytest.importorskip("scipy")  # (an optional extra)
     code = compile(BLOCKS[k], f"docs/api.md example {k}", "exec")
     exec(code, {"np": np, "ft": ft, "__name__": "__docs__"})
