@@ -251,7 +251,11 @@ def softmax_cross_entropy(logits, label):
     logits : array_like of Vars or floats, shape (k,)
     label : int, or array_like of shape (k,)
         A Python or NumPy int class index in ``range(k)``, or a one-hot or
-        probability vector (Vars or floats).
+        probability vector (Vars or floats). In a batched call
+        (``in_axes=0`` over an int array) the index is a traced input: it
+        is compared with each class, and an index out of range in a later
+        batch raises (``ValueError`` on re-tracing, or ``ft.GuardError``
+        when only some samples of a batch are out of range).
 
     Returns
     -------
@@ -268,6 +272,9 @@ def softmax_cross_entropy(logits, label):
     --------
     >>> ft.grad(lambda z: ft.nn.softmax_cross_entropy(z, 1))(np.zeros(3))
     array([ 0.33333333, -0.66666667,  0.33333333])
+    >>> step = ft.value_and_grad(ft.nn.softmax_cross_entropy, in_axes=(0, 0))
+    >>> step(np.zeros((2, 3)), np.array([0, 2]))[1][1]
+    array([ 0.33333333,  0.33333333, -0.66666667])
     """
     logits = np.asarray(logits, dtype=object).reshape(-1)
     m = logits[0]
@@ -281,6 +288,18 @@ def softmax_cross_entropy(logits, label):
                              f"{len(logits)} logits")
         return lse - logits[label]
     onehot = np.asarray(label, dtype=object).reshape(-1)
+    if onehot.shape == (1,) and len(logits) > 1 and isinstance(onehot[0], ft.Var):
+        # A traced class index (batched from an int array): pick its logit
+        # with recorded comparisons, so the tape holds for every index.
+        index = onehot[0]
+        # Recorded as guards: a replay with an index out of range re-traces
+        # (and raises here) or raises ft.GuardError, never a silent zero.
+        in_range = bool(index > -0.5) and bool(index < len(logits) - 0.5)
+        if not (in_range and float(index.value).is_integer()):
+            raise ValueError(f"label: class index {index.value} out of range for "
+                             f"{len(logits)} logits")
+        onehot = [index == k for k in range(len(logits))]
+        return lse - ft.dot(onehot, logits)
     if onehot.shape != logits.shape:
         raise ValueError(f"label: expected an int or a vector of shape {logits.shape}, "
                          f"got shape {onehot.shape}")

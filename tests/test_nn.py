@@ -176,6 +176,25 @@ def test_softmax_cross_entropy_value_and_gradient(logits, label):
     np.testing.assert_allclose(g2, g, rtol=1e-14, atol=1e-15)
 
 
+def test_softmax_cross_entropy_batched_integer_labels():
+    # The label batched from an int array arrives as a traced scalar: the same
+    # values and gradients as one-hot rows, by the closed form.
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(6, 4)) * 3
+    labels = np.array([0, 3, 1, 2, 3, 0])
+    step = ft.value_and_grad(nn.softmax_cross_entropy, argnums=0, in_axes=(0, 0))
+    values, g = step(Z, labels)
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(values, -np.log(p[np.arange(6), labels]), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(g, p - np.eye(4)[labels], rtol=1e-13, atol=1e-15)
+    # a later batch with an index out of range raises, never a silent zero row
+    with pytest.raises((ValueError, ft.GuardError)):
+        step(Z[:2], np.array([0, 4]))
+    with pytest.raises(ValueError, match="out of range"):
+        step(Z[:2], np.array([-1, -1]))
+
+
 def test_softmax_cross_entropy_rejects_bad_labels():
     logits = np.zeros(3)
     with pytest.raises(ValueError, match="out of range"):
