@@ -47,12 +47,16 @@ def _with_sklearn(ours, name):
     where scikit-learn is importable, so either ``except`` clause catches it.
     Looked up lazily: importing scikit-learn costs a second we need not pay
     unless the error or warning happens."""
-    if name == "DataConversionWarning" and "sklearn.exceptions" not in sys.modules:
-        return ours            # only scikit-learn's own checks look for this one
-    try:
-        import sklearn.exceptions as skx
-    except ImportError:
-        return ours
+    skx = sys.modules.get("sklearn.exceptions")
+    if skx is None:
+        # Not loaded, so no caller can be catching its class: skip the import
+        # (about a second), except for errors, which are rare and worth it.
+        if name != "NotFittedError":
+            return ours
+        try:
+            import sklearn.exceptions as skx
+        except ImportError:
+            return ours
     cache = _with_sklearn.__dict__.setdefault("cache", {})
     if name not in cache:
         cache[name] = type(ours.__name__, (ours, getattr(skx, name)),
@@ -229,24 +233,40 @@ class _AdamState:
 
 # ---------------------------------------------------------------- per-sample losses
 
-def _per_sample_loss(model, kind):
-    """The traced training loss of one sample, weighted: (params, x, t, w)."""
+_STEPS = {}      # traced training steps by (sizes, activation, output, weighted)
+
+
+def _per_sample_loss(model, kind, weighted=True):
+    """The traced training loss of one sample: (params, x, t, w), or
+    (params, x, t) unweighted."""
+    loss = _unweighted_loss(model, kind)
+    if not weighted:
+        return loss
+
+    def weighted_loss(params, x, t, w):
+        return w * loss(params, x, t)
+    return weighted_loss
+
+
+def _unweighted_loss(model, kind):
     if kind == "logistic":             # binary and multilabel: BCE per output
-        def loss(params, x, t, w):
+        def loss(params, x, t):
             z = model(params, x)
-            return w * ft.sum([binary_cross_entropy_with_logits(z[k], t[k])
-                               for k in range(len(z))])
+            if len(z) == 1:
+                return binary_cross_entropy_with_logits(z[0], t[0])
+            return ft.sum([binary_cross_entropy_with_logits(z[k], t[k])
+                           for k in range(len(z))])
     elif kind == "softmax":
-        def loss(params, x, t, w):
-            return w * softmax_cross_entropy(model(params, x), t)
+        def loss(params, x, t):
+            return softmax_cross_entropy(model(params, x), t)
     elif kind == "identity":           # half squared error, summed over outputs
-        def loss(params, x, t, w):
+        def loss(params, x, t):
             z = model(params, x)
-            return w * (0.5 * ft.sum([(z[k] - t[k]) ** 2 for k in range(len(z))]))
+            return 0.5 * ft.sum([(z[k] - t[k]) ** 2 for k in range(len(z))])
     elif kind == "exp":                # half Poisson deviance, up to a constant
-        def loss(params, x, t, w):
+        def loss(params, x, t):
             z = model(params, x)
-            return w * ft.sum([ft.exp(z[k]) - t[k] * z[k] for k in range(len(z))])
+            return ft.sum([ft.exp(z[k]) - t[k] * z[k] for k in range(len(z))])
     else:
         raise ValueError(f"unknown output activation {kind!r}")
     return loss
@@ -306,10 +326,6 @@ class _BaseMLP:
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "coefs_")
-
-    def __getstate__(self):
-        # The traced step is a closure: rebuilt when needed, not pickled.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_step", "_step_key")}
 
     def _check_params(self):
         hidden = self.hidden_layer_sizes
@@ -453,28 +469,37 @@ class _BaseMLP:
             self.model_ = MLP(sizes, self.activation)
         return self.model_
 
-    def _get_step(self):
-        """The batched training step, traced once per network shape."""
-        key = (self.model_.sizes, self.activation, self.out_activation_)
-        if getattr(self, "_step_key", None) != key:
-            loss = _per_sample_loss(self.model_, self.out_activation_)
-            self._step = ft.value_and_grad(loss, argnums=0, in_axes=(None, 0, 0, 0))
-            self._step_key = key
-        return self._step
+    def _get_step(self, weighted):
+        """The batched training step (per-sample loss traced once per network
+        shape, shared by all estimators: tracing a wide net costs more than
+        a few epochs of a small one)."""
+        key = (self.model_.sizes, self.activation, self.out_activation_, weighted)
+        step = _STEPS.get(key)
+        if step is None:
+            loss = _per_sample_loss(self.model_, self.out_activation_, weighted)
+            in_axes = (None, 0, 0, 0) if weighted else (None, 0, 0)
+            step = _STEPS[key] = ft.value_and_grad(loss, argnums=0, in_axes=in_axes)
+            while len(_STEPS) > 16:
+                _STEPS.pop(next(iter(_STEPS)))
+        return step
 
-    def _loss_and_grad(self, flat, X, T, w):
+    def _loss_and_grad(self, flat, X, T, w=None):
         """Mean (weighted) loss over the rows plus the L2 penalty, and its
         gradient, as scikit-learn's backprop defines them."""
-        values, g = self._get_step()(flat, X, T, w)
-        sw_sum = float(np.sum(w)) or 1.0      # a batch of zero weights: no step
+        if w is None:
+            values, g = self._get_step(False)(flat, X, T)
+            sw_sum = float(len(X))
+        else:
+            values, g = self._get_step(True)(flat, X, T, w)
+            sw_sum = float(np.sum(w)) or 1.0      # a batch of zero weights: no step
         g = np.asarray(g, dtype=np.float64)
         penalty = 0.0
         if self.alpha:
             for start, n_in, n_out in self.model_._layout:
                 W = flat[start:start + n_in * n_out]
-                penalty += W @ W
+                penalty += np.dot(W, W)
                 g[start:start + n_in * n_out] += self.alpha * W
-        g /= sw_sum
+        g *= 1.0 / sw_sum
         loss = float(np.sum(values)) / sw_sum + 0.5 * self.alpha * penalty / sw_sum
         return loss, g
 
@@ -537,11 +562,10 @@ class _BaseMLP:
         except ImportError:
             raise ImportError("solver='lbfgs' needs SciPy (its L-BFGS-B): pip install "
                               "scipy, or use solver='adam' or 'sgd'") from None
-        weights = np.ones(len(X)) if w is None else w
         curve = []
 
         def fun(p):
-            return self._loss_and_grad(p, X, Y, weights)
+            return self._loss_and_grad(p, X, Y, w)
 
         def callback(intermediate_result):
             curve.append(float(intermediate_result.fun))
@@ -593,20 +617,22 @@ class _BaseMLP:
                 _warn("Got `batch_size` less than 1 or larger than sample size. It is "
                       "going to be clipped")
             batch = int(np.clip(self.batch_size, 1, n))
-        weights = np.ones(n) if w is None else w
-        order = np.arange(n)
         self.n_iter_ = 0
         try:
             for _ in range(int(min(self.max_iter, sys.maxsize))):
                 start = time.perf_counter()
-                if self.shuffle:
+                Xe, Ye, we = X, Y, w
+                if self.shuffle:     # one shuffled copy: every batch a contiguous view
                     order = self._random_state.permutation(n)
+                    Xe, Ye = X[order], Y[order]
+                    we = None if w is None else w[order]
                 total = 0.0
                 for lo in range(0, n, batch):
-                    idx = order[lo:lo + batch] if self.shuffle else slice(lo, lo + batch)
-                    loss, g = self._loss_and_grad(flat, X[idx], Y[idx], weights[idx])
+                    hi = min(lo + batch, n)
+                    loss, g = self._loss_and_grad(flat, Xe[lo:hi], Ye[lo:hi],
+                                                  None if we is None else we[lo:hi])
                     self._optimizer.update(flat, g)
-                    total += loss * (min(lo + batch, n) - lo)
+                    total += loss * (hi - lo)
                 self.n_iter_ += 1
                 self.t_ += n
                 self.loss_ = total / n
