@@ -501,30 +501,4 @@ def test_works_without_scikit_learn():
     assert out.returncode == 0, out.stderr
     assert "unfitted: NotFittedError" in out.stdout and "ok 3" in out.stdout
 
-
-# ---------------------------------------------------------------- scikit-learn
-
-# Checks that do not apply, with why (none at present: every check that
-# scikit-learn runs on a classifier passes). Checks it skips by itself: the
-# array-API one (needs SCIPY_ARRAY_API) and the pandas one (needs pandas).
-EXPECTED_FAILED_CHECKS = {}
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")   # "does not inherit BaseEstimator", skips
-def test_scikit_learn_estimator_checks():
-    sklearn = pytest.importorskip("sklearn")
-    import inspect
-    from sklearn.utils.estimator_checks import check_estimator
-    if "on_fail" not in inspect.signature(check_estimator).parameters:
-        pytest.skip("needs scikit-learn >= 1.6 (check_estimator(on_fail=...))")
-    # Short training keeps the checks fast; check_classifiers_train still
-    # demands its accuracy of these settings.
-    est = nn.MLPClassifier(max_iter=15 if TWIN else 30, random_state=0)
-    results = check_estimator(est, expected_failed_checks=EXPECTED_FAILED_CHECKS,
-                              on_fail=None)
-    failed = [r for r in results if r["status"] == "failed"]
-    assert not failed, [(r["check_name"], str(r["exception"])[:200]) for r in failed]
-    ran = [r for r in results if r["status"] == "passed"]
-    assert len(ran) > 30, sklearn.__version__
-    xfailed = {r["check_name"] for r in results if r["status"] == "xfail"}
-    assert xfailed <= set(EXPECTED_FAILED_CHECKS)
+# scikit-learn's estimator checks, for both estimators: tests/test_estimators.py
