@@ -725,8 +725,9 @@ class _BaseMLP:
 
     # -- prediction
 
-    def _forward(self, X):
-        """The output layer's values (after the output activation)."""
+    def _forward(self, X, output=True):
+        """The output layer's values, after the output activation unless
+        ``output`` is False (then the logits)."""
         act = _HIDDEN_NUMPY[self.activation]
         h = X
         last = len(self.coefs_) - 1
@@ -734,7 +735,7 @@ class _BaseMLP:
             h = h @ W + b
             if i < last:
                 h = act(h)
-        return self._output(h)
+        return self._output(h) if output else h
 
     def _output(self, z):
         kind = self.out_activation_
@@ -1035,12 +1036,7 @@ class MLPClassifier(_BaseMLP):
         """The logits (before the output activation): shape ``(n_samples,)``
         for two classes, else ``(n_samples, n_outputs)``."""
         self._check_fitted()
-        X = self._validate_X(X, reset=False)
-        kind, self.out_activation_ = self.out_activation_, "identity"
-        try:
-            z = self._forward(X)
-        finally:
-            self.out_activation_ = kind
+        z = self._forward(self._validate_X(X, reset=False), output=False)
         return z[:, 0] if z.shape[1] == 1 else z
 
     def predict_proba(self, X):

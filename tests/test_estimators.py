@@ -227,6 +227,26 @@ def test_early_stopping_split_is_stratified_and_refuses_tiny_sets():
         nn.MLPRegressor(early_stopping=True).partial_fit(X, y)
 
 
+# ---------------------------------------------------------------- defaults
+
+@pytest.mark.skipif(TWIN, reason="a 40 s training on the pure twin; the twin's "
+                    "arithmetic is checked against the kernel's elsewhere")
+def test_defaults_learn_unscaled_digits():
+    # Raw 0..16 pixels: batches of 32 at the default rate 0.01 made the loss
+    # noisy and stopped near 0.92; scikit-learn's "auto" batches (200) do not.
+    X, y = datasets.load_digits() if _have("sklearn") else pytest.skip("needs the digits")
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = 16.0 * X[order], y[order]
+    clf = quiet_fit(nn.MLPClassifier(hidden_layer_sizes=(100,), random_state=0),
+                    X[:1347], y[:1347])
+    assert clf.score(X[1347:], y[1347:]) >= 0.96 and clf.n_iter_ < clf.max_iter
+
+
+def _have(module):
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
 # ---------------------------------------------------------------- parameters
 
 def test_alpha_shrinks_the_weights():
