@@ -272,6 +272,11 @@ def _unweighted_loss(model, kind):
     return loss
 
 
+def _xlogx(t):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0)
+
+
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))          # no overflow warning
 
@@ -500,7 +505,13 @@ class _BaseMLP:
                 penalty += np.dot(W, W)
                 g[start:start + n_in * n_out] += self.alpha * W
         g *= 1.0 / sw_sum
-        loss = float(np.sum(values)) / sw_sum + 0.5 * self.alpha * penalty / sw_sum
+        data = float(np.sum(values))
+        if self.out_activation_ == "exp":
+            # the deviance's constant y log y - y: the loss scikit-learn
+            # reports, and what L-BFGS-B's relative-decrease test sees
+            const = np.sum(_xlogx(T) - T, axis=1)
+            data += float(np.sum(const if w is None else w * const))
+        loss = data / sw_sum + 0.5 * self.alpha * penalty / sw_sum
         return loss, g
 
     # -- fitting
@@ -577,8 +588,9 @@ class _BaseMLP:
             options={"maxfun": int(self.max_fun), "maxiter": int(self.max_iter),
                      "gtol": float(self.tol)})
         self.n_iter_ = min(int(result.nit), int(self.max_iter))
-        self.loss_ = float(result.fun)
+        self.loss_ = self.best_loss_ = float(result.fun)
         self.loss_curve_ = curve
+        self.validation_scores_ = self.best_validation_score_ = None   # no epochs
         if result.status != 0:
             message = result.message
             if isinstance(message, bytes):
