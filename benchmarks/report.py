@@ -56,6 +56,7 @@ LABELS = {
     "jax_jit": "JAX jit",
     "jax_make_jaxpr": "JAX make_jaxpr",
     "casadi": "CasADi SX",
+    "sklearn": "scikit-learn",
     "plain_numpy": "fasttape kernel, the loss in plain NumPy",
     "plain_sum": "fasttape kernel, `.sum()` instead of ft.sum",
     "batch_matrix": "fasttape kernel, the batch as one matrix in plain NumPy",
@@ -114,6 +115,10 @@ TARGETS = [
     ("W2 classifier B=4096", "at most 0.7x best peer", _peer_target(0.7)),
     ("W3 digits B=256", "at most 0.8x best peer", _peer_target(0.8)),
     ("W3 digits SGD to 95%", "no slower than NumPy by hand", _peer_target(1.0, only="numpy")),
+    ("F1 fit digits 64-64-10", "at most 0.5x scikit-learn's fit (issue 16)",
+     _peer_target(0.5, only="sklearn")),
+    ("F2 fit 784-128-10", "at most 1.0x scikit-learn's fit (issue 16)",
+     _peer_target(1.0, only="sklearn")),
     ("W4 rosenbrock n=100", "under 3.5 µs", _abs_target(3.5 * US)),
     ("W4 rosenbrock n=10000", "at most 1.0x JAX jit", _peer_target(1.0, only="jax_jit")),
     ("W5 recording traced", "at least 3 M nodes/s", _rate_target(3e6)),
@@ -204,9 +209,9 @@ def _label(bench):
     m = re.match(r"test_(\w+?)(?:\[(.*)\])?$", base)
     stem, params = (m.group(1), m.group(2)) if m else (base, None)
     parts = stem.split("_")
-    if re.fullmatch(r"[wsx]\d+", parts[0]):
+    if re.fullmatch(r"[wsxf]\d+", parts[0]):
         parts = parts[1:]
-    if parts and parts[0] in ("eager", "traced", "sgd") and len(parts) > 1:
+    if parts and parts[0] in ("eager", "traced", "sgd", "fit") and len(parts) > 1:
         parts = parts[1:]
     if parts == ["peer"] and params:
         return params.split("-")[-1]

@@ -666,3 +666,85 @@ def test_w3_sgd_jax_jit(benchmark):
         return step, lambda: jnp.asarray(d.init)
 
     bench_sgd(benchmark, PEER_ROLE, make, to_numpy=np.asarray)
+
+
+# --------------------------------------------------------------- F: whole fits vs scikit-learn
+
+# Issue 16's targets: ft.nn.MLPClassifier.fit against sklearn's MLPClassifier.fit,
+# the same settings and seed, in the same run. F1: standardized digits, at most
+# 0.5x scikit-learn's time with test accuracy within 0.02. F2: 784 features,
+# 10 classes, 6,000 samples: at most 1.0x.
+FIT_SETTINGS = dict(activation="relu", solver="adam", learning_rate_init=1e-3,
+                    batch_size=200, tol=0.0, random_state=0)
+F1_GROUP, F2_GROUP = "F1 fit digits 64-64-10", "F2 fit 784-128-10"
+F1 = dict(hidden_layer_sizes=(64,), max_iter=50, **FIT_SETTINGS)
+F2 = dict(hidden_layer_sizes=(128,), max_iter=5, **FIT_SETTINGS)
+
+
+def sklearn_mlp():
+    return pytest.importorskip("sklearn.neural_network").MLPClassifier
+
+
+_fit_data = {}
+
+
+def f1_data():
+    """Digits standardized on the training split (1,347 train, 450 test)."""
+    if "f1" not in _fit_data:
+        X, y = digits()
+        order = np.random.default_rng(0).permutation(len(y))
+        X, y = X[order], y[order]
+        mean, std = X[:1347].mean(axis=0), X[:1347].std(axis=0)
+        X = (X - mean) / np.where(std > 0, std, 1.0)
+        _fit_data["f1"] = X[:1347], y[:1347], X[1347:], y[1347:]
+    return _fit_data["f1"]
+
+
+def f2_data():
+    """6,000 samples of 10 Gaussian classes in 784 dimensions (MNIST's width)."""
+    if "f2" not in _fit_data:
+        rng = np.random.default_rng(0)
+        y = np.arange(6000) % 10
+        centres = rng.normal(size=(10, 784)) * 0.15
+        X = centres[y] + rng.normal(size=(6000, 784))
+        _fit_data["f2"] = X, y
+    return _fit_data["f2"]
+
+
+def bench_fit(benchmark, group, cls, settings, data, role, rounds):
+    import warnings
+
+    X, y = data[:2]
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")        # max_iter reached: tol=0 means so
+            return cls(**settings).fit(X, y)
+
+    model = run(benchmark, group, role, fit, rounds=rounds, warmup=1)
+    if len(data) == 4:
+        benchmark.extra_info["test_accuracy"] = model.score(*data[2:])
+    return model
+
+
+def test_f1_fit_kernel(benchmark):
+    ours = bench_fit(benchmark, F1_GROUP, ft.nn.MLPClassifier, F1, f1_data(), KERNEL_ROLE, 5)
+    theirs = sklearn_mlp()(**F1)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs.fit(*f1_data()[:2])
+    # the same training, so the same quality: within 0.02 test accuracy
+    assert abs(ours.score(*f1_data()[2:]) - theirs.score(*f1_data()[2:])) <= 0.02
+
+
+def test_f1_fit_sklearn(benchmark):
+    bench_fit(benchmark, F1_GROUP, sklearn_mlp(), F1, f1_data(), PEER_ROLE, 5)
+
+
+def test_f2_fit_kernel(benchmark):
+    bench_fit(benchmark, F2_GROUP, ft.nn.MLPClassifier, F2, f2_data(), KERNEL_ROLE, 3)
+
+
+def test_f2_fit_sklearn(benchmark):
+    bench_fit(benchmark, F2_GROUP, sklearn_mlp(), F2, f2_data(), PEER_ROLE, 3)

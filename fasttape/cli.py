@@ -1,4 +1,4 @@
-"""The ``fasttape`` command line: ``demo``, ``train`` and ``bench``.
+"""The ``fasttape`` command line: ``demo``, ``train``, ``predict`` and ``bench``.
 
 Run as ``python -m fasttape COMMAND`` or as the installed ``fasttape``
 script; ``--help`` (also of every command) lists the options, and
@@ -8,7 +8,11 @@ docs/api.md describes them.
   2-10-1 tanh classifier on two moons, with a decision-boundary picture
   where matplotlib is installed.
 - ``train DATA``: a classifier on ``moons``, ``spirals``, ``digits`` or a
-  CSV file (label in the last column); prints train and test accuracy.
+  CSV file (label in the last column); prints train and test accuracy, and
+  saves the model with ``--save``.
+- ``predict MODEL DATA``: loads a model saved by ``train --save`` and
+  prints its prediction for each row of a CSV file (and the accuracy where
+  the file has a label column).
 - ``bench``: times one batched gradient on the kernel, the pure twin,
   NumPy by hand, and PyTorch and JAX where installed.
 
@@ -37,9 +41,12 @@ class UsageError(Exception):
 # ---------------------------------------------------------------- parser
 
 def build_parser():
+    from fasttape import __version__
+
     parser = argparse.ArgumentParser(
         prog=PROG, description="fasttape: reverse-mode automatic differentiation, "
         "record once and replay many times.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="the lecture's example, then a classifier on "
@@ -64,8 +71,10 @@ def build_parser():
     train.add_argument("--hidden", type=_sizes, default=(32,), metavar="SIZES",
                        help="hidden layer sizes, comma separated, e.g. 32,16 "
                        "(default 32)")
-    train.add_argument("--activation", choices=("tanh", "relu", "sigmoid"),
-                       default="tanh", help="hidden activation (default tanh)")
+    train.add_argument("--activation", choices=("tanh", "relu", "logistic", "identity",
+                                                "sigmoid"),
+                       default="tanh", help="hidden activation (default tanh; sigmoid "
+                       "is another name of logistic)")
     train.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                        help="default adam")
     train.add_argument("--lr", type=_positive_float, default=None,
@@ -90,9 +99,25 @@ def build_parser():
     train.add_argument("--plot", metavar="FILE",
                        help="decision-boundary PNG (2-feature data, needs matplotlib)")
     train.add_argument("--save", metavar="FILE",
-                       help="save the trained parameters to an .npz file")
+                       help="save the trained model to an .npz file (for "
+                       "'fasttape predict')")
     train.add_argument("--quiet", action="store_true",
                        help="no per-epoch progress lines")
+
+    predict = sub.add_parser("predict", help="predict with a model saved by train "
+                             "--save", description="Load a model saved by 'fasttape "
+                             "train --save' and predict the class of each row of a CSV "
+                             "file: one label a line. A file with one more column than "
+                             "the model has features is taken to end in a label "
+                             "column, and the accuracy is reported too.")
+    predict.add_argument("model", help="an .npz file written by 'fasttape train --save'")
+    predict.add_argument("data", help="a CSV file of features (optionally a header "
+                         "row and a last label column)")
+    predict.add_argument("--output", metavar="FILE",
+                         help="write the predictions to FILE instead of the standard "
+                         "output")
+    predict.add_argument("--proba", action="store_true",
+                         help="print each class's probability as well")
 
     bench = sub.add_parser("bench", help="time the kernel against the pure twin, "
                            "NumPy, PyTorch and JAX", description="Time one gradient of "
@@ -158,7 +183,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    command = {"demo": cmd_demo, "train": cmd_train, "bench": cmd_bench}[args.command]
+    command = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict,
+               "bench": cmd_bench}[args.command]
     try:
         return command(args) or 0
     except (UsageError, ValueError, OSError, ImportError) as exc:
@@ -239,11 +265,18 @@ def cmd_train(args):
         raise UsageError(f"--test-size must be between 0 and 1, got {args.test_size}")
     if args.plot and not _have_matplotlib():
         raise UsageError("--plot needs matplotlib: pip install matplotlib")
+    # Output paths are checked before training, not after it.
+    if args.plot:
+        _check_writable(args.plot, "--plot")
+        _check_plot_format(args.plot)
+    if args.save:
+        _check_writable(args.save, "--save")
+        args.save = _npz_path(args.save)
+        _check_writable(args.save, "--save")
     X, y, name = _load(args.data, args, datasets)
     if args.plot and X.shape[1] != 2:
         raise UsageError(f"--plot needs 2-feature data; {name} has {X.shape[1]} features")
-    if len(np.unique(y)) < 2:
-        raise UsageError(f"{name}: need at least 2 classes, found {len(np.unique(y))}")
+    _check_labels(y, name)
     train_idx, test_idx = _split(len(y), args.test_size, args.seed)
     if len(train_idx) < 2 or len(test_idx) < 1:
         raise UsageError(f"{name}: too few samples ({len(y)}) to split into train "
@@ -268,13 +301,173 @@ def cmd_train(args):
     print(f"test accuracy:  {clf.score(Xs[test_idx], y[test_idx]):.3f}")
     if args.plot:
         _plot_boundary(_Standardized(clf, mean, std), X, y, args.plot,
-                       f"fasttape: {'-'.join(map(str, sizes))} {args.activation} on {name}")
+                       f"fasttape: {'-'.join(map(str, sizes))} {args.activation} on {name}",
+                       _feature_names(args.data, X.shape[1]))
         print(f"decision boundary saved to {args.plot}")
     if args.save:
         np.savez(args.save, params=clf.coef_flat_, sizes=np.array(sizes),
                  activation=np.array(args.activation), classes=classes,
                  mean=mean, std=std)
-        print(f"parameters saved to {args.save}")
+        print(f"model saved to {args.save} (use: {PROG} predict {args.save} DATA.csv)")
+    return 0
+
+
+def _check_labels(y, name):
+    """A classifier's labels: refuse a continuous target before announcing
+    anything about classes."""
+    if y.dtype.kind == "f":
+        raise UsageError(f"{name}: the labels (last column) are non-integer numbers, a "
+                         f"continuous target ({len(np.unique(y))} distinct values); the "
+                         "classifier needs class labels")
+    if len(np.unique(y)) < 2:
+        raise UsageError(f"{name}: need at least 2 classes, found {len(np.unique(y))}")
+
+
+def _npz_path(path):
+    # np.savez appends .npz to other names: check the file it will write.
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def _check_writable(path, option):
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a directory, not a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path)
+                                         and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path!r}: not writable")
+
+
+def _check_plot_format(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise UsageError(f"--plot {path!r}: unknown picture format {ext or '(none)'!r}; "
+                         f"use one of {', '.join(sorted(formats))}")
+
+
+def _feature_names(data, n):
+    """A CSV file's header names for its n features, else x1, x2, ..."""
+    names = [f"x{i + 1}" for i in range(n)]
+    if data in SHIPPED or not os.path.isfile(data):
+        return names
+    try:
+        with open(data, newline="") as f:
+            first = next((ln for ln in f if ln.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return names
+    delimiter = next((d for d in ",\t;" if d in first), ",")
+    cells = [c.strip() for c in first.rstrip("\r\n").split(delimiter)]
+    header = len(cells) == n + 1 and not all(_is_number(c) for c in cells[:-1])
+    return cells[:n] if header else names
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- predict
+
+MODEL_KEYS = ("params", "sizes", "activation", "classes", "mean", "std")
+
+
+def load_model(path):
+    """A classifier saved by ``train --save``, rebuilt, with the scaling it was
+    trained with.
+
+    Returns
+    -------
+    (MLPClassifier, mean, std)
+        ``clf.predict((X - mean) / std)`` classifies raw feature rows.
+
+    Raises
+    ------
+    UsageError
+        Not a readable model file, or one whose arrays do not fit together.
+    """
+    from fasttape.nn import MLP, MLPClassifier
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            saved = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError):
+        raise UsageError(f"{path}: not a model saved by '{PROG} train --save' (not "
+                         "a readable .npz file)") from None
+    missing = [k for k in MODEL_KEYS if k not in saved]
+    if missing:
+        raise UsageError(f"{path}: not a model saved by '{PROG} train --save' "
+                         f"(missing {', '.join(missing)})")
+    try:
+        sizes = tuple(int(s) for s in saved["sizes"].ravel())
+        activation = str(saved["activation"])
+        model = MLP(sizes, activation)
+        params = np.asarray(saved["params"], dtype=np.float64).ravel()
+        layers = model.layers(params)
+        classes, mean, std = saved["classes"].ravel(), saved["mean"], saved["std"]
+        n_out = 1 if len(classes) == 2 else len(classes)
+        if sizes[-1] != n_out or mean.shape != (sizes[0],) or std.shape != (sizes[0],) \
+                or not np.all(np.isfinite(params)) or not np.all(std > 0):
+            raise ValueError("its arrays do not fit together")
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{path}: damaged model file: {' '.join(str(exc).split())}") \
+            from None
+    clf = MLPClassifier(hidden_layer_sizes=sizes[1:-1], activation=activation)
+    clf.classes_, clf._multilabel = classes, False
+    clf.coefs_ = [W.T.copy() for W, _ in layers]
+    clf.intercepts_ = [b.copy() for _, b in layers]
+    clf.n_features_in_, clf.n_layers_, clf.n_outputs_ = sizes[0], len(sizes), n_out
+    clf.out_activation_ = "logistic" if n_out == 1 else "softmax"
+    clf.model_ = model
+    return clf, mean.astype(np.float64), std.astype(np.float64)
+
+
+def cmd_predict(args):
+    from fasttape import datasets
+
+    clf, mean, std = load_model(args.model)
+    if args.output:
+        _check_writable(args.output, "--output")
+    n = clf.n_features_in_
+    if not os.path.isfile(args.data):
+        raise UsageError(f"{args.data!r} is not an existing file")
+    try:
+        X, y = datasets.load_csv(args.data, label=False)
+    except datasets.CSVError:
+        X, y = datasets.load_csv(args.data)       # a column of non-numeric labels
+    if y is None and X.shape[1] == n + 1:          # a numeric label column
+        X, y = X[:, :n], X[:, n]
+        if np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+    if X.shape[1] != n:
+        raise UsageError(f"{args.data}: {X.shape[1]} columns, but the model takes "
+                         f"{n} features (and optionally a label column)")
+    Xs = (X - mean) / std
+    pred = clf.predict(Xs)
+    lines = [str(p) for p in pred]
+    if args.proba:
+        proba = clf.predict_proba(Xs)
+        lines = [f"{p}," + ",".join(f"{q:.6g}" for q in row) for p, row in zip(lines, proba)]
+    text = "\n".join(lines) + "\n"
+    summary = f"{len(pred)} predictions by {args.model}"
+    if y is not None:
+        same = np.array([str(a) == str(b) for a, b in zip(pred, y)])
+        summary += f"; accuracy: {np.mean(same):.3f}"
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+        print(f"{summary}, written to {args.output}")
+    else:
+        sys.stdout.write(text)
+        print(summary, file=sys.stderr)
     return 0
 
 
@@ -346,10 +539,19 @@ def _have_matplotlib():
     return _importable("matplotlib")
 
 
-def _plot_boundary(clf, X, y, path, title):
+def _plot_boundary(clf, X, y, path, title, feature_names=("x1", "x2")):
+    import matplotlib.pyplot as plt
+
+    fig = _boundary_figure(clf, X, y, title, feature_names)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _boundary_figure(clf, X, y, title, feature_names):
     import matplotlib
     matplotlib.use("Agg")                  # files only, no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     pad = 0.1 * (X.max(axis=0) - X.min(axis=0)) + 1e-9
     lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
@@ -362,15 +564,24 @@ def _plot_boundary(clf, X, y, path, title):
         p1 = proba[:, 1].reshape(gx.shape)
         ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
         ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.5)
+        colours = [plt.get_cmap("RdBu_r")(0.0), plt.get_cmap("RdBu_r")(1.0)]
     else:
+        # One colour per class, the same for its region and its points.
+        colours = [plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")(k % 20)
+                   for k in range(len(classes))]
         ax.contourf(gx, gy, proba.argmax(axis=1).reshape(gx.shape),
-                    levels=np.arange(len(classes) + 1) - 0.5, cmap="tab10", alpha=0.35)
-    ax.scatter(X[:, 0], X[:, 1], c=codes, cmap="RdBu_r" if len(classes) == 2 else "tab10",
-               s=12, edgecolors="white", linewidths=0.4)
+                    levels=np.arange(len(classes) + 1) - 0.5,
+                    cmap=ListedColormap(colours), alpha=0.35)
+    for k, label in enumerate(classes):
+        mine = codes == k
+        ax.scatter(X[mine, 0], X[mine, 1], color=colours[k], s=12, edgecolors="white",
+                   linewidths=0.4, label=str(label))
+    ax.legend(title="class", loc="best", fontsize="small", framealpha=0.8)
+    ax.set_xlabel(feature_names[0])
+    ax.set_ylabel(feature_names[1])
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 # ---------------------------------------------------------------- bench

@@ -139,10 +139,10 @@ def load_digits():
     return data.data.astype(np.float64) / 16.0, data.target.astype(np.int64)
 
 
-def load_csv(path):
+def load_csv(path, label=True):
     """Read a CSV file whose last column is the label and the others numeric
-    features.  A first row whose features are not all numbers is taken as a
-    header.  Labels that are all integers come back as ints, all numbers as
+    features (``label=False``: every column a feature, and ``y`` is None).
+    A first row whose features are not all numbers is taken as a header.  Labels that are all integers come back as ints, all numbers as
     floats, else as strings.  Raises :class:`CSVError` (a ValueError) naming
     the line for ragged rows, non-numeric features and files with no data.
 
@@ -152,11 +152,13 @@ def load_csv(path):
     Parameters
     ----------
     path : str or os.PathLike
+    label : bool, default True
+        Whether the last column is the label.
 
     Returns
     -------
     X : ndarray of float64, shape (n_samples, n_features)
-    y : ndarray of int64, float64 or str, shape (n_samples,)
+    y : ndarray of int64, float64 or str, shape (n_samples,), or None
 
     Raises
     ------
@@ -183,19 +185,22 @@ def load_csv(path):
     except csv.Error as exc:
         raise CSVError(f"{path}: {exc}") from None
 
-    if rows and not _all_numbers(rows[0][1][:-1]):
+    n_label = 1 if label else 0
+    if rows and not _all_numbers(rows[0][1][:len(rows[0][1]) - n_label]):
         rows = rows[1:]                      # a header row
     if not rows:
         raise CSVError(f"{path}: no data rows")
     width = len(rows[0][1])
-    if width < 2:
+    if not label:
+        rows = [(line, row + [""]) for line, row in rows]     # an empty label column
+    elif width < 2:
         raise CSVError(f"{path}: line {rows[0][0]}: need at least one feature "
                        "column and a label column")
     features, labels = [], []
     for line, row in rows:
-        if len(row) != width:
+        if len(row) != width + 1 - n_label:
             raise CSVError(f"{path}: line {line}: expected {width} columns, "
-                           f"got {len(row)}")
+                           f"got {len(row) - 1 + n_label}")
         try:
             features.append([float(cell) for cell in row[:-1]])
         except ValueError:
@@ -206,7 +211,7 @@ def load_csv(path):
     X = np.array(features, dtype=np.float64)
     if not np.all(np.isfinite(X)):
         raise CSVError(f"{path}: features contain NaN or infinity")
-    return X, _label_array(labels)
+    return X, (_label_array(labels) if label else None)
 
 
 def _is_number(text):

@@ -205,3 +205,108 @@ def test_bench_table():
     assert rows[mine][-1] != "-" and float(rows[mine][-1]) < 1e-10
     for name, module in (("PyTorch (CPU, float64)", "torch"), ("JAX (jit, float64)", "jax")):
         assert (rows[name][0] == "not") != have(module)
+
+
+# ---------------------------------------------------------------- version, checks first
+
+def test_version():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"fasttape {ft.__version__}"
+
+
+@pytest.mark.parametrize("option", [["--save", "missing_dir/model.npz"],
+                                    ["--save", "."],
+                                    ["--plot", "missing_dir/boundary.png"],
+                                    ["--plot", "boundary.unknownformat"]])
+def test_output_paths_are_checked_before_training(tmp_path, option):
+    if option[0] == "--plot" and not have("matplotlib"):
+        pytest.skip("--plot needs matplotlib")
+    out = run("train", "moons", "--epochs", "1", *option, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert option[1] in out.stderr
+    assert out.stdout == ""                       # nothing loaded, nothing trained
+
+
+def test_continuous_target_is_refused_before_any_class_count(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(299, 2))
+    (tmp_path / "reg.csv").write_text("".join(f"{a},{b},{a * b + 0.5}\n" for a, b in X))
+    out = run("train", "reg.csv", "--epochs", "1", cwd=tmp_path)
+    assert out.returncode == 2 and "continuous" in out.stderr
+    assert "classes" not in out.stdout and out.stdout == ""
+
+
+# ---------------------------------------------------------------- predict
+
+def test_predict_loads_the_saved_model(tmp_path):
+    X, y = datasets.make_moons(200, noise=0.1, seed=3)
+    X = X * [10.0, 0.1]
+    names = np.array(["left", "right"])[y]
+    (tmp_path / "train.csv").write_text("a,b,side\n" + "".join(
+        f"{p!r},{q!r},{c}\n" for (p, q), c in zip(X.tolist(), names)))
+    (tmp_path / "features.csv").write_text("".join(f"{p!r},{q!r}\n" for p, q in X.tolist()))
+    out = run("train", "train.csv", "--hidden", "8", "--epochs", "20", "--quiet",
+              "--save", "model", cwd=tmp_path)        # .npz is appended
+    assert out.returncode == 0, out.stderr
+    saved = np.load(tmp_path / "model.npz")
+    expected = _numpy_predict(saved, X)               # a hand-written forward pass
+    # features only: one label a line on stdout, the summary on stderr
+    out = run("predict", "model.npz", "features.csv", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == expected.tolist()
+    assert "200 predictions" in out.stderr
+    # with the label column: the accuracy too; to a file with --output
+    out = run("predict", "model.npz", "train.csv", "--output", "pred.txt", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pred.txt").read_text().split() == expected.tolist()
+    assert accuracy(out.stdout, "") == pytest.approx(np.mean(expected == names), abs=1e-3)
+    out = run("predict", "model.npz", "features.csv", "--proba", cwd=tmp_path)
+    rows = [line.split(",") for line in out.stdout.split()]
+    assert [r[0] for r in rows] == expected.tolist()
+    p = np.array([[float(v) for v in r[1:]] for r in rows])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(np.array(["left", "right"])[p.argmax(axis=1)], expected)
+
+
+@pytest.mark.parametrize("model, data", [("train.csv", "features.csv"),     # not a model
+                                         ("broken.npz", "features.csv"),
+                                         ("model.npz", "three.csv"),       # wrong width
+                                         ("model.npz", "missing.csv")])
+def test_predict_bad_input_exits_2(tmp_path, model, data):
+    X, y = datasets.make_moons(60, noise=0.1, seed=0)
+    (tmp_path / "train.csv").write_text("".join(f"{p},{q},{c}\n" for (p, q), c in zip(X, y)))
+    (tmp_path / "features.csv").write_text("".join(f"{p},{q}\n" for p, q in X))
+    (tmp_path / "three.csv").write_text("1,2,3,4\n5,6,7,8\n")
+    np.savez(tmp_path / "model.npz", params=np.zeros(41), sizes=np.array([2, 10, 1]),
+             activation=np.array("tanh"), classes=np.array([0, 1]), mean=np.zeros(2),
+             std=np.ones(2))
+    np.savez(tmp_path / "broken.npz", params=np.zeros(5), sizes=np.array([2, 10, 1]),
+             activation=np.array("tanh"), classes=np.array([0, 1]), mean=np.zeros(2),
+             std=np.ones(2))
+    out = run("predict", model, data, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("fasttape predict: error:")
+
+
+def test_multiclass_picture_has_legend_axis_names_and_matching_colours():
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_rgb
+    X, y = datasets.make_spirals(150, 0.1, 0, n_classes=3)
+    labels = np.array(["ant", "bee", "cat"])[y]
+    clf = ft.nn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    clf.fit(X, labels)
+    fig = cli._boundary_figure(clf, X, labels, "t", ("width", "height"))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "width" and ax.get_ylabel() == "height"
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["ant", "bee", "cat"]
+    regions = ax.collections[0]                   # the contourf: one face per class
+    region_rgb = [to_rgb(c) for c in regions.get_facecolor()]
+    points = ax.collections[1:]                   # one scatter per class, in order
+    assert len(points) == 3 and len(region_rgb) == 3
+    for k, pts in enumerate(points):
+        np.testing.assert_allclose(to_rgb(pts.get_facecolor()[0]), region_rgb[k])
+        assert np.all(labels[np.isin(X[:, 0], pts.get_offsets()[:, 0])] == ["ant", "bee",
+                                                                            "cat"][k])
+    import matplotlib.pyplot as plt
+    plt.close(fig)

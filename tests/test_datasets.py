@@ -115,6 +115,18 @@ def test_load_csv_tabs_and_float_labels(tmp_path):
     assert y.dtype.kind == "f" and y.tolist() == [0.5, 1.5]
 
 
+def test_load_csv_features_only(tmp_path):
+    X, y = datasets.load_csv(write(tmp_path, "a,b\n1,2\n3,4.5\n"), label=False)
+    np.testing.assert_array_equal(X, [[1.0, 2.0], [3.0, 4.5]])
+    assert y is None
+    X, _ = datasets.load_csv(write(tmp_path, "7\n8\n"), label=False)    # one column
+    np.testing.assert_array_equal(X, [[7.0], [8.0]])
+    with pytest.raises(datasets.CSVError, match="line 3: expected 2 columns, got 1"):
+        datasets.load_csv(write(tmp_path, "1,2\n3,4\n5\n"), label=False)
+    with pytest.raises(datasets.CSVError, match="not a number"):
+        datasets.load_csv(write(tmp_path, "1,2\n3,x\n"), label=False)
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "no data"),
     ("\n\n", "no data"),

@@ -65,7 +65,8 @@ def test_nn_and_datasets_names(module, name):
 
 
 @pytest.mark.parametrize("cls, name", [(cls, n) for cls in (ft.nn.MLP, ft.nn.SGD, ft.nn.Adam,
-                                                            ft.nn.MLPClassifier)
+                                                            ft.nn.MLPClassifier,
+                                                            ft.nn.MLPRegressor)
                                        for n in _public_methods(cls)
                                        if callable(getattr(cls, n))])
 def test_nn_methods_have_docstrings(cls, name):
