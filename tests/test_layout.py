@@ -14,7 +14,10 @@ import fasttape as ft
 from fasttape import twin
 
 rng = np.random.default_rng(5)
-core = importlib.import_module("fasttape.backend")._compiled()
+try:  # the compiled kernel, even when the twin is in use
+    core = importlib.import_module("fasttape.backend")._compiled()
+except ImportError as exc:  # these are the kernel's: nothing to test without it
+    pytest.skip(f"the compiled kernel is not available: {exc}", allow_module_level=True)
 
 
 def f(W, b, x, s, t):

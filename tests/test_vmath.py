@@ -13,7 +13,10 @@ import pytest
 
 import fasttape as ft
 
-core = importlib.import_module("fasttape.backend")._compiled()  # even when the twin is in use
+try:  # the compiled kernel, even when the twin is in use
+    core = importlib.import_module("fasttape.backend")._compiled()
+except ImportError as exc:  # these are the kernel's: nothing to test without it
+    pytest.skip(f"the compiled kernel is not available: {exc}", allow_module_level=True)
 rng = np.random.default_rng(2024)
 MAX_ULP = 2
 
