@@ -9,10 +9,12 @@ transform differentiates in turn: grad(grad(f)), jacobian(grad(f)) ... to any
 order, with no confusion between the levels (each level has fresh inputs).
 """
 
+import re
+
 import numpy as np
 
 from . import functions as F
-from . import ops
+from . import kinds, ops
 from .errors import ArgumentError, FasttapeError
 from .graphviz import operands
 from .numpy_api import traced
@@ -76,36 +78,38 @@ NAMESPACE = {name: _lifted(ops.NUMPY_NAMES[name], fn) for name, fn in _ON_VARS.i
              if name in ops.NUMPY_NAMES}
 
 
-def _partial(op, which):
-    """Op's partial `which` (d0, d1) as a function of x, y, c, f on Vars, or
-    the number it always is (0.0 for none)."""
-    expr = getattr(op, which)
-    try:
-        return float(expr or 0.0)
-    except ValueError:
-        formula = eval(f"lambda x, y, c, f: {expr}", dict(NAMESPACE))
-
-    def partial(x, y, c, f):
-        with np.errstate(all="ignore"):  # (1 / c at c = 0 is inf, as in the sweeps)
-            d = formula(x, y, np.float64(c), f)
-        return d if isinstance(d, Var) else float(d)
-    return partial
-
-
-PARTIALS = [(_partial(op, "d0"), _partial(op, "d1")) for op in ops.OPS]
-
-
 def _may_be_infinite(expr):
     """A partial that can be infinite somewhere (1 / x, log x ...)."""
     return any(s in (expr or "") for s in ("/", "log", "pow"))
 
 
-UNBOUNDED = [(_may_be_infinite(op.d0), _may_be_infinite(op.d1)) for op in ops.OPS]
+def _select(x, p, q):
+    return F.where(x, p, q) if isinstance(x, Var) else (p if x != 0.0 else q)
+
+
+def _reverse(op, kind):
+    """kind's reverse template (kinds.py) with op's partials, as functions on
+    Vars: [(operand name, fn(x, y, z, u, v, c, k, f, g))]. A partial that can
+    be infinite (1 / x, log x) keeps the sweeps' rule that a zero adjoint
+    contributes nothing; a finite one simply multiplies."""
+    fields = op._asdict()
+    out = []
+    for target, expr in kind.rev:
+        partials = re.findall(r"\{(d\d+)\}", expr)
+        zmul = _times_zero_wins if any(_may_be_infinite(fields[d]) for d in partials) else _times
+        fn = eval(f"lambda x, y, z, u, v, c, k, f, g: {expr.format(**fields)}",
+                  dict(NAMESPACE, zmul=zmul, sel=_select))
+        out.append((target[1:], fn))
+    return out
 
 
 # ------------------------------------------------------------ the reverse sweep
 
 def _times(d, g):
+    if not isinstance(d, Var):
+        d = float(d)
+        if d == 0.0:
+            return 0.0  # (contributes nothing, as in the sweeps)
     if type(g) is float and g == 1.0:
         return d
     if type(d) is float and d in (1.0, -1.0):
@@ -121,6 +125,9 @@ def _times_zero_wins(d, g):
         return _times(d, g)
     finite_or_read = ((d - d) == 0.0) + (g != 0.0)
     return F.where(finite_or_read, d * g, 0.0)
+
+
+REVERSE = [_reverse(op, ops.KIND_OF[op.code]) for op in ops.OPS]  # per opcode
 
 
 def _total(terms):
@@ -198,40 +205,19 @@ def _needed(tape, lo, hi, in_nodes, out_nodes):
 
 
 def _contributions(tape, i, g, held):
-    """(operand node, adjoint term) pairs of node i with adjoint g."""
-    op = ops.OPS[tape.op[i]]
-    a, b = int(tape.a[i]), int(tape.b[i])
-    if op.kind in ops.ELEMENTWISE:  # unary, with a constant, binary, guard
-        x = held[a]
-        y = held[b] if op.kind == ops.BINARY else None
-        c = float(tape.pool[b]) if op.kind in (ops.CONSTANT, ops.GUARD) else 0.0
-        pairs = [(a, PARTIALS[op.code][0], UNBOUNDED[op.code][0])]
-        if op.kind == ops.BINARY:
-            pairs.append((b, PARTIALS[op.code][1], UNBOUNDED[op.code][1]))
-        for j, d, unbounded in pairs:
-            if callable(d):
-                d = d(x, y, c, held[i])
-            if not (type(d) is float and d == 0.0):
-                yield j, (_times_zero_wins if unbounded else _times)(d, g)
-    elif op.kind == ops.SUM:
-        for j in operands(tape, i):
-            yield j, g
-    elif op.kind == ops.DOT:
-        us, vs = tape.args[a:a + b].tolist(), tape.args[a + b:a + 2 * b].tolist()
-        for u, v in zip(us, vs):
-            yield u, _times(held[v], g)
-            yield v, _times(held[u], g)
-    elif op.kind == ops.DOTC:
-        start = int(tape.args[a + b])
-        for u, c in zip(tape.args[a:a + b].tolist(), tape.pool[start:start + b].tolist()):
-            if c != 0.0:
-                yield u, _times(c, g)
-    elif op.kind == ops.SELECT:
-        cond, t, e = tape.args[a:a + 3].tolist()
-        yield t, F.where(held[cond], g, 0.0)
-        yield e, F.where(held[cond], 0.0, g)
-    elif op.kind not in (ops.INPUT, ops.CONST):
-        raise NestingError(f"a transform on Vars cannot differentiate a {op.name!r} node")
+    """(operand node, adjoint term) pairs of node i with adjoint g, from its
+    kind's reverse template."""
+    op = int(tape.op[i])
+    for nodes, consts in kinds.terms(ops.KIND_OF[op], int(tape.a[i]), int(tape.b[i]),
+                                     tape.args, tape.pool):
+        env = dict.fromkeys("xyzuvck", 0.0)
+        env.update((name, held[j]) for name, j in nodes.items())
+        env.update((name, np.float64(c)) for name, c in consts.items())
+        for name, fn in REVERSE[op]:
+            with np.errstate(all="ignore"):  # (1 / c at c = 0 is inf, as in the sweeps)
+                term = fn(f=held[i], g=g, **env)
+            if isinstance(term, Var) or term != 0.0:
+                yield nodes[name], term
 
 
 # ------------------------------------------------------------ arguments
