@@ -7,6 +7,7 @@ gives a tape that records eager Vars made inside the block.
 
 import functools
 import inspect
+import operator
 
 import numpy as np
 
@@ -32,6 +33,11 @@ def _explained(method):
         except (GuardError, NonFiniteError) as exc:
             raise self._explain(exc) from None
     return wrapper
+
+
+def _picker(idx):
+    """The entries at indices idx of a list, as a tuple."""
+    return operator.itemgetter(*idx) if len(idx) > 1 else (lambda g, k=idx[0]: (g[k],))
 
 
 class Tape:
@@ -84,6 +90,7 @@ class Tape:
         tape._scalars = all(s == () for s in tape._shapes)
         tape._fast_grad = tape._scalars and out_spec == "s"
         tape._call1 = program.call1
+        tape._picks = {}  # a tuple wrt checked once -> its gradients' picker (the fast path)
         tape._plans, tape._seeds, tape._layouts = {}, {}, {}
         tape._pattern, tape._colourings = None, {}
         sizes = [int(np.prod(s)) for s in tape._shapes]
@@ -289,10 +296,17 @@ class Tape:
             As for calling the tape.
         """
         try:
-            if self._fast_grad and in_axes is None and type(wrt) is int and 0 <= wrt < len(args):
-                fast = self._call1(args, True)  # scalars in, scalar out: no arrays at all
-                if fast is not None:
-                    return fast[0][0], fast[1][wrt]
+            if self._fast_grad and in_axes is None:  # scalars in, scalar out: no arrays at all
+                if type(wrt) is int and 0 <= wrt < len(args):
+                    fast = self._call1(args, True)
+                    if fast is not None:
+                        return fast[0][0], fast[1][wrt]
+                elif type(wrt) is tuple:
+                    entry = self._picks.get(wrt)
+                    if entry is not None and (entry[0] is wrt or self._pick(wrt)):
+                        fast = self._call1(args, True)
+                        if fast is not None:
+                            return fast[0][0], entry[1](fast[1])
             kept = self._kept_layout(in_axes, wrt)
             if kept is not None:  # arguments seen before: straight to the kernel
                 fast = kept[0].value_and_grad(args)
@@ -303,6 +317,16 @@ class Tape:
             return self._value_and_grad(args, wrt, in_axes)
         except (GuardError, NonFiniteError) as exc:  # (inline, not _explained: the hot path)
             raise self._explain(exc) from None
+
+    def _pick(self, wrt):
+        """Is this tuple wrt, equal to one checked before but another object,
+        exact (plain ints)? Then it is the one the fast path tries first. Only
+        the exact form takes the fast path: (True,) equals (1,), but takes the
+        checked path, so an answer never depends on what was cached before."""
+        if not A.exact_wrt(wrt):
+            return False
+        self._picks[wrt] = (wrt, self._picks[wrt][1])
+        return True
 
     def _value_and_grad(self, args, wrt, in_axes):
         self._prog()  # (a recording tape: a TapeError saying what to do)
@@ -321,6 +345,9 @@ class Tape:
             value, gb = float(values[0]), None
             self._keep_layout(plan, in_axes, wrt, idx, single)
         grads = tuple(plan.part(k, gs, gb, B) for k in idx)
+        if (self._fast_grad and in_axes is None and type(wrt) is tuple and A.exact_wrt(wrt)
+                and len(self._picks) < 64):
+            self._picks[wrt] = (wrt, _picker(idx))  # (checked: later calls take the fast path)
         return value, (grads[0] if single else grads)
 
     @_explained
@@ -399,6 +426,7 @@ class Tape:
         call1, n = self._call1, len(self._shapes)
         if not all(0 <= k < n for k in ((wrt,) if type(wrt) is int else wrt)):
             return None
+        pick = operator.itemgetter(wrt) if type(wrt) is int else _picker(wrt)
 
         def fast(args):
             try:
@@ -407,8 +435,7 @@ class Tape:
                 raise self._explain(exc) from None
             if out is None:
                 return None
-            grads = out[1][wrt] if type(wrt) is int else tuple(out[1][k] for k in wrt)
-            return grads if grad_only else (out[0][0], grads)
+            return pick(out[1]) if grad_only else (out[0][0], pick(out[1]))
         return fast
 
     def _layout(self, plan, wanted):
@@ -476,6 +503,15 @@ class Tape:
         -------
         float or ndarray (argument's shape), or a tuple for a tuple ``wrt``
         """
+        if self._fast_grad and in_axes is None and type(wrt) is tuple:  # as value_and_grad's
+            entry = self._picks.get(wrt)
+            if entry is not None and (entry[0] is wrt or self._pick(wrt)):
+                try:
+                    fast = self._call1(args, True)
+                except (GuardError, NonFiniteError) as exc:
+                    raise self._explain(exc) from None
+                if fast is not None:
+                    return entry[1](fast[1])
         return self.value_and_grad(*args, wrt=wrt, in_axes=in_axes)[1]
 
     @_explained

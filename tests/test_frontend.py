@@ -146,3 +146,26 @@ def test_bytes_per_node_at_batch_one():
     x = rng.normal(size=1000)
     tape = ft.trace(lambda x: ft.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2), x)
     assert tape.nbytes / len(tape) <= 32
+
+
+def test_a_tuple_wrt_takes_the_fast_path_with_the_checked_answers():
+    """Scalars in, a scalar out, wrt a tuple: after its first (checked) call
+    the kernel's one-sample call answers, with the same numbers; forms that
+    only equal a checked tuple ((True, 1), NumPy ints) still take the checked
+    path, so an answer never depends on what was called before."""
+    L = ft.trace(lambda w, x, y: (w * x - y) ** 2 + w ** 2, 1.0, 2.0, 3.0)
+    want = (-2.0, -2.0, 2.0)  # (closed form at (1, 2, 3))
+    for _ in range(3):
+        assert L.value_and_grad(1.0, 2.0, 3.0, wrt=(0, 1, 2)) == (2.0, want)
+        assert L.grad(1.0, 2.0, 3.0, wrt=(0, 1, 2)) == want
+        assert L.grad(1.0, 2.0, 3.0, wrt=(2,)) == (2.0,)
+        assert L.grad(1.0, 2.0, 3.0, wrt=(-1, 0)) == (2.0, -2.0)
+    assert L.grad(1.0, 2.0, 3.0, wrt=(np.int64(0), 1)) == want[:2]
+    with pytest.raises(ft.FasttapeError, match="tuple of ints"):
+        L.grad(1.0, 2.0, 3.0, wrt=(True, 1))
+    with pytest.raises(ft.FasttapeError, match="tuple of ints"):
+        L.value_and_grad(1.0, 2.0, 3.0, wrt=(True, 1))
+    w, x, y = 0.3, -1.2, 0.7  # other points, on the fast path
+    g = L.grad(w, x, y, wrt=(0, 1, 2))
+    assert g == pytest.approx((2 * (w * x - y) * x + 2 * w, 2 * (w * x - y) * w, -2 * (w * x - y)),
+                              rel=1e-15)
