@@ -14,234 +14,21 @@ they are packed into ``ft.nn.MLP``'s flat parameter vector.
 import numbers
 import sys
 import time
-import warnings
 
 import numpy as np
 
 import fasttape as ft
 from .nn import MLP, binary_cross_entropy_with_logits, softmax_cross_entropy
+from .optimizers import AdamState, SGDState
+from .sklearn_checks import (AvailableIf, ConvergenceWarning, NotFittedError, as_float_array,
+                             check_sample_weight, column_or_1d, feature_names, warn,
+                             with_sklearn)
 
 __all__ = ["MLPClassifier", "MLPRegressor", "ConvergenceWarning", "NotFittedError"]
 
 _SOLVERS = ("adam", "sgd", "lbfgs")
 _HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "sigmoid")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
-
-
-# ---------------------------------------------------------------- errors
-
-class ConvergenceWarning(UserWarning):
-    """Training stopped before it converged (``max_iter`` reached, or
-    L-BFGS-B did not finish).  Where scikit-learn is loaded, the warning
-    raised is also an instance of its ``ConvergenceWarning``."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when an estimator is used before ``fit``; the same bases as
-    scikit-learn's ``NotFittedError``, which it also is where scikit-learn is
-    installed."""
-
-
-def _with_sklearn(ours, name):
-    """``ours``, or a subclass that is also scikit-learn's class of that name
-    where scikit-learn is importable, so either ``except`` clause catches it.
-    Looked up lazily: importing scikit-learn costs a second we need not pay
-    unless the error or warning happens."""
-    skx = sys.modules.get("sklearn.exceptions")
-    if skx is None:
-        # Not loaded, so no caller can be catching its class: skip the import
-        # (about a second), except for errors, which are rare and worth it.
-        if name != "NotFittedError":
-            return ours
-        try:
-            import sklearn.exceptions as skx
-        except ImportError:
-            return ours
-    cache = _with_sklearn.__dict__.setdefault("cache", {})
-    if name not in cache:
-        cache[name] = type(ours.__name__, (ours, getattr(skx, name)),
-                           {"__module__": ours.__module__, "__doc__": ours.__doc__})
-    return cache[name]
-
-
-class _DataConversionWarning(UserWarning):
-    pass
-
-
-def _warn(message, kind=UserWarning):
-    # Attributed to the first caller outside this module (the user's fit).
-    level, frame = 2, sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, kind, stacklevel=level)
-
-
-class _AvailableIf:
-    """A method that exists only while ``check(instance)`` holds (as
-    scikit-learn's ``available_if``): ``hasattr`` is False otherwise."""
-
-    def __init__(self, check, fn):
-        self.check, self.fn = check, fn
-        self.__doc__ = fn.__doc__
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self.fn
-        if not self.check(obj):
-            raise AttributeError(f"partial_fit is only available for stochastic "
-                                 f"optimizers. {obj.solver} is not stochastic.")
-        return self.fn.__get__(obj, owner)
-
-
-# ---------------------------------------------------------------- input checks
-
-def _feature_names(X):
-    """The column names of a DataFrame-like X if all are strings, else None
-    (scikit-learn's rule; mixed string and non-string names are an error)."""
-    columns = getattr(X, "columns", None)
-    if columns is None or isinstance(X, np.ndarray):
-        return None
-    names = np.asarray(list(columns), dtype=object)
-    types = sorted({type(n).__qualname__ for n in names})
-    if len(types) > 1 and "str" in types:
-        raise TypeError("Feature names are only supported if all input features have "
-                        f"string names, but your input has {types} as feature name / "
-                        "column name types. If you want feature names to be stored and "
-                        "validated, you must convert them all to strings, by using "
-                        "X.columns = X.columns.astype(str) for example.")
-    return names if types == ["str"] else None
-
-
-def _as_float_array(X, what="X"):
-    """X as a 2-d float32 or float64 array (other types become float64),
-    checked as scikit-learn's ``check_array`` does, sparse input densified."""
-    if hasattr(X, "toarray"):                  # SciPy sparse: the tape is dense
-        X = X.toarray()
-    X = np.asarray(X)
-    if X.dtype.kind == "c":
-        raise ValueError(f"{what}: Complex data not supported")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)               # TypeError/ValueError if not numeric
-    if X.ndim != 2:
-        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead: {what} of "
-                         f"shape {X.shape}. Reshape your data either using "
-                         "X.reshape(-1, 1) if your data has a single feature or "
-                         "X.reshape(1, -1) if it contains a single sample.")
-    for axis, what_ in ((0, "sample"), (1, "feature")):
-        if X.shape[axis] < 1:
-            raise ValueError(f"Found array with 0 {what_}(s) (shape={X.shape}) while a "
-                             "minimum of 1 is required.")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"Input {what} contains NaN or infinity.")
-    return X
-
-
-def _check_sample_weight(sample_weight, n):
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.ndim == 0:
-        w = np.full(n, float(w))
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight.shape == {w.shape}, expected ({n},)!")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("Input sample_weight contains NaN or infinity.")
-    if not np.any(w):
-        raise ValueError("Sample weights must contain at least one non-zero number.")
-    return w
-
-
-def _column_or_1d(y):
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        _warn("A column-vector y was passed when a 1d array was expected. Please change "
-              "the shape of y to (n_samples, ), for example using ravel().",
-              _with_sklearn(_DataConversionWarning, "DataConversionWarning"))
-        return y.ravel()
-    return y
-
-
-# ---------------------------------------------------------------- optimizers
-
-class _SGDState:
-    """scikit-learn's SGD on the flat vector: velocity = momentum * velocity -
-    lr * grad, then a Nesterov or plain step; the learning-rate schedules."""
-
-    def __init__(self, n, lr, schedule, momentum, nesterov, power_t):
-        self.learning_rate_init = self.learning_rate = float(lr)
-        self.schedule, self.momentum = schedule, float(momentum)
-        self.nesterov, self.power_t = bool(nesterov), float(power_t)
-        self.velocity = np.zeros(n)
-
-    def update(self, params, grad):
-        v = self.velocity
-        v *= self.momentum
-        v -= self.learning_rate * grad
-        if self.nesterov:
-            params += self.momentum * v - self.learning_rate * grad
-        else:
-            params += v
-
-    def iteration_ends(self, time_step):
-        if self.schedule == "invscaling":
-            self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
-
-    def trigger_stopping(self, msg, verbose):
-        if self.schedule != "adaptive":
-            if verbose:
-                print(msg + " Stopping.")
-            return True
-        if self.learning_rate <= 1e-6:
-            if verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self.learning_rate /= 5.0
-        if verbose:
-            print(msg + f" Setting learning rate to {self.learning_rate:f}")
-        return False
-
-
-class _AdamState:
-    """scikit-learn's Adam on the flat vector (its bias correction folded into
-    the learning rate, epsilon added to sqrt(v))."""
-
-    def __init__(self, n, lr, beta_1, beta_2, epsilon):
-        self.learning_rate_init = self.learning_rate = float(lr)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        self.t = 0
-        self.m, self.v = np.zeros(n), np.zeros(n)
-
-    def update(self, params, grad):
-        # In place, through one scratch vector: a small net's step is a few
-        # microseconds of kernel per sample, so temporaries would show.
-        b1, b2 = self.beta_1, self.beta_2
-        m, v = self.m, self.v
-        buf = getattr(self, "_buf", None)
-        if buf is None or buf.shape != m.shape:
-            buf = self._buf = np.empty_like(m)
-        self.t += 1
-        m *= b1
-        np.multiply(grad, 1 - b1, out=buf)
-        m += buf
-        v *= b2
-        np.multiply(grad, grad, out=buf)
-        buf *= 1 - b2
-        v += buf
-        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
-                              / (1 - b1 ** self.t))
-        np.sqrt(v, out=buf)
-        buf += self.epsilon
-        np.divide(m, buf, out=buf)
-        buf *= self.learning_rate
-        params -= buf
-
-    def iteration_ends(self, time_step):
-        pass
-
-    def trigger_stopping(self, msg, verbose):
-        if verbose:
-            print(msg + " Stopping.")
-        return True
 
 
 # ---------------------------------------------------------------- per-sample losses
@@ -374,7 +161,7 @@ class _BaseMLP:
     # -- input validation
 
     def _validate_X(self, X, reset):
-        names = _feature_names(X)
+        names = feature_names(X)
         if reset:
             if names is not None:
                 self.feature_names_in_ = names
@@ -382,7 +169,7 @@ class _BaseMLP:
                 del self.feature_names_in_
         else:
             self._check_feature_names(names)
-        X = _as_float_array(X)
+        X = as_float_array(X)
         if reset:
             self.n_features_in_ = X.shape[1]
         elif X.shape[1] != self.n_features_in_:
@@ -396,10 +183,10 @@ class _BaseMLP:
         if fitted is None and names is None:
             return
         if fitted is None:
-            _warn(f"X has feature names, but {cls} was fitted without feature names")
+            warn(f"X has feature names, but {cls} was fitted without feature names")
             return
         if names is None:
-            _warn(f"X does not have valid feature names, but {cls} was fitted with "
+            warn(f"X does not have valid feature names, but {cls} was fitted with "
                   "feature names")
             return
         if len(fitted) == len(names) and np.all(fitted == names):
@@ -419,7 +206,7 @@ class _BaseMLP:
 
     def _check_fitted(self):
         if not hasattr(self, "coefs_"):
-            raise _with_sklearn(NotFittedError, "NotFittedError")(
+            raise with_sklearn(NotFittedError, "NotFittedError")(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                 "with appropriate arguments before using this estimator.")
 
@@ -554,7 +341,7 @@ class _BaseMLP:
                              "target y is None")
         X = self._validate_X(X, reset=first_pass)
         Y = self._encode_targets(y, X.shape[0], first_pass, incremental, classes)
-        w = _check_sample_weight(sample_weight, X.shape[0])
+        w = check_sample_weight(sample_weight, X.shape[0])
         if isinstance(self.random_state, np.random.Generator):
             self._random_state = self.random_state
         elif isinstance(self.random_state, np.random.RandomState):
@@ -608,18 +395,18 @@ class _BaseMLP:
             message = result.message
             if isinstance(message, bytes):
                 message = message.decode("latin1")
-            _warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
+            warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
                   f"(status={result.status}):\n{message}.\n\nIncrease the number of "
                   f"iterations to improve the convergence (max_iter={self.max_iter}).\n"
                   "You might also want to scale the data.",
-                  _with_sklearn(ConvergenceWarning, "ConvergenceWarning"))
+                  with_sklearn(ConvergenceWarning, "ConvergenceWarning"))
         return np.asarray(result.x, dtype=np.float64)
 
     def _new_optimizer(self, n):
         if self.solver == "sgd":
-            return _SGDState(n, self.learning_rate_init, self.learning_rate,
+            return SGDState(n, self.learning_rate_init, self.learning_rate,
                              self.momentum, self.nesterovs_momentum, self.power_t)
-        return _AdamState(n, self.learning_rate_init, self.beta_1, self.beta_2,
+        return AdamState(n, self.learning_rate_init, self.beta_1, self.beta_2,
                           self.epsilon)
 
     def _fit_stochastic(self, flat, X, Y, w, incremental):
@@ -639,7 +426,7 @@ class _BaseMLP:
             batch = min(200, n)
         else:
             if self.batch_size > n:
-                _warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                warn("Got `batch_size` less than 1 or larger than sample size. It is "
                       "going to be clipped")
             batch = int(np.clip(self.batch_size, 1, n))
         self.n_iter_ = 0
@@ -682,11 +469,11 @@ class _BaseMLP:
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
-                    _warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                    warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                           "reached and the optimization hasn't converged yet.",
-                          _with_sklearn(ConvergenceWarning, "ConvergenceWarning"))
+                          with_sklearn(ConvergenceWarning, "ConvergenceWarning"))
         except KeyboardInterrupt:
-            _warn("Training interrupted by user.")
+            warn("Training interrupted by user.")
         if self.early_stopping:
             flat = self._best_flat               # the weights of the best score
         return flat
@@ -938,7 +725,7 @@ class MLPClassifier(_BaseMLP):
     # -- targets
 
     def _encode_targets(self, y, n, first_pass, incremental, classes):
-        y = _column_or_1d(y)
+        y = column_or_1d(y)
         if len(y) != n:
             raise ValueError(f"Found input variables with inconsistent numbers of "
                              f"samples: [{n}, {len(y)}]")
@@ -1049,7 +836,7 @@ class MLPClassifier(_BaseMLP):
         """
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    partial_fit = _AvailableIf(lambda est: est.solver in ("adam", "sgd"), partial_fit)
+    partial_fit = AvailableIf(lambda est: est.solver in ("adam", "sgd"), partial_fit)
 
     # -- prediction
 
@@ -1161,7 +948,7 @@ class MLPRegressor(_BaseMLP):
         return super()._check_params()
 
     def _encode_targets(self, y, n, first_pass, incremental, classes):
-        y = _column_or_1d(y)
+        y = column_or_1d(y)
         if y.dtype.kind == "O":
             y = y.astype(np.float64)
         if y.dtype.kind not in "biuf":
@@ -1198,7 +985,7 @@ class MLPRegressor(_BaseMLP):
         """
         return self._fit(X, y, sample_weight, incremental=True)
 
-    partial_fit = _AvailableIf(lambda est: est.solver in ("adam", "sgd"), partial_fit)
+    partial_fit = AvailableIf(lambda est: est.solver in ("adam", "sgd"), partial_fit)
 
     def predict(self, X):
         """Predictions, shape ``(n_samples,)`` for one output, else
