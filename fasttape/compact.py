@@ -55,11 +55,13 @@ def compact(op, a, b, pool, args, keep):
 
 
 def frozen(rec, inputs, outputs, guards=()):
-    """Arguments of Program(...) for what a recorder's outputs and guards need.
+    """Arguments of Program(...) for what a recorder's outputs and guards need,
+    after the enabled passes (compiler.py).
 
     The traced inputs become nodes 0.. in order (they were recorded first);
     any other input, a Var made inside the traced function, becomes a constant.
     """
+    from .compiler import optimize  # (the passes between recording and sweeping)
     from .errors import TapeError
 
     in_nodes = [rec.node(h) for h in inputs]
@@ -75,4 +77,4 @@ def frozen(rec, inputs, outputs, guards=()):
     b[stray] = len(pool) + np.arange(len(stray))
     pool = np.concatenate([pool, val[stray]])
     op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
-    return op, a, b, pool, args, len(in_nodes), remap[out_nodes]
+    return optimize(op, a, b, pool, args, len(in_nodes), remap[out_nodes])
