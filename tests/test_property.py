@@ -581,6 +581,43 @@ def test_gradient_matches_finite_differences_and_jvp(prog, x, seed):
     close(cot, c * g, 1e-12, _sample_scales(tape, args, cot=c)[1])
 
 
+@SETTINGS
+@given(prog=programs(), x=inputs, seed=seeds)
+def test_passes_change_no_value_or_derivative(prog, x, seed):
+    """The tape compiler's passes (fasttape/compiler.py, on in every other
+    test here, so (b) checks their gradients against finite differences)
+    against the same program traced with them off: the same values (the
+    sums' order is kept) and derivatives to rounding (CSE sums adjoints in
+    another order), one sample and batched."""
+    args = tape_args(prog, np.array(x[:n_coords(prog)]))
+    on = ft.trace(traced_fn(prog), *args)
+    with ft.set_passes("none"):
+        off = ft.trace(traced_fn(prog), *args)
+    wrt = tuple(range(len(args)))
+    rng = np.random.default_rng(seed)
+    d = [rng.normal(size=np.shape(a)) if np.ndim(a) else float(rng.normal()) for a in args]
+    _, gmax, tmax = _sample_scales(off, args, tangents=d)
+    (v_on, g_on), (v_off, g_off) = (t.value_and_grad(*args, wrt=wrt) for t in (on, off))
+    close(v_on, v_off, 0.0)
+    close(flat_grad(g_on), flat_grad(g_off), 1e-12, gmax)
+    (_, t_on), (_, t_off) = (t.jvp(args, d) for t in (on, off))
+    close(t_on, t_off, 1e-12, tmax)
+    h_on, h_off = (flat_grad(t.hvp(args, d, wrt=wrt)) for t in (on, off))
+    close(h_on, h_off, 1e-11, max(1.0, gmax, tmax, np.max(np.abs(h_off), initial=0.0)))
+    # batched, some arguments shared (dot layers may sweep as blocks)
+    B = 5
+    in_axes = tuple(0 if rng.integers(2) else None for _ in args)
+    bargs = [a if ax is None else rng.uniform(-IN_BOUND, IN_BOUND, size=(B,) + np.shape(a))
+             for a, ax in zip(args, in_axes)]
+    samples = [[a if ax is None else a[s] for a, ax in zip(bargs, in_axes)] for s in range(B)]
+    (bv_on, bg_on), (bv_off, bg_off) = (t.value_and_grad(*bargs, wrt=wrt, in_axes=in_axes)
+                                        for t in (on, off))
+    scales = [_sample_scales(off, sample) for sample in samples]
+    close(bv_on, bv_off, 1e-12, max(sc[0] for sc in scales))
+    for a, b_ in zip(bg_on, bg_off):
+        close(a, b_, 1e-12, sum(sc[1] for sc in scales))
+
+
 # --------------------------------------------------------------- (c) batches
 
 @SETTINGS
