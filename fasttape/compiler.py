@@ -14,7 +14,8 @@ environment variable ``FASTTAPE_PASSES``: ``all``, ``none`` or a comma list):
            the same constant bits become one (operands of add and mul sorted).
     sums   chains of adds, each intermediate result read only by the next
            add, become one n-ary sum, in the chain's order (x + 0.0 may
-           start a chain: 0.0 + x is the same number). A sum adds from 0.0,
+           start a chain: 0.0 + x is the same number); adds that sweep in
+           runs (elementwise code on arrays) stay. A sum adds from 0.0,
            so the one difference is the sign of a zero: where every term is
            -0.0, the chain gives -0.0 and the sum +0.0.
     dots   sums whose terms are products read nowhere else become dot nodes
@@ -235,31 +236,40 @@ def _evaluate(t, nodes):
 
 
 def cse(t):
-    """Merge nodes that compute the same thing from the same operands."""
+    """Merge nodes that compute the same thing from the same operands. After
+    a first round over every node, a round looks again only at the nodes
+    that read (as merged) a node the last round merged or merged into: no
+    other node's key changed."""
     n = len(t.op)
-    rep = np.arange(n)
-    for _ in range(_ROUNDS):
-        found = _duplicates(t, rep)
+    rep, look = np.arange(n), t.live.copy()
+    reader, operand = t.references()
+    for _ in range(_ROUNDS * 4):
+        found = _duplicates(t, rep, look)
         if not len(found):
             break
-        dup, first = found
-        rep[dup] = first
+        before = rep.copy()
+        rep[found[0]] = found[1]
         while True:  # (a canonical node may itself have been merged since)
             deeper = rep[rep]
             if np.array_equal(deeper, rep):
                 break
             rep = deeper
+        moved = np.zeros(n, dtype=bool)
+        changed = np.flatnonzero(rep != before)
+        moved[changed] = moved[rep[changed]] = True
+        look = np.zeros(n, dtype=bool)
+        look[reader[moved[rep[operand]]]] = True
     t.redirect(rep)
     t.live &= rep == np.arange(n)
 
 
-def _duplicates(t, rep):
+def _duplicates(t, rep, look):
     """(duplicates, their first equal) among the live nodes, reading each
-    operand as rep of it."""
+    operand as rep of it: of the nodes `look` marks, and the nodes equal to them."""
     kind = t.kind()
     bits = np.append(t.pool, 0.0).view(np.int64)  # (never empty)
     cand = t.live & (kind != _KIND[kinds.INPUT]) & (kind != _KIND[kinds.GUARD])
-    cand &= rep == np.arange(len(t.op))
+    cand &= (rep == np.arange(len(t.op))) & look
     plain = np.flatnonzero(cand & ~kinds.LISTED[kind])
     k = kind[plain]
     ka = np.where(kinds.A_NODE[k], rep[t.a[plain]], 0)
@@ -305,14 +315,16 @@ def _listed_duplicates(t, rep, nodes):
 
 
 def sums(t):
-    """Chains of adds, each link read only by the next, into n-ary sums."""
-    uses, n = t.uses(), len(t.op)
+    """Chains of adds, each link read only by the next, into n-ary sums.
+    Adds that sweep in runs (elementwise code on arrays) stay: a run is one
+    loop over all its nodes, which many small sums would not be."""
+    uses, n, in_run = t.uses(), len(t.op), _in_runs(t)
     is_zero = np.zeros(n, dtype=bool)  # x + 0.0, which may start a chain
     adc = np.flatnonzero((t.op == _ADD_C) & t.live)
     is_zero[adc] = t.pool[t.b[adc]].view(np.int64) == 0
-    link = t.live & (uses == 1) & ((t.op == _ADD) | is_zero)
+    link = t.live & (uses == 1) & ((t.op == _ADD) | is_zero) & ~in_run
     link[t.outputs] = False
-    adds = np.flatnonzero((t.op == _ADD) & t.live)
+    adds = np.flatnonzero((t.op == _ADD) & t.live & ~in_run)
     prev = np.full(n, -1)  # the link before each add of a chain
     prev[adds] = np.where(link[t.a[adds]], t.a[adds], np.where(link[t.b[adds]], t.b[adds], -1))
     members = np.flatnonzero(prev >= 0)
@@ -352,6 +364,21 @@ def sums(t):
     t.op[ends] = ops.CODE["sum"]
     t.live[chain] = False
     t.live[ends] = True
+
+
+def _in_runs(t):
+    """Nodes that join a neighbour in a run (the kernel's run_continues): the
+    same op, each operand one further than the neighbour's and before both."""
+    n, kind = len(t.op), t.kind()
+    j = np.arange(1, n)
+    kj = kind[j]
+    pair = (t.op[j] == t.op[j - 1]) & ~kinds.LISTED[kj] & (kj != _KIND[kinds.INPUT])
+    pair &= ~kinds.A_NODE[kj] | ((t.a[j] == t.a[j - 1] + 1) & (t.a[j] < j - 1))
+    pair &= ~kinds.B_NODE[kj] | ((t.b[j] == t.b[j - 1] + 1) & (t.b[j] < j - 1))
+    pair &= ~kinds.B_POOL[kj] | (t.b[j] == t.b[j - 1])
+    in_run = np.zeros(n, dtype=bool)
+    in_run[j[pair]] = in_run[j[pair] - 1] = True
+    return in_run
 
 
 def dots(t):

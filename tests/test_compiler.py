@@ -117,6 +117,15 @@ def test_add_chains_become_one_sum():
     assert names(on).count("sum") == 1
 
 
+def test_adds_of_arrays_stay_runs():
+    def f(x, y, z):
+        return np.sum(np.sin(x + y + z))
+
+    x, y, z = rng.normal(size=(3, 6))
+    on, off = check_unchanged(f, x, y, z)
+    assert names(on) == names(off) and names(on).count("add") == 12
+
+
 def test_a_sum_from_zero_keeps_its_order():
     def f(x):
         s = 0.0
