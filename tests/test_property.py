@@ -5,8 +5,9 @@ steps, each applying an operation of the public front end to earlier values
 -- as plain data. One small interpreter runs that data three ways:
 
 * on Vars, through the public front end (operators, methods, ft.exp & co,
-  ft.maximum / ft.minimum, ft.sum, ft.dot, object-array ufuncs): traced with
-  ft.trace, and eagerly with ft.Var + backward;
+  ft.maximum / ft.minimum, ft.sum, ft.dot, object-array ufuncs, Vars made
+  inside the function as constants): traced with ft.trace, and eagerly
+  with ft.Var + backward;
 * on NumPy float arrays, one lane per evaluation point: an implementation
   that shares nothing with fasttape, used for reference values and central
   finite differences.
@@ -84,10 +85,13 @@ def programs(draw):
 
     for _ in range(draw(st.integers(3, 25))):
         kind = draw(st.sampled_from(["un", "un", "binv", "binv", "binc", "binc", "ext",
-                                     "sum", "dot", "pack"]))
+                                     "sum", "dot", "pack", "const"]))
         i = pick()
         si, bi = vals[i]
-        if kind == "un":
+        if kind == "const":  # a Var made inside the function: a constant of the tape
+            c = float(draw(numbers))
+            step, size, bound = ("const", c), 0, abs(c)
+        elif kind == "un":
             name = draw(st.sampled_from(UNARY))
             step, size, bound = ("un", name, i, draw(st.booleans())), si, _unary_bound(name, bi)
         elif kind == "binv":
@@ -174,6 +178,8 @@ def _refs(step):
         return list(step[1])
     if kind in ("dotc", "dotc_left"):
         return [step[1]]
+    if kind == "const":
+        return []
     return [step[2]]  # un, binc, extc
 
 
@@ -197,6 +203,7 @@ class FT:
         return list(getattr(ft, name)(np.array(xs + [None], dtype=object)[:-1]))
 
     maximum, minimum = staticmethod(ft.maximum), staticmethod(ft.minimum)
+    const = staticmethod(ft.Var)
 
     @staticmethod
     def sum(items, c):
@@ -235,6 +242,10 @@ class NP:
 
     def unary_array(self, name, xs, method):
         return [self.unary(name, x, method) for x in xs]
+
+    @staticmethod
+    def const(c):
+        return c
 
     def maximum(self, a, b):
         self.kinks.append(a - b)
@@ -337,6 +348,8 @@ def _apply(lib, step, vals):
         return lib.dot(kind, vals[i], vals[j] if kind in ("dot", "matmul") else list(j))
     if kind == "pack":
         return [vals[k] for k in step[1]]
+    if kind == "const":
+        return lib.const(step[1])
     raise AssertionError(kind)
 
 
