@@ -32,6 +32,7 @@ import os
 import numpy as np
 
 from . import kinds, ops
+from .compact import _ragged, compact
 
 PASSES = ("fold", "cse", "sums", "dots")
 _K = ops.KIND_CODE
@@ -145,11 +146,7 @@ class _Tape:
     def list_refs(self, nodes):
         """(positions in args, owner index into nodes) of the operand lists of
         the listed nodes `nodes`."""
-        counts = kinds.REFS[self.kind()[nodes]] * self.b[nodes]
-        owner = np.repeat(np.arange(len(nodes)), counts)
-        offset = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
-            np.cumsum(counts) - counts, counts)
-        return self.a[nodes][owner] + offset, owner
+        return _ragged(self.a[nodes], kinds.REFS[self.kind()[nodes]] * self.b[nodes])
 
     def references(self):
         """(reader, operand) of every operand reference of the live nodes."""
@@ -190,7 +187,6 @@ class _Tape:
 
     def arrays(self):
         """Program(...)'s arguments for the live nodes."""
-        from .compact import compact
         op, a, b, pool, args, remap = compact(self.op, self.a, self.b, self.pool, self.args,
                                               self.live)
         return op, a, b, pool, args, self.n_inputs, remap[self.outputs].astype(np.int32)
@@ -297,21 +293,45 @@ def _groups(sorted_nodes, same):
 
 
 def _listed_duplicates(t, rep, nodes):
-    """The same for listed nodes: equal operand lists (and constants)."""
-    seen, dups, firsts = {}, [], []
-    for i in nodes.tolist():
-        kd = kinds.KINDS[_K[t.op[i]]]
-        start, count = int(t.a[i]), int(t.b[i])
-        key = (int(t.op[i]), tuple(rep[t.args[start:start + kd.refs * count]].tolist()))
-        if kd.coefs:
-            first, stop = kinds.pool_slots(kd, start, count, t.args)
-            key += (t.pool[first:stop].tobytes(),)
-        if key in seen:
-            dups.append(i)
-            firsts.append(seen[key])
-        else:
-            seen[key] = i
-    return np.array(dups, dtype=np.int64), np.array(firsts, dtype=np.int64)
+    """The same for listed nodes: equal operand lists (and constants). Lists
+    are grouped by a hash, and only lists whose hashes match are compared."""
+    h = _list_hashes(t, rep, nodes)
+    k1 = (t.op[nodes].astype(np.int64) << 32) | t.b[nodes]
+    order = np.lexsort((nodes, h, k1))
+    same = (k1[order][1:] == k1[order][:-1]) & (h[order][1:] == h[order][:-1])
+    dups, firsts = _groups(nodes[order], same)
+    equal = [_list_key(t, rep, d) == _list_key(t, rep, f) for d, f in zip(dups, firsts)]
+    return dups[equal], firsts[equal]
+
+
+def _list_hashes(t, rep, nodes):
+    """Per listed node, a hash of its operands (as rep of them) and constants."""
+    pos, owner = t.list_refs(nodes)
+    j = (pos - t.a[nodes][owner]).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        mix = (j + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15) | np.uint64(1)
+        terms = rep[t.args[pos]].astype(np.uint64) * mix
+        coefs = np.flatnonzero(kinds.COEFS[t.kind()[nodes]])
+        if len(coefs):  # dotc: its constants' bits too
+            first = t.args[t.a[nodes[coefs]] + t.b[nodes[coefs]]]
+            cpos, cown = _ragged(first, t.b[nodes[coefs]])
+            cj = (cpos - first[cown]).astype(np.uint64)
+            cmix = (cj + np.uint64(1)) * np.uint64(0xC2B2AE3D27D4EB4F) | np.uint64(1)
+            owner = np.concatenate([owner, coefs[cown]])
+            terms = np.concatenate([terms, t.pool[cpos].view(np.uint64) * cmix])
+        h = np.zeros(len(nodes), dtype=np.uint64)
+        np.add.at(h, owner, terms)
+    return h.view(np.int64)
+
+
+def _list_key(t, rep, i):
+    kd = kinds.KINDS[_K[t.op[i]]]
+    start, count = int(t.a[i]), int(t.b[i])
+    key = (int(t.op[i]), tuple(rep[t.args[start:start + kd.refs * count]].tolist()))
+    if kd.coefs:
+        first, stop = kinds.pool_slots(kd, start, count, t.args)
+        key += (t.pool[first:stop].tobytes(),)
+    return key
 
 
 def sums(t):
@@ -383,27 +403,36 @@ def _in_runs(t):
 
 def dots(t):
     """Sums of products read nowhere else into dot (or dotc) nodes."""
-    uses = t.uses()
-    once = (uses == 1) & t.live
+    once = (t.uses() == 1) & t.live
     once[t.outputs] = False
     nodes = np.flatnonzero((t.kind() == _KIND[kinds.SUM]) & t.live & (t.b > 0))
     pos, owner = t.list_refs(nodes)
     term = t.args[pos]
-    stop = np.cumsum(t.b[nodes])
     for code, target in ((_MUL, "dot"), (_MUL_C, "dotc")):
         bad = np.bincount(owner, weights=~(once[term] & (t.op[term] == code)),
                           minlength=len(nodes))
-        for k in np.flatnonzero(bad == 0):
-            _to_dot(t, int(nodes[k]), term[stop[k] - t.b[nodes[k]]:stop[k]], target)
+        take = np.flatnonzero(bad == 0)
+        if len(take):
+            ok = np.isin(owner, take)
+            _to_dots(t, nodes[take], term[ok], np.searchsorted(take, owner[ok]),
+                     target == "dotc")
 
 
-def _to_dot(t, i, products, target):
-    if target == "dot":
-        t.a[i] = t.add_list(np.concatenate([t.a[products], t.b[products]]))
+def _to_dots(t, nodes, products, owner, by_numbers):
+    """Make the sums `nodes` dots of their terms `products` (owner: index into
+    nodes, in list order): lists [x..., y...], or [x..., the constants' slot]."""
+    m = t.b[nodes]
+    width = m + 1 if by_numbers else 2 * m
+    base = np.cumsum(width) - width
+    j = np.arange(len(products)) - (np.cumsum(m) - m)[owner]  # place in its list
+    lists = np.empty(int(width.sum()), dtype=np.int64)
+    lists[base[owner] + j] = t.a[products]
+    if by_numbers:
+        lists[base + m] = t.add_pool(t.pool[t.b[products]]) + np.cumsum(m) - m
     else:
-        slot = t.add_pool(t.pool[t.b[products]])
-        t.a[i] = t.add_list(np.concatenate([t.a[products], [slot]]))
-    t.op[i] = ops.CODE[target]
+        lists[base[owner] + m[owner] + j] = t.b[products]
+    t.a[nodes] = t.add_list(lists) + base
+    t.op[nodes] = ops.CODE["dotc" if by_numbers else "dot"]
     t.live[products] = False
 
 
