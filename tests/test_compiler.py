@@ -194,3 +194,30 @@ def test_set_passes_restores_and_checks_names():
     assert compiler.enabled() == before
     with pytest.raises(ValueError, match="unknown pass 'loop'"):
         ft.set_passes(("loop",))
+
+
+VALUES = (0.0, -0.0, 1.0 / 3.0, -2.5, 5e-324, 1e300, 7.0)
+
+
+@pytest.mark.parametrize("name", compiler._EXACT)
+def test_a_folded_constant_has_the_bits_the_sweep_computes(name):
+    """Each foldable op on tricky constants (signed zeros, a subnormal, a huge
+    number): the folded program's output against the same node swept."""
+    from fasttape.backend import kernel
+    code, kind = ops.CODE[name], ops.KIND_OF[ops.CODE[name]]
+    pairs = [(x, y) for x in VALUES for y in VALUES]
+    # nodes: the input, constants x and y, then op(x, y) or op(x, c=y)
+    op = [ops.CODE["input"], ops.CODE["const"], ops.CODE["const"], code]
+    for x, y in pairs:
+        b3 = 1 if kind.b == "pool" else (2 if kind.b == "node" else 0)
+        arrays = (np.array(op, np.uint8), np.array([0, 0, 0, 1], np.int32),
+                  np.array([0, 0, 1, b3], np.int32), np.array([x, y]), np.zeros(0, np.int32),
+                  1, np.array([3], np.int32))
+        folded = compiler.optimize(*arrays, passes=("fold",))
+        want = kernel.Program(*arrays).run(np.zeros(0), np.zeros(0, np.int32), np.zeros((1, 1)),
+                                           np.zeros(1, np.int32), 1)[0][0, 0]
+        got = kernel.Program(*folded).run(np.zeros(0), np.zeros(0, np.int32), np.zeros((1, 1)),
+                                          np.zeros(1, np.int32), 1)[0][0, 0]
+        if np.isfinite(want):
+            assert ops.OPS[folded[0][folded[6][0]]].name == "const", (x, y)
+        assert np.float64(got).view(np.int64) == np.float64(want).view(np.int64), (x, y, got, want)
