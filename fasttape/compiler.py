@@ -3,7 +3,8 @@ when it is frozen, so that how it was written matters less to the sweep.
 
 Each pass is a function of the tape's arrays, vectorized with NumPy (tapes
 hold millions of nodes), and can be turned off (``ft.set_passes``, or the
-environment variable ``FASTTAPE_PASSES``: ``all``, ``none`` or a comma list):
+environment variable ``FASTTAPE_PASSES``: ``default``, ``all``, ``none`` or a
+comma list):
 
     fold   IEEE-exact constant folding: a node whose operands are all
            constants becomes a constant, for ops whose result NumPy gives to
@@ -21,6 +22,8 @@ environment variable ``FASTTAPE_PASSES``: ``all``, ``none`` or a comma list):
     dots   sums whose terms are products read nowhere else become dot nodes
            (dotc where every product is by a number): the same sums of the
            same products, which the kernel sweeps as dot layers.
+    schedule  (not in the default set: it renumbers nodes) independent nodes
+           reordered so that like ones form runs, where that makes fewer.
 
 Dead code needs no pass of its own: freezing keeps only what the outputs
 and guards read (compact.frozen), and each pass drops the nodes it leaves
@@ -34,7 +37,8 @@ import numpy as np
 from . import kinds, ops
 from .compact import _ragged, compact
 
-PASSES = ("fold", "cse", "sums", "dots")
+PASSES = ("fold", "cse", "sums", "dots", "schedule")
+DEFAULT = PASSES[:4]  # (schedule renumbers nodes: on request only, for now)
 _K = ops.KIND_CODE
 _KIND = {name: kinds.BY_NAME[name].code for name in (kinds.INPUT, kinds.CONST, kinds.GUARD,
                                                       kinds.SUM)}
@@ -52,7 +56,9 @@ _ROUNDS = 32  # at most, for folding and merging nested expressions
 
 def _parse(text):
     text = text.strip().lower()
-    if text in ("", "all"):
+    if text in ("", "default"):
+        return DEFAULT
+    if text == "all":
         return PASSES
     if text == "none":
         return ()
@@ -67,7 +73,7 @@ def _check(names):
         raise ValueError(f"unknown pass {bad[0]!r}; the passes are {', '.join(PASSES)}")
 
 
-_enabled = [_parse(os.environ.get("FASTTAPE_PASSES", "all"))]
+_enabled = [_parse(os.environ.get("FASTTAPE_PASSES", "default"))]
 
 
 def enabled():
@@ -78,19 +84,21 @@ def enabled():
 class set_passes:
     """Choose the passes that rewrite a traced tape before its first sweep.
 
-    ``ft.set_passes("all")`` (the default setting) runs every pass on
-    tapes traced from now on, ``ft.set_passes("none")`` none, and
-    ``ft.set_passes(("cse", "dots"))`` those named; ``with
+    ``ft.set_passes("default")`` (the setting at import) runs ``fold``,
+    ``cse``, ``sums`` and ``dots`` on tapes traced from now on,
+    ``ft.set_passes("all")`` also ``schedule``, ``ft.set_passes("none")``
+    none, and ``ft.set_passes(("cse", "dots"))`` those named; ``with
     ft.set_passes("none"):`` sets them for the block and restores the
     previous setting after. The environment variable ``FASTTAPE_PASSES``
-    (``all``, ``none`` or a comma list) sets the setting at import. No pass
-    changes a value (but the sign of a zero sum, see ``sums``) or a
-    derivative beyond rounding; docs/api.md lists what each pass does.
+    (``default``, ``all``, ``none`` or a comma list) gives the setting at
+    import. No pass changes a value (but the sign of a zero sum, see
+    ``sums``) or a derivative beyond rounding; docs/api.md lists what each
+    pass does.
 
     Parameters
     ----------
-    names : "all", "none", or iterable of str
-        Of ``fold``, ``cse``, ``sums``, ``dots``.
+    names : "default", "all", "none", or iterable of str
+        Of ``fold``, ``cse``, ``sums``, ``dots``, ``schedule``.
 
     Raises
     ------
@@ -98,7 +106,7 @@ class set_passes:
         An unknown pass name.
     """
 
-    def __init__(self, names="all"):
+    def __init__(self, names="default"):
         if isinstance(names, str):
             names = _parse(names)
         else:
@@ -386,18 +394,23 @@ def sums(t):
     t.live[ends] = True
 
 
-def _in_runs(t):
-    """Nodes that join a neighbour in a run (the kernel's run_continues): the
-    same op, each operand one further than the neighbour's and before both."""
-    n, kind = len(t.op), t.kind()
-    j = np.arange(1, n)
+def _joins(t):
+    """Per node j > 0, does it join node j - 1's run (the kernel's
+    run_continues)? The same op, each operand one further and before both."""
+    kind, j = t.kind(), np.arange(1, len(t.op))
     kj = kind[j]
     pair = (t.op[j] == t.op[j - 1]) & ~kinds.LISTED[kj] & (kj != _KIND[kinds.INPUT])
     pair &= ~kinds.A_NODE[kj] | ((t.a[j] == t.a[j - 1] + 1) & (t.a[j] < j - 1))
     pair &= ~kinds.B_NODE[kj] | ((t.b[j] == t.b[j - 1] + 1) & (t.b[j] < j - 1))
     pair &= ~kinds.B_POOL[kj] | (t.b[j] == t.b[j - 1])
-    in_run = np.zeros(n, dtype=bool)
-    in_run[j[pair]] = in_run[j[pair] - 1] = True
+    return pair
+
+
+def _in_runs(t):
+    """Nodes that share a run with a neighbour."""
+    j = np.flatnonzero(_joins(t)) + 1
+    in_run = np.zeros(len(t.op), dtype=bool)
+    in_run[j] = in_run[j - 1] = True
     return in_run
 
 
@@ -436,7 +449,61 @@ def _to_dots(t, nodes, products, owner, by_numbers):
     t.live[products] = False
 
 
-_RUN = {"fold": fold, "cse": cse, "sums": sums, "dots": dots}
+def schedule(t):
+    """Reorder independent nodes so that like ones form runs: by depth (the
+    longest path from an input), then op, constant slot and operands, guards
+    last in their order. Kept only where it makes fewer runs; tapes deeper
+    than _DEPTH (long scalar programs, whose like nodes are seldom
+    independent) are left as they are."""
+    n, kind = len(t.op), t.kind()
+    level = _levels(t)
+    if level is None:
+        return
+    level[: t.n_inputs] = -1  # inputs stay first
+    guard = kind == _KIND[kinds.GUARD]
+    level[guard] = level.max() + 1
+    slot = np.where(kinds.B_POOL[kind] & ~guard, t.b, -1)
+    ka = np.where(kinds.A_NODE[kind] & ~guard, t.a, -1)
+    kb = np.where(kinds.B_NODE[kind], t.b, -1)
+    order = np.lexsort((np.arange(n), kb, ka, slot, t.op, level))
+    new = np.empty(n, dtype=np.int64)
+    new[order] = np.arange(n)
+    before = _runs(t)
+    old = (t.op, t.a, t.b, t.args, t.outputs, t.live)
+    pos, _ = t.list_refs(np.flatnonzero(kinds.LISTED[kind]))
+    t.args = t.args.copy()
+    t.args[pos] = new[t.args[pos]]
+    t.op, t.a, t.b, t.live = t.op[order], t.a[order], t.b[order], t.live[order]
+    k = t.kind()
+    t.a = np.where(kinds.A_NODE[k], new[np.where(kinds.A_NODE[k], t.a, 0)], t.a)
+    t.b = np.where(kinds.B_NODE[k], new[np.where(kinds.B_NODE[k], t.b, 0)], t.b)
+    t.outputs = new[t.outputs]
+    if _runs(t) >= before:  # nothing gained: keep the order as traced
+        t.op, t.a, t.b, t.args, t.outputs, t.live = old
+
+
+_DEPTH = 64
+
+
+def _levels(t):
+    """Per node, the longest path from an input to it, or None past _DEPTH."""
+    reader, operand = t.references()
+    level = np.zeros(len(t.op), dtype=np.int64)
+    for _ in range(_DEPTH):
+        deeper = np.zeros_like(level)
+        np.maximum.at(deeper, reader, level[operand] + 1)
+        if np.array_equal(deeper, level):
+            return level
+        level = deeper
+    return None
+
+
+def _runs(t):
+    """About how many runs the kernel finds in a tape of live nodes only."""
+    return len(t.op) - int(_joins(t).sum())
+
+
+_RUN = {"fold": fold, "cse": cse, "sums": sums, "dots": dots, "schedule": schedule}
 
 
 def optimize(op, a, b, pool, args, n_inputs, outputs, passes=None):
@@ -446,7 +513,10 @@ def optimize(op, a, b, pool, args, n_inputs, outputs, passes=None):
         return op, a, b, pool, args, n_inputs, outputs
     t = _Tape(op, a, b, pool, args, n_inputs, outputs)
     for name in PASSES:
-        if name in passes:
+        if name in passes and name != "schedule":
             _RUN[name](t)
     t.drop_unread()
+    if "schedule" in passes:
+        t = _Tape(*t.arrays())  # (on the dropped nodes' neighbours)
+        schedule(t)
     return t.arrays()

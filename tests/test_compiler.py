@@ -187,6 +187,33 @@ def test_every_pass_together_on_a_layer_written_by_hand():
     assert len(on) < len(off) and names(on).count("tanh") == 4
 
 
+def test_schedule_groups_like_nodes_into_runs():
+    def f(x):  # a Python loop over elements: exp, mul, add for each in turn
+        return ft.sum([ft.exp(v) * 2.0 + 1.0 for v in x])
+
+    on, off = check_unchanged(f, np.linspace(-1.0, 1.0, 40), passes=("schedule",))
+    assert sorted(names(on)) == sorted(names(off))
+    assert off._program.n_runs > 100 and on._program.n_runs <= 5
+
+
+def test_schedule_keeps_guards_in_their_order():
+    def f(x, y):
+        s = ft.exp(x) * y
+        if y > 0.0:
+            s = s + 1.0
+        if x > 0.0:
+            s = s * 2.0
+        return s + ft.exp(y) * x
+
+    for passes in ("all", "none"):
+        tape = traced(f, 1.0, 1.0, passes=passes)
+        with pytest.raises(ft.GuardError, match=r"y > 0"):
+            tape(-1.0, -1.0)  # both miss: the first, as traced, is reported
+        np.testing.assert_allclose(tape.grad(0.5, 2.0, wrt=(0, 1)),
+                                   (2 * np.exp(0.5) * 2.0 + np.exp(2.0),
+                                    2 * np.exp(0.5) + 0.5 * np.exp(2.0)), rtol=1e-14)
+
+
 def test_set_passes_restores_and_checks_names():
     before = compiler.enabled()
     with ft.set_passes(("dots", "cse")) as s:
