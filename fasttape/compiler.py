@@ -3,8 +3,7 @@ when it is frozen, so that how it was written matters less to the sweep.
 
 Each pass is a function of the tape's arrays, vectorized with NumPy (tapes
 hold millions of nodes), and can be turned off (``ft.set_passes``, or the
-environment variable ``FASTTAPE_PASSES``: ``default``, ``all``, ``none`` or a
-comma list):
+environment variable ``FASTTAPE_PASSES``: ``all``, ``none`` or a comma list):
 
     fold   IEEE-exact constant folding: a node whose operands are all
            constants becomes a constant, for ops whose result NumPy gives to
@@ -22,8 +21,9 @@ comma list):
     dots   sums whose terms are products read nowhere else become dot nodes
            (dotc where every product is by a number): the same sums of the
            same products, which the kernel sweeps as dot layers.
-    schedule  (not in the default set: it renumbers nodes) independent nodes
-           reordered so that like ones form runs, where that makes fewer.
+    schedule  independent nodes reordered so that like ones form runs, where
+           that makes fewer (a Python loop over elements: exp, *, + for each
+           in turn becomes a run of exps, of products, of sums).
 
 Dead code needs no pass of its own: freezing keeps only what the outputs
 and guards read (compact.frozen), and each pass drops the nodes it leaves
@@ -38,7 +38,6 @@ from . import kinds, ops
 from .compact import _ragged, compact
 
 PASSES = ("fold", "cse", "sums", "dots", "schedule")
-DEFAULT = PASSES[:4]  # (schedule renumbers nodes: on request only, for now)
 _K = ops.KIND_CODE
 _KIND = {name: kinds.BY_NAME[name].code for name in (kinds.INPUT, kinds.CONST, kinds.GUARD,
                                                       kinds.SUM)}
@@ -56,9 +55,7 @@ _ROUNDS = 32  # at most, for folding and merging nested expressions
 
 def _parse(text):
     text = text.strip().lower()
-    if text in ("", "default"):
-        return DEFAULT
-    if text == "all":
+    if text in ("", "all"):
         return PASSES
     if text == "none":
         return ()
@@ -73,7 +70,7 @@ def _check(names):
         raise ValueError(f"unknown pass {bad[0]!r}; the passes are {', '.join(PASSES)}")
 
 
-_enabled = [_parse(os.environ.get("FASTTAPE_PASSES", "default"))]
+_enabled = [_parse(os.environ.get("FASTTAPE_PASSES", "all"))]
 
 
 def enabled():
@@ -84,20 +81,18 @@ def enabled():
 class set_passes:
     """Choose the passes that rewrite a traced tape before its first sweep.
 
-    ``ft.set_passes("default")`` (the setting at import) runs ``fold``,
-    ``cse``, ``sums`` and ``dots`` on tapes traced from now on,
-    ``ft.set_passes("all")`` also ``schedule``, ``ft.set_passes("none")``
-    none, and ``ft.set_passes(("cse", "dots"))`` those named; ``with
+    ``ft.set_passes("all")`` (the setting at import) runs every pass on
+    tapes traced from now on, ``ft.set_passes("none")`` none, and
+    ``ft.set_passes(("cse", "dots"))`` those named; ``with
     ft.set_passes("none"):`` sets them for the block and restores the
     previous setting after. The environment variable ``FASTTAPE_PASSES``
-    (``default``, ``all``, ``none`` or a comma list) gives the setting at
-    import. No pass changes a value (but the sign of a zero sum, see
+    (``all``, ``none`` or a comma list) gives the setting at import. No pass changes a value (but the sign of a zero sum, see
     ``sums``) or a derivative beyond rounding; docs/api.md lists what each
     pass does.
 
     Parameters
     ----------
-    names : "default", "all", "none", or iterable of str
+    names : "all", "none", or iterable of str
         Of ``fold``, ``cse``, ``sums``, ``dots``, ``schedule``.
 
     Raises
@@ -106,7 +101,7 @@ class set_passes:
         An unknown pass name.
     """
 
-    def __init__(self, names="default"):
+    def __init__(self, names="all"):
         if isinstance(names, str):
             names = _parse(names)
         else:
