@@ -32,34 +32,42 @@ def compact(op, a, b, pool, args, keep):
     used = np.zeros(len(pool), dtype=bool)  # (np.unique would sort all of b)
     used[b[one]] = True
     b[one] = (np.cumsum(used) - 1)[b[one]]
-    new_pool = [pool[used]]
     n_pool = int(used.sum())
 
-    new_args = []
-    n_args = 0
-    for i in np.flatnonzero(kinds.LISTED[kind]):  # listed nodes are few; each has many operands
-        k = kinds.KINDS[kind[i]]
-        start, count = int(old_a[i]), int(b[i])
-        lst = remap[args[start:start + k.refs * count]].astype(np.int32)
-        if k.coefs:
-            first, stop = kinds.pool_slots(k, start, count, args)
-            new_pool.append(pool[first:stop])
-            lst = np.append(lst, np.int32(n_pool))
-            n_pool += count
-        a[i] = n_args
-        new_args.append(lst)
-        n_args += len(lst)
-    pool = np.concatenate(new_pool) if new_pool else np.zeros(0)
-    args = np.concatenate(new_args).astype(np.int32) if new_args else np.zeros(0, np.int32)
-    return op, a.astype(np.int32), b.astype(np.int32), pool, args, remap
+    # Operand lists, in node order, and after the constants above those of
+    # the nodes with a list of them (dotc), in node order too.
+    listed = np.flatnonzero(kinds.LISTED[kind])
+    start, count = old_a[listed].astype(np.int64), b[listed].astype(np.int64)
+    refs, coefs = kinds.REFS[kind[listed]] * count, kinds.COEFS[kind[listed]]
+    width = refs + coefs
+    a[listed] = base = np.cumsum(width) - width
+    args_out = np.empty(int(width.sum()), dtype=np.int32)
+    pos, owner = _ragged(start, refs)
+    args_out[base[owner] + pos - start[owner]] = remap[args[pos]]
+    c = np.flatnonzero(coefs)
+    first = args[start[c] + count[c]].astype(np.int64)
+    cpos, _ = _ragged(first, count[c])
+    args_out[base[c] + refs[c]] = n_pool + np.cumsum(count[c]) - count[c]
+    pool = np.concatenate([pool[used], pool[cpos]])
+    return op, a.astype(np.int32), b.astype(np.int32), pool, args_out, remap
+
+
+def _ragged(starts, counts):
+    """Positions starts[k] + 0 .. counts[k]-1, and k for each."""
+    owner = np.repeat(np.arange(len(starts)), counts)
+    offset = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts,
+                                                                       counts)
+    return starts[owner] + offset, owner
 
 
 def frozen(rec, inputs, outputs, guards=()):
-    """Arguments of Program(...) for what a recorder's outputs and guards need.
+    """Arguments of Program(...) for what a recorder's outputs and guards need,
+    after the enabled passes (compiler.py).
 
     The traced inputs become nodes 0.. in order (they were recorded first);
     any other input, a Var made inside the traced function, becomes a constant.
     """
+    from .compiler import optimize  # (the passes between recording and sweeping)
     from .errors import TapeError
 
     in_nodes = [rec.node(h) for h in inputs]
@@ -75,4 +83,4 @@ def frozen(rec, inputs, outputs, guards=()):
     b[stray] = len(pool) + np.arange(len(stray))
     pool = np.concatenate([pool, val[stray]])
     op, a, b, pool, args, remap = compact(op, a, b, pool, args, keep)
-    return op, a, b, pool, args, len(in_nodes), remap[out_nodes]
+    return optimize(op, a, b, pool, args, len(in_nodes), remap[out_nodes])

@@ -63,7 +63,8 @@ def test_sum_and_dot_are_one_node():
         return ft.dot(w, x) + ft.sum(x) + ft.dot([1.0, 2.0, 3.0], x)
 
     w, x = rng.normal(size=3), rng.normal(size=3)
-    tape = ft.trace(f, w, x)
+    with ft.set_passes("none"):  # as recorded (the sums pass would make the adds a sum)
+        tape = ft.trace(f, w, x)
     names = [ops.OPS[o].name for o in tape._program.op[tape.n_inputs:]]
     assert names.count("dot") == 1 and names.count("sum") == 1 and names.count("dotc") == 1
     assert len(names) == 5  # three n-ary nodes and two adds

@@ -5,8 +5,9 @@ steps, each applying an operation of the public front end to earlier values
 -- as plain data. One small interpreter runs that data three ways:
 
 * on Vars, through the public front end (operators, methods, ft.exp & co,
-  ft.maximum / ft.minimum, ft.sum, ft.dot, object-array ufuncs): traced with
-  ft.trace, and eagerly with ft.Var + backward;
+  ft.maximum / ft.minimum, ft.sum, ft.dot, object-array ufuncs, Vars made
+  inside the function as constants): traced with ft.trace, and eagerly
+  with ft.Var + backward;
 * on NumPy float arrays, one lane per evaluation point: an implementation
   that shares nothing with fasttape, used for reference values and central
   finite differences.
@@ -84,10 +85,13 @@ def programs(draw):
 
     for _ in range(draw(st.integers(3, 25))):
         kind = draw(st.sampled_from(["un", "un", "binv", "binv", "binc", "binc", "ext",
-                                     "sum", "dot", "pack"]))
+                                     "sum", "dot", "pack", "const"]))
         i = pick()
         si, bi = vals[i]
-        if kind == "un":
+        if kind == "const":  # a Var made inside the function: a constant of the tape
+            c = float(draw(numbers))
+            step, size, bound = ("const", c), 0, abs(c)
+        elif kind == "un":
             name = draw(st.sampled_from(UNARY))
             step, size, bound = ("un", name, i, draw(st.booleans())), si, _unary_bound(name, bi)
         elif kind == "binv":
@@ -174,6 +178,8 @@ def _refs(step):
         return list(step[1])
     if kind in ("dotc", "dotc_left"):
         return [step[1]]
+    if kind == "const":
+        return []
     return [step[2]]  # un, binc, extc
 
 
@@ -197,6 +203,7 @@ class FT:
         return list(getattr(ft, name)(np.array(xs + [None], dtype=object)[:-1]))
 
     maximum, minimum = staticmethod(ft.maximum), staticmethod(ft.minimum)
+    const = staticmethod(ft.Var)
 
     @staticmethod
     def sum(items, c):
@@ -235,6 +242,10 @@ class NP:
 
     def unary_array(self, name, xs, method):
         return [self.unary(name, x, method) for x in xs]
+
+    @staticmethod
+    def const(c):
+        return c
 
     def maximum(self, a, b):
         self.kinks.append(a - b)
@@ -337,6 +348,8 @@ def _apply(lib, step, vals):
         return lib.dot(kind, vals[i], vals[j] if kind in ("dot", "matmul") else list(j))
     if kind == "pack":
         return [vals[k] for k in step[1]]
+    if kind == "const":
+        return lib.const(step[1])
     raise AssertionError(kind)
 
 
@@ -579,6 +592,43 @@ def test_gradient_matches_finite_differences_and_jvp(prog, x, seed):
     c = float(rng.normal())
     cot = flat_grad(tape.vjp(args, c))
     close(cot, c * g, 1e-12, _sample_scales(tape, args, cot=c)[1])
+
+
+@SETTINGS
+@given(prog=programs(), x=inputs, seed=seeds)
+def test_passes_change_no_value_or_derivative(prog, x, seed):
+    """The tape compiler's passes (fasttape/compiler.py, on in every other
+    test here, so (b) checks their gradients against finite differences)
+    against the same program traced with them off: the same values (the
+    sums' order is kept) and derivatives to rounding (CSE sums adjoints in
+    another order), one sample and batched."""
+    args = tape_args(prog, np.array(x[:n_coords(prog)]))
+    on = ft.trace(traced_fn(prog), *args)
+    with ft.set_passes("none"):
+        off = ft.trace(traced_fn(prog), *args)
+    wrt = tuple(range(len(args)))
+    rng = np.random.default_rng(seed)
+    d = [rng.normal(size=np.shape(a)) if np.ndim(a) else float(rng.normal()) for a in args]
+    _, gmax, tmax = _sample_scales(off, args, tangents=d)
+    (v_on, g_on), (v_off, g_off) = (t.value_and_grad(*args, wrt=wrt) for t in (on, off))
+    close(v_on, v_off, 0.0)
+    close(flat_grad(g_on), flat_grad(g_off), 1e-12, gmax)
+    (_, t_on), (_, t_off) = (t.jvp(args, d) for t in (on, off))
+    close(t_on, t_off, 1e-12, tmax)
+    h_on, h_off = (flat_grad(t.hvp(args, d, wrt=wrt)) for t in (on, off))
+    close(h_on, h_off, 1e-11, max(1.0, gmax, tmax, np.max(np.abs(h_off), initial=0.0)))
+    # batched, some arguments shared (dot layers may sweep as blocks)
+    B = 5
+    in_axes = tuple(0 if rng.integers(2) else None for _ in args)
+    bargs = [a if ax is None else rng.uniform(-IN_BOUND, IN_BOUND, size=(B,) + np.shape(a))
+             for a, ax in zip(args, in_axes)]
+    samples = [[a if ax is None else a[s] for a, ax in zip(bargs, in_axes)] for s in range(B)]
+    (bv_on, bg_on), (bv_off, bg_off) = (t.value_and_grad(*bargs, wrt=wrt, in_axes=in_axes)
+                                        for t in (on, off))
+    scales = [_sample_scales(off, sample) for sample in samples]
+    close(bv_on, bv_off, 1e-12, max(sc[0] for sc in scales))
+    for a, b_ in zip(bg_on, bg_off):
+        close(a, b_, 1e-12, sum(sc[1] for sc in scales))
 
 
 # --------------------------------------------------------------- (c) batches
