@@ -564,7 +564,7 @@ cdef void sweep_chunks(Chunks* k) noexcept nogil:
     while j0 < k.n_chunks:
         m = min(k.slots, k.n_chunks - j0)
         if k.threads > 1 and m > 1:
-            for s in prange(m, num_threads=min(k.threads, m), schedule="dynamic", chunksize=1):
+            for s in prange(m, num_threads=min(k.threads, m), schedule="static", chunksize=1):
                 sweep_chunk(k, s, j0 + s, threadid())
         else:
             for s in range(m):

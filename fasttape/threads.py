@@ -39,8 +39,9 @@ def set_num_threads(n):
     Results are bit-identical for every ``n``: each chunk of samples sums
     its part of a shared argument's gradient, and those parts are added in
     chunk order. Calls too small for a split to pay (a few thousand
-    node-samples per thread) run on one thread. The default is the number
-    of cores the process may use, or ``FASTTAPE_NUM_THREADS`` when set.
+    node-samples per thread) run on one thread. The default is
+    ``FASTTAPE_NUM_THREADS`` when set, else ``OMP_NUM_THREADS`` when set,
+    else the number of cores the process may use.
     The pure-Python twin (``FASTTAPE_BACKEND=python``) accepts the setting
     and runs every call on the calling thread.
 
@@ -73,8 +74,9 @@ def get_num_threads():
 
 def _from_environment():
     text = os.environ.get(ENV, "").strip()
-    if not text:
-        return cores()
+    if not text:  # OpenMP's own setting next (Dask's workers set it to 1, say)
+        omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+        return int(omp) if omp.isdigit() and int(omp) > 0 else cores()
     try:
         n = int(text)
     except ValueError:

@@ -142,12 +142,17 @@ SHOW = "import fasttape as ft, os; print(ft.get_num_threads(), len(os.sched_geta
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs os.sched_getaffinity")
 def test_environment_and_default():
-    """FASTTAPE_NUM_THREADS at import; unset, the cores the process may use."""
-    env = {k: v for k, v in os.environ.items() if k != "FASTTAPE_NUM_THREADS"}
+    """FASTTAPE_NUM_THREADS at import, else OMP_NUM_THREADS; neither set,
+    the cores the process may use."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTTAPE_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", SHOW], capture_output=True, text=True, env=env)
     n, cores = out.stdout.split()
     assert n == cores
-    assert run(SHOW, env={"FASTTAPE_NUM_THREADS": "3"})[0].split()[0] == "3"
+    out = subprocess.run([sys.executable, "-c", SHOW], capture_output=True, text=True,
+                         env={**env, "OMP_NUM_THREADS": "5"})
+    assert out.stdout.split()[0] == "5"
+    assert run(SHOW, env={"FASTTAPE_NUM_THREADS": "3", "OMP_NUM_THREADS": "5"})[0][0] == "3"
     for bad in ("zero", "0", "1.5"):
         out = subprocess.run([sys.executable, "-c", SHOW], capture_output=True, text=True,
                              env={**os.environ, "FASTTAPE_NUM_THREADS": bad})
