@@ -35,7 +35,11 @@ def _is_dask(x):
 
 def _sweep_block(tape, wrt, in_axes, *args):
     """One block of samples on a worker: (values, gradients), the shared
-    arguments' gradients summed over the block."""
+    arguments' gradients summed over the block. (A block that arrived
+    unaligned, as unpickled buffers may be, is copied: the kernel's fast
+    path takes aligned arrays.)"""
+    args = [np.require(x, np.float64, ["C", "A"]) if isinstance(x, np.ndarray) else x
+            for x in args]
     return tape.value_and_grad(*args, wrt=wrt, in_axes=in_axes)
 
 
@@ -43,15 +47,16 @@ def _values(result):
     return result[0]
 
 
-def _grad(result, k):
-    return result[1][k]
-
-
 def _add(*parts):
     total = parts[0]
     for part in parts[1:]:
         total = total + part
     return total
+
+
+def _add_grads(j, *results):
+    """The sum of gradient j of some blocks' results, in order."""
+    return _add(*[r[1][j] for r in results])
 
 
 def value_and_grad(fn, argnums=0, in_axes=0, client=None):
@@ -132,7 +137,7 @@ def value_and_grad(fn, argnums=0, in_axes=0, client=None):
                 tape_future, wrt, tuple(axes), *block))
         sizes = batched[0].chunks[0]
         shared_grads = [j for j, k in enumerate(wrt) if axes[k] is None]
-        trees = [_tree(dask, [dask.delayed(_grad)(r, j) for r in results]) for j in shared_grads]
+        trees = [_tree(dask, results, j) for j in shared_grads]
         futures = cl.compute(results + trees)
         grads = dict(zip(shared_grads, (f.result() for f in futures[len(results):])))
         kept = futures[:len(results)]
@@ -203,10 +208,13 @@ def _shipped(cache, client, fn, args, axes, batched):
     return tape, futures[id(client)]
 
 
-def _tree(dask, parts):
-    """The sum of parts by a tree of tasks, _FAN_IN at a time, in order."""
-    if not parts:
+def _tree(dask, results, j):
+    """The sum of gradient j of the blocks' results by a tree of tasks,
+    _FAN_IN at a time, in block order."""
+    if not results:
         raise ArgumentTypeError("no blocks to sum")
+    parts = [dask.delayed(_add_grads, pure=True)(j, *results[i:i + _FAN_IN])
+             for i in range(0, len(results), _FAN_IN)]
     while len(parts) > 1:
         parts = [dask.delayed(_add, pure=True)(*parts[i:i + _FAN_IN])
                  for i in range(0, len(parts), _FAN_IN)]
