@@ -27,6 +27,8 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy
 from cython.parallel cimport prange, threadid
 
+import os
+
 import numpy as np
 cimport numpy as cnp
 
@@ -90,6 +92,19 @@ cdef extern from *:
 
 THREADED = bool(FT_OPENMP)
 cdef int NUM_THREADS = 1
+# OpenMP's threads do not survive a fork: a child forked after this process
+# swept on threads would wait for them forever, so it sweeps on one.
+cdef bint THREADS_STARTED = False
+cdef bint FORKED_AFTER_THREADS = False
+
+
+def _after_fork_in_child():
+    global FORKED_AFTER_THREADS
+    FORKED_AFTER_THREADS = THREADS_STARTED
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 # Node-lanes a thread must get for a split to pay (measured on W2 and W3).
 cdef Py_ssize_t THREAD_WORK = 1 << 15
 # Chunks' sums of shared adjoints kept at once when threaded: as many as fit
@@ -115,9 +130,12 @@ def get_num_threads():
 cdef int threads_for(Py_ssize_t n_chunks, Py_ssize_t work) noexcept:
     """Threads for a call of n_chunks chunks and work node-lanes: one where
     a split would not pay."""
-    if not FT_OPENMP:
+    global THREADS_STARTED
+    if not FT_OPENMP or FORKED_AFTER_THREADS:
         return 1
-    return <int> max(1, min(<Py_ssize_t> NUM_THREADS, n_chunks, work // THREAD_WORK))
+    cdef int n = <int> max(1, min(<Py_ssize_t> NUM_THREADS, n_chunks, work // THREAD_WORK))
+    THREADS_STARTED = THREADS_STARTED or n > 1
+    return n
 
 
 cdef bint FIRST_WRITES = True

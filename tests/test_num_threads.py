@@ -157,3 +157,22 @@ def test_environment_and_default():
         out = subprocess.run([sys.executable, "-c", SHOW], capture_output=True, text=True,
                              env={**os.environ, "FASTTAPE_NUM_THREADS": bad})
         assert out.returncode != 0 and "FASTTAPE_NUM_THREADS" in out.stderr
+
+
+FORK = SETUP + """
+import os
+ft.set_num_threads(2)
+want = CALLS["value_and_grad"]()     # (threads started in this process)
+pid = os.fork()
+if pid == 0:   # OpenMP's threads are not in the child: it must not wait for them
+    os._exit(0 if same(CALLS["value_and_grad"](), want) else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_after_threaded_calls():
+    """A child forked after threaded calls sweeps (on one thread), the same
+    bits, instead of waiting forever for threads it does not have."""
+    assert run(FORK, 1024, timeout=60)[0] == "0"
