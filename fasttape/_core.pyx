@@ -105,6 +105,7 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
 # Node-lanes a thread must get for a split to pay (measured on W2 and W3).
 cdef Py_ssize_t THREAD_WORK = 1 << 15
 # Chunks' sums of shared adjoints kept at once when threaded: as many as fit

@@ -8,14 +8,37 @@ are added up in a tree. Needs ``dask[distributed]`` (``pip install
 "fasttape[distributed]"``); ``import fasttape`` never imports Dask.
 """
 
+import hashlib
+import pickle
+
 import numpy as np
 
-from .errors import ArgumentError, ArgumentTypeError
+from .errors import ArgumentError, ArgumentTypeError, FasttapeError
 from .tape import trace
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # (the extra is not installed: calls say so)
+    WorkerPlugin = object
 
 __all__ = ["value_and_grad"]
 
 _FAN_IN = 8  # blocks' gradients added by one task of the tree
+_TAPES = {}  # on a worker: the tapes installed there, by digest
+_INSTALLS = {}  # and how many times each was (once, unless the plugin is registered again)
+
+
+class _TapeOnWorkers(WorkerPlugin):
+    """Installs a pickled tape on every worker, those that join later too:
+    tasks then name it by its digest, so it is sent once per worker, not
+    per task (and no memory manager drops or moves it)."""
+
+    def __init__(self, digest, blob):
+        self.digest, self.blob = digest, blob
+
+    def setup(self, worker):
+        _TAPES[self.digest] = pickle.loads(self.blob)
+        _INSTALLS[self.digest] = _INSTALLS.get(self.digest, 0) + 1
 
 
 def _dask():
@@ -33,11 +56,15 @@ def _is_dask(x):
     return type(x).__module__.startswith("dask.") and hasattr(x, "chunks")
 
 
-def _sweep_block(tape, wrt, in_axes, *args):
+def _sweep_block(digest, wrt, in_axes, *args):
     """One block of samples on a worker: (values, gradients), the shared
     arguments' gradients summed over the block. (A block that arrived
     unaligned, as unpickled buffers may be, is copied: the kernel's fast
     path takes aligned arrays.)"""
+    tape = _TAPES.get(digest)
+    if tape is None:
+        raise FasttapeError("fasttape.distributed: this worker has not got the tape "
+                            f"{digest[:12]} (its plugin did not run here)")
     args = [np.require(x, np.float64, ["C", "A"]) if isinstance(x, np.ndarray) else x
             for x in args]
     return tape.value_and_grad(*args, wrt=wrt, in_axes=in_axes)
@@ -92,10 +119,11 @@ def value_and_grad(fn, argnums=0, in_axes=0, client=None):
 
     Notes
     -----
-    The traced tape is sent to every worker once (``client.scatter`` with
-    ``broadcast=True``) and kept there for later calls; the shared arguments
-    are sent once per worker per call; the batched blocks never leave their
-    workers, and only the summed gradients come back.
+    The traced tape is sent to every worker once, those joining later too
+    (a worker plugin named by the tape's digest), and kept there for later
+    calls; the shared arguments are sent once per worker per call; the
+    batched blocks never leave their workers, and only the summed gradients
+    come back.
 
     Examples
     --------
@@ -125,7 +153,7 @@ def value_and_grad(fn, argnums=0, in_axes=0, client=None):
                 if ax is None else x for x, ax in zip(args, axes)]
         batched = _blocks(da, [x for x, ax in zip(args, axes) if ax == 0],
                           len(cl.scheduler_info()["workers"]))
-        tape, tape_future = _shipped(cache, cl, fn, args, axes, batched)
+        digest = _shipped(cache, cl, fn, args, axes, batched)
         blocks = [b.to_delayed().ravel() for b in batched]
         shared = [dask.delayed(x, pure=True) for x, ax in zip(args, axes) if ax is None]
         results = []
@@ -134,7 +162,7 @@ def value_and_grad(fn, argnums=0, in_axes=0, client=None):
             for ax in axes:
                 block.append(next(sb) if ax is None else next(bb)[i])
             results.append(dask.delayed(_sweep_block, pure=False)(
-                tape_future, wrt, tuple(axes), *block))
+                digest, wrt, tuple(axes), *block))
         sizes = batched[0].chunks[0]
         shared_grads = [j for j, k in enumerate(wrt) if axes[k] is None]
         trees = [_tree(dask, results, j) for j in shared_grads]
@@ -194,18 +222,19 @@ def _blocks(da, arrays, n_workers):
 
 
 def _shipped(cache, client, fn, args, axes, batched):
-    """The traced tape (on the first sample) and its future on every worker
-    of this client: traced and scattered once per shapes and client."""
+    """The digest of the traced tape (on the first sample), installed on
+    every worker of this client: traced and sent once per shapes and client."""
     key = tuple((ax, np.shape(x)[1:] if ax == 0 else np.shape(x)) for x, ax in zip(args, axes))
     if key not in cache:
         firsts = iter(np.asarray(b[:1].compute())[0] for b in batched)
         sample = [x if ax is None else next(firsts) for x, ax in zip(args, axes)]
-        cache[key] = (trace(fn, *sample), {})
-    tape, futures = cache[key]
-    if id(client) not in futures:
-        futures.clear()  # (one client at a time: a new one gets its own copy)
-        futures[id(client)] = client.scatter(tape, broadcast=True, hash=False)
-    return tape, futures[id(client)]
+        blob = pickle.dumps(trace(fn, *sample))
+        cache[key] = (hashlib.sha256(blob).hexdigest(), blob, set())
+    digest, blob, clients = cache[key]
+    if id(client) not in clients:
+        client.register_plugin(_TapeOnWorkers(digest, blob), name=f"fasttape-tape-{digest}")
+        clients.add(id(client))
+    return digest
 
 
 def _tree(dask, results, j):
