@@ -81,9 +81,10 @@ def _add(*parts):
     return total
 
 
-def _add_grads(j, *results):
-    """The sum of gradient j of some blocks' results, in order."""
-    return _add(*[r[1][j] for r in results])
+def _grad(result, j):
+    """Gradient j of a block's result (a task where the result lies, so
+    that only the gradient, not the values, moves)."""
+    return result[1][j]
 
 
 def value_and_grad(fn, argnums=0, in_axes=0, client=None):
@@ -151,8 +152,7 @@ def value_and_grad(fn, argnums=0, in_axes=0, client=None):
         any_dask = any(_is_dask(x) for x, ax in zip(args, axes) if ax == 0)
         args = [np.asarray(x.compute() if _is_dask(x) else x, dtype=np.float64)
                 if ax is None else x for x, ax in zip(args, axes)]
-        batched = _blocks(da, [x for x, ax in zip(args, axes) if ax == 0],
-                          len(cl.scheduler_info()["workers"]))
+        batched = _blocks(da, [x for x, ax in zip(args, axes) if ax == 0], cl)
         digest = _shipped(cache, cl, fn, args, axes, batched)
         blocks = [b.to_delayed().ravel() for b in batched]
         shared = [dask.delayed(x, pure=True) for x, ax in zip(args, axes) if ax is None]
@@ -199,7 +199,7 @@ def _axes(in_axes, n):
     return axes
 
 
-def _blocks(da, arrays, n_workers):
+def _blocks(da, arrays, client):
     """The batched arguments as dask arrays of the same blocks along axis 0
     (one block along the others); NumPy arrays split into one per worker."""
     B = {len(x) for x in arrays}
@@ -209,7 +209,7 @@ def _blocks(da, arrays, n_workers):
     if first is not None:
         chunks = first.chunks[0]
     else:
-        n = arrays[0].shape[0]
+        n, n_workers = arrays[0].shape[0], len(client.scheduler_info()["workers"])
         chunks = max(1, -(-n // max(n_workers, 1)))
     out = []
     for x in arrays:
@@ -242,8 +242,7 @@ def _tree(dask, results, j):
     _FAN_IN at a time, in block order."""
     if not results:
         raise ArgumentTypeError("no blocks to sum")
-    parts = [dask.delayed(_add_grads, pure=True)(j, *results[i:i + _FAN_IN])
-             for i in range(0, len(results), _FAN_IN)]
+    parts = [dask.delayed(_grad, pure=True)(r, j) for r in results]
     while len(parts) > 1:
         parts = [dask.delayed(_add, pure=True)(*parts[i:i + _FAN_IN])
                  for i in range(0, len(parts), _FAN_IN)]
