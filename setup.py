@@ -19,6 +19,15 @@ AVX512 = ["-mavx2", "-mfma", "-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512d
           "-mavx512vl", "-mprefer-vector-width=512"]
 
 
+def openmp():
+    """The flag that builds the kernel's threaded sweeps (batched calls split
+    their chunks of lanes across threads); without it they run on one.
+    FASTTAPE_OPENMP=0 turns it off."""
+    if os.environ.get("FASTTAPE_OPENMP") == "0" or os.name == "nt" or platform.system() == "Darwin":
+        return []  # (MSVC and Apple's clang need other flags, or a separate runtime)
+    return ["-fopenmp"]
+
+
 def extensions():
     import numpy
     from Cython.Build import cythonize
@@ -31,7 +40,9 @@ def extensions():
     if os.environ.get("FASTTAPE_NATIVE") == "1":  # opt in: this CPU only
         base.append("-march=native")
     common = dict(include_dirs=[numpy.get_include()],
-                  define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+                  define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                  extra_link_args=openmp())
+    base += openmp()
     exts = [Extension("fasttape._core", ["fasttape/_core.pyx"], extra_compile_args=base, **common)]
     if platform.machine().lower() in ("x86_64", "amd64") and os.name != "nt":
         # More builds of the same kernel, for AVX2 and for AVX-512 CPUs; the

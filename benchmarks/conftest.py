@@ -20,6 +20,7 @@ SINGLE_THREAD = {
     "VECLIB_MAXIMUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     "JAX_PLATFORMS": "cpu",
+    "FASTTAPE_NUM_THREADS": "1",  # (benchmarks/test_bench_threads.py sets its own)
 }
 for _var, _value in SINGLE_THREAD.items():
     os.environ.setdefault(_var, _value)

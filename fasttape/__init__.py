@@ -16,13 +16,15 @@ from .tape import Tape, load, trace
 from .transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from .finite import check_finite
 from .compiler import set_passes
+from .threads import get_num_threads, set_num_threads
 from .numpy_api import UnsupportedError
 from . import datasets, nn  # after the core: they are written with ft.* themselves
 
 __version__ = "0.1.0"
 
 __all__ = ["backend", "Var", "Tape", "trace", "load", "grad", "value_and_grad", "jacobian",
-           "hessian", "vjp", "jvp", "hvp", "check_finite", "set_passes",
+           "hessian", "vjp", "jvp", "hvp", "check_finite", "set_passes", "set_num_threads",
+           "get_num_threads",
            "nn", "datasets",
            "FasttapeError", "TapeError", "GuardError", "ArgumentError",
            "ArgumentTypeError", "NonFiniteError", "RetraceWarning", "UnsupportedError",

@@ -25,6 +25,9 @@ from libc.math cimport isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy
+from cython.parallel cimport prange, threadid
+
+import os
 
 import numpy as np
 cimport numpy as cnp
@@ -74,6 +77,66 @@ def set_dot_blocks(bint on):
     node: the plain path, which tests and benchmarks compare against."""
     global DOT_BLOCKS
     DOT_BLOCKS = on
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define FT_OPENMP 1
+    #else
+    #define FT_OPENMP 0
+    #endif
+    """
+    int FT_OPENMP  # built with OpenMP: batched calls may use threads
+
+
+THREADED = bool(FT_OPENMP)
+cdef int NUM_THREADS = 1
+# OpenMP's threads do not survive a fork: a child forked after this process
+# swept on threads would wait for them forever, so it sweeps on one.
+cdef bint THREADS_STARTED = False
+cdef bint FORKED_AFTER_THREADS = False
+
+
+def _after_fork_in_child():
+    global FORKED_AFTER_THREADS
+    FORKED_AFTER_THREADS = THREADS_STARTED
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# Node-lanes a thread must get for a split to pay (measured on W2 and W3).
+cdef Py_ssize_t THREAD_WORK = 1 << 15
+# Chunks' sums of shared adjoints kept at once when threaded: as many as fit
+# in SUMS_KEEP doubles, at least ROUND per thread; more chunks are swept in
+# rounds. (One thread adds each chunk's sums as it goes: the same order.)
+cdef Py_ssize_t SUMS_KEEP = 1 << 18
+cdef Py_ssize_t ROUND = 4
+
+
+def set_num_threads(int n):
+    """Split each batched call's chunks of lanes across up to n threads
+    (ft.set_num_threads validates n)."""
+    global NUM_THREADS
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    NUM_THREADS = n
+
+
+def get_num_threads():
+    return NUM_THREADS
+
+
+cdef int threads_for(Py_ssize_t n_chunks, Py_ssize_t work) noexcept:
+    """Threads for a call of n_chunks chunks and work node-lanes: one where
+    a split would not pay."""
+    global THREADS_STARTED
+    if not FT_OPENMP or FORKED_AFTER_THREADS:
+        return 1
+    cdef int n = <int> max(1, min(<Py_ssize_t> NUM_THREADS, n_chunks, work // THREAD_WORK))
+    THREADS_STARTED = THREADS_STARTED or n > 1
+    return n
 
 
 cdef bint FIRST_WRITES = True
@@ -131,6 +194,35 @@ cdef struct Call:
     bint dense             # dot blocks do most of the work (chunk_lanes)
     Py_ssize_t bad         # the first node with a non-finite value, or -1
     bint check             # look for non-finite values (check_finite)
+
+
+cdef struct Plan:
+    # What a chunk's sweeps read from their Program, beyond its Prog.
+    const int32_t* starts  # run starts (find_runs), nruns + 1 of them
+    Py_ssize_t nruns, n, n_inputs
+    const int32_t* out     # output nodes (Call.n_out)
+    const int32_t* guards
+    Py_ssize_t n_guards
+    const int32_t* spans   # adjoint rows to zero past the inputs, [start, end) pairs
+    Py_ssize_t n_spans
+    const uint8_t* flags   # per node, NODE_* bits
+
+
+cdef struct Chunks:
+    # One call's chunks of lanes and where each thread sweeps them: thread t
+    # in ws + t * per; chunk j's shared adjoints (and their tangents) summed
+    # in slot j % slots of `sums` (n_sums doubles, read through progs[slot]),
+    # then added into `total` in chunk order.
+    Plan plan
+    Call* c
+    Py_ssize_t C, block, per, n_chunks, slots, n_sums
+    int threads
+    bint grad, tan, hvp
+    double* ws
+    double* sums
+    double* total          # GU then HU of the call
+    Prog* progs            # per slot
+    Py_ssize_t* bad        # per slot, the first node not finite, or -1
 
 
 cdef inline object carray(object obj, int typenum):
@@ -321,40 +413,60 @@ cdef class Program:
         return 0
 
     cdef int _sweep(self, Call* c, bint grad, bint tan, bint hvp, Py_ssize_t rows) except -1:
-        """Run the sweeps of a call in a workspace, chunks of lanes sized by
-        the rows the sweep really touches, then report guards that missed
-        and non-finite values."""
-        cdef Py_ssize_t C = chunk_lanes(c.B, rows, c.dense), block = self.n * C
-        cdef Py_ssize_t k, n_in = self.n_inputs
-        cdef Py_ssize_t rows_total = block * (1 + grad + tan + hvp)
+        """Run the sweeps of a call in chunks of lanes sized by the rows the
+        sweep really touches, on up to NUM_THREADS threads (each with its own
+        workspace), then report guards that missed and non-finite values.
+
+        The shared inputs' adjoints are summed per chunk, and those sums
+        added up in chunk order: the same bits on any number of threads."""
+        cdef Chunks k
+        cdef Py_ssize_t C = chunk_lanes(c.B, rows, c.dense), n_in = self.n_inputs
+        cdef Py_ssize_t s, n_chunks = (c.B + C - 1) // C
         cdef Py_ssize_t n_w = c.n_wnode if c.blocks != NULL else 0
-        cdef double* V = self._workspace(rows_total + 3 * n_in + n_w)
-        cdef double* G = V + block if grad else NULL
-        cdef double* T = V + block * (1 + grad) if tan else NULL
-        cdef double* H = V + block * (1 + grad + tan) if hvp else NULL
-        cdef double* U = V + rows_total  # shared inputs by node: values, adjoints, their tangents
+        cdef int threads = threads_for(n_chunks, self.n * c.B)
+        k.n_sums = (2 if hvp else 1) * n_in
+        k.slots = 1 if threads == 1 else \
+            min(n_chunks, max(ROUND * threads, SUMS_KEEP // max(k.n_sums, 1)))
+        k.C, k.block, k.c, k.threads = C, self.n * C, c, threads
+        k.per = k.block * (1 + grad + tan + hvp)
+        k.grad, k.tan, k.hvp, k.n_chunks = grad, tan, hvp, n_chunks
+        self._plan(&k.plan)
+        k.ws = self._workspace(threads * k.per + 3 * n_in + n_w + k.slots * k.n_sums)
+        cdef double* U = k.ws + threads * k.per  # shared inputs: values, adjoints, their tangents
+        k.progs = <Prog*> malloc(k.slots * sizeof(Prog))
+        k.bad = <Py_ssize_t*> malloc(k.slots * sizeof(Py_ssize_t))
         cdef Prog p = self.p  # this call's view: which inputs it shares, which adjoints count
-        p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
-        p.first_writes = grad and FIRST_WRITES
-        p.narrow = c.narrow
-        p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
-        if not direct_adjoints(c):  # (one sample: rows are the inputs and their adjoints)
-            memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
-            shared_values(c, U)
-        p.wnode, p.woff, p.wfirst, p.W = c.wnode, c.woff, c.wfirst, U + 3 * n_in
-        for k in range(n_w):  # the blocks' weights, compact, once a call
-            p.W[k] = U[c.wnode[k]]
-        c.bad = -1
         try:
+            if k.progs == NULL or k.bad == NULL:
+                raise MemoryError("fasttape: cannot allocate the sweep workspace")
+            p.shared, p.needed, p.blocks = c.shared, c.needed, c.blocks
+            p.first_writes = grad and FIRST_WRITES
+            p.narrow = c.narrow
+            p.U, p.GU, p.HU = U, U + n_in, U + 2 * n_in
+            if not direct_adjoints(c):  # (one sample: rows are the inputs and their adjoints)
+                memset(U + n_in, 0, (2 if hvp else 1) * n_in * sizeof(double))
+                shared_values(c, U)
+            p.wnode, p.woff, p.wfirst, p.W = c.wnode, c.woff, c.wfirst, U + 3 * n_in
+            for s in range(n_w):  # the blocks' weights, compact, once a call
+                p.W[s] = U[c.wnode[s]]
+            k.sums = U + 3 * n_in + n_w
+            for s in range(k.slots):  # each slot sums one chunk's shared adjoints
+                k.progs[s] = p
+                k.progs[s].GU = k.sums + s * k.n_sums
+                k.progs[s].HU = k.progs[s].GU + n_in
+            k.total = U + n_in
+            c.bad = -1
             if self.n * c.B > SMALL_TAPE:
                 with nogil:
-                    self._chunks(&p, c, C, V, G, T, H)
+                    sweep_chunks(&k)
             else:
-                self._chunks(&p, c, C, V, G, T, H)
+                sweep_chunks(&k)
             if not direct_adjoints(c):
                 shared_adjoints(c, p.GU, p.HU)
         finally:
-            self._release(V)
+            free(k.progs)
+            free(k.bad)
+            self._release(k.ws)
         if c.bad >= 0:
             raise NonFiniteError(f"node {c.bad} is not finite", node=c.bad)
         if self._guards.shape[0]:
@@ -365,94 +477,14 @@ cdef class Program:
                                  node=int(miss[lanes[0]]), lanes=lanes, lanes_of=c.B)
         return 0
 
-    cdef void _chunks(self, const Prog* p, Call* c, Py_ssize_t C, double* V, double* G,
-                      double* T, double* H) noexcept nogil:
-        """The sweeps of one call, chunk by chunk of at most C lanes."""
-        cdef Py_ssize_t b0 = 0, w, l, o, nn = self.n, n_out = c.n_out
-        cdef Py_ssize_t nruns = self._starts.shape[0] - 1
-        cdef const int32_t* starts = &self._starts[0]
-        while b0 < c.B:
-            w = min(C, c.B - b0)
-            put_inputs(V, c, p.U, b0, w, False)
-            sweep_forward(p, starts, nruns, V, w)
-            for o in range(n_out):
-                for l in range(w):
-                    c.out[(b0 + l) * n_out + o] = V[self._out[o] * w + l]
-            self._check(c, V, b0, w)
-            if T != NULL:
-                put_inputs(T, c, NULL, b0, w, True)
-                sweep_tangent(p, starts, nruns, V, T, w)
-                for o in range(n_out):
-                    for l in range(w):
-                        c.tout[(b0 + l) * n_out + o] = T[self._out[o] * w + l]
-            if G != NULL:
-                if p.first_writes:
-                    self._zero_rows(G, w, c, True)
-                else:
-                    memset(G, 0, nn * w * sizeof(double))
-                if c.seed == NULL:  # the gradient of output 0
-                    for l in range(w):
-                        G[self._out[0] * w + l] += 1.0
-                for o in range(n_out if c.seed != NULL else 0):
-                    for l in range(w):
-                        G[self._out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
-                if H != NULL:
-                    if p.first_writes:
-                        self._zero_rows(H, w, c, False)
-                    else:
-                        memset(H, 0, nn * w * sizeof(double))
-                    sweep_hvp(p, starts, nruns, V, T, G, H, w)
-                    take_adjoints(H, c, p.HU, b0, w, True)
-                else:
-                    sweep_reverse(p, starts, nruns, V, G, w)
-                take_adjoints(G, c, p.GU, b0, w, False)
-            b0 += w
-
-    cdef void _zero_rows(self, double* G, Py_ssize_t w, const Call* c,
-                         bint skip_unneeded) noexcept nogil:
-        """Zero the adjoint rows a reverse sweep adds to before anything sets
-        them. Narrow inputs have no rows; with skip_unneeded, an input whose
-        adjoint is not needed is a leaf no one reads."""
-        cdef Py_ssize_t j, k, s
-        cdef const Part* part
-        cdef const uint8_t* needed = c.needed if skip_unneeded else NULL
-        if c.narrow == NULL and w == 1:  # one lane: rows are single adjoints
-            for k in range(self.n_inputs):
-                G[k] = 0.0
-        elif c.narrow == NULL:
-            for k in range(self.n_inputs):
-                self._zero_input(G, w, k, needed)
-        else:  # the rows there are: batched inputs and the wide shared ones
-            for j in range(c.n_parts):
-                part = &c.parts[j]
-                for k in range(part.width if part.batched else 0):
-                    self._zero_input(G, w, part.nodes[k], needed)
-            for k in range(c.n_wide):
-                self._zero_input(G, w, c.wide[k], needed)
-        for s in range(self._n_spans):
-            memset(G + self._zero_spans[s, 0] * w, 0,
-                   (self._zero_spans[s, 1] - self._zero_spans[s, 0]) * w * sizeof(double))
-
-    cdef inline void _zero_input(self, double* G, Py_ssize_t w, Py_ssize_t k,
-                                 const uint8_t* needed) noexcept nogil:
-        if self._flags_p[k] & NODE_ZEROED and (needed == NULL or needed[k]):
-            memset(G + k * w, 0, w * sizeof(double))
-
-    cdef void _check(self, Call* c, const double* V, Py_ssize_t b0, Py_ssize_t w) noexcept nogil:
-        """Guards that missed in these lanes; with check_finite on, the first
-        node (lowest index, so the one that produced it) not finite."""
-        cdef Py_ssize_t k, l, g, i
-        for k in range(self._guards.shape[0]):
-            g = self._guards[k]
-            for l in range(w):
-                if V[g * w + l] != 0.0 and c.miss[b0 + l] < 0:
-                    c.miss[b0 + l] = g
-        if c.check:
-            for i in range(self.n if c.bad < 0 else c.bad):
-                for l in range(w):
-                    if not isfinite(V[i * w + l]):
-                        c.bad = i
-                        return
+    cdef void _plan(self, Plan* q) noexcept:
+        """What a chunk's sweeps read from the program (they run without self)."""
+        q.starts, q.nruns = &self._starts[0], self._starts.shape[0] - 1
+        q.n, q.n_inputs, q.out = self.n, self.n_inputs, &self._out[0]
+        q.guards, q.n_guards = &self._guards[0] if self._guards.shape[0] else NULL, \
+            self._guards.shape[0]
+        q.spans, q.n_spans = &self._zero_spans[0, 0], self._n_spans
+        q.flags = self._flags_p
 
     def call1(self, tuple args, bint grad):
         """Replay of one sample when every input is a plain Python number:
@@ -537,6 +569,132 @@ cdef class Program:
         if arr.shape != (B, width):
             raise ValueError(f"{name} has shape {arr.shape}, expected {(B, width)}")
         return arr
+
+
+# --------------------------------------------------------------- chunks and threads
+
+cdef void sweep_chunks(Chunks* k) noexcept nogil:
+    """Every chunk of a call, `slots` at a time (split across k.threads
+    threads), each time adding their sums of shared adjoints in chunk order."""
+    cdef Py_ssize_t j0 = 0, s, m, i
+    cdef Call* c = k.c
+    cdef bint sums = not direct_adjoints(c)
+    cdef double* part
+    while j0 < k.n_chunks:
+        m = min(k.slots, k.n_chunks - j0)
+        if k.threads > 1 and m > 1:
+            for s in prange(m, num_threads=min(k.threads, m), schedule="static", chunksize=1):
+                sweep_chunk(k, s, j0 + s, threadid())
+        else:
+            for s in range(m):
+                sweep_chunk(k, s, j0 + s, 0)
+        for s in range(m):  # in chunk order, whichever thread swept it
+            part = k.sums + s * k.n_sums
+            for i in range(k.n_sums if sums else 0):
+                k.total[i] += part[i]
+            if k.bad[s] >= 0 and (c.bad < 0 or k.bad[s] < c.bad):
+                c.bad = k.bad[s]
+        j0 += m
+
+
+cdef void sweep_chunk(const Chunks* k, Py_ssize_t s, Py_ssize_t j, int tid) noexcept nogil:
+    """The sweeps of chunk j in thread tid's workspace, its shared adjoints
+    summed in slot s."""
+    cdef const Call* c = k.c
+    cdef const Prog* p = &k.progs[s]
+    cdef const Plan* q = &k.plan
+    cdef Py_ssize_t b0 = j * k.C, w = min(k.C, c.B - b0), l, o, n_out = c.n_out, nn = q.n
+    cdef double* V = k.ws + tid * k.per
+    cdef double* G = V + k.block if k.grad else NULL
+    cdef double* T = V + k.block * (1 + k.grad) if k.tan else NULL
+    cdef double* H = V + k.block * (1 + k.grad + k.tan) if k.hvp else NULL
+    k.bad[s] = -1
+    if not direct_adjoints(c):
+        memset(p.GU, 0, k.n_sums * sizeof(double))
+    put_inputs(V, c, p.U, b0, w, False)
+    sweep_forward(p, q.starts, q.nruns, V, w)
+    for o in range(n_out):
+        for l in range(w):
+            c.out[(b0 + l) * n_out + o] = V[q.out[o] * w + l]
+    check_chunk(q, c, V, b0, w, &k.bad[s])
+    if T != NULL:
+        put_inputs(T, c, NULL, b0, w, True)
+        sweep_tangent(p, q.starts, q.nruns, V, T, w)
+        for o in range(n_out):
+            for l in range(w):
+                c.tout[(b0 + l) * n_out + o] = T[q.out[o] * w + l]
+    if G == NULL:
+        return
+    if p.first_writes:
+        zero_rows(q, G, w, c, True)
+    else:
+        memset(G, 0, nn * w * sizeof(double))
+    if c.seed == NULL:  # the gradient of output 0
+        for l in range(w):
+            G[q.out[0] * w + l] += 1.0
+    for o in range(n_out if c.seed != NULL else 0):
+        for l in range(w):
+            G[q.out[o] * w + l] += c.seed[(b0 + l) * n_out + o]
+    if H != NULL:
+        if p.first_writes:
+            zero_rows(q, H, w, c, False)
+        else:
+            memset(H, 0, nn * w * sizeof(double))
+        sweep_hvp(p, q.starts, q.nruns, V, T, G, H, w)
+        take_adjoints(H, c, p.HU, b0, w, True)
+    else:
+        sweep_reverse(p, q.starts, q.nruns, V, G, w)
+    take_adjoints(G, c, p.GU, b0, w, False)
+
+
+cdef void zero_rows(const Plan* q, double* G, Py_ssize_t w, const Call* c,
+                    bint skip_unneeded) noexcept nogil:
+    """Zero the adjoint rows a reverse sweep adds to before anything sets
+    them. Narrow inputs have no rows; with skip_unneeded, an input whose
+    adjoint is not needed is a leaf no one reads."""
+    cdef Py_ssize_t j, k, s
+    cdef const Part* part
+    cdef const uint8_t* needed = c.needed if skip_unneeded else NULL
+    if c.narrow == NULL and w == 1:  # one lane: rows are single adjoints
+        for k in range(q.n_inputs):
+            G[k] = 0.0
+    elif c.narrow == NULL:
+        for k in range(q.n_inputs):
+            zero_input(q, G, w, k, needed)
+    else:  # the rows there are: batched inputs and the wide shared ones
+        for j in range(c.n_parts):
+            part = &c.parts[j]
+            for k in range(part.width if part.batched else 0):
+                zero_input(q, G, w, part.nodes[k], needed)
+        for k in range(c.n_wide):
+            zero_input(q, G, w, c.wide[k], needed)
+    for s in range(q.n_spans):
+        memset(G + q.spans[2 * s] * w, 0,
+               (q.spans[2 * s + 1] - q.spans[2 * s]) * w * sizeof(double))
+
+
+cdef inline void zero_input(const Plan* q, double* G, Py_ssize_t w, Py_ssize_t k,
+                            const uint8_t* needed) noexcept nogil:
+    if q.flags[k] & NODE_ZEROED and (needed == NULL or needed[k]):
+        memset(G + k * w, 0, w * sizeof(double))
+
+
+cdef void check_chunk(const Plan* q, const Call* c, const double* V, Py_ssize_t b0,
+                      Py_ssize_t w, Py_ssize_t* bad) noexcept nogil:
+    """Guards that missed in these lanes; with check_finite on, the first
+    node (lowest index, so the one that produced it) not finite."""
+    cdef Py_ssize_t k, l, g, i
+    for k in range(q.n_guards):
+        g = q.guards[k]
+        for l in range(w):
+            if V[g * w + l] != 0.0 and c.miss[b0 + l] < 0:
+                c.miss[b0 + l] = g
+    if c.check:
+        for i in range(q.n):
+            for l in range(w):
+                if not isfinite(V[i * w + l]):
+                    bad[0] = i
+                    return
 
 
 include "_kernel/layout.pxi"

@@ -20,7 +20,19 @@ from .validate import node_indices, validate
 
 __all__ = ["Program", "Recorder", "Layout", "VarBase", "bind_var_classes", "handles_of",
            "new_var", "set_check_finite", "compile_sweeps", "forward_node", "reverse_node",
-           "tangent_node", "mark"]
+           "tangent_node", "mark", "set_num_threads", "get_num_threads"]
+
+_NUM_THREADS = [1]
+
+
+def set_num_threads(n):
+    """Accepted and remembered, but the twin sweeps every call on the
+    calling thread: it is the reference, written for clarity."""
+    _NUM_THREADS[0] = n
+
+
+def get_num_threads():
+    return _NUM_THREADS[0]
 
 
 class Program:
