@@ -3,7 +3,9 @@ when it is frozen, so that how it was written matters less to the sweep.
 
 Each pass is a function of the tape's arrays, vectorized with NumPy (tapes
 hold millions of nodes), and can be turned off (``ft.set_passes``, or the
-environment variable ``FASTTAPE_PASSES``: ``all``, ``none`` or a comma list):
+environment variable ``FASTTAPE_PASSES``: ``auto``, ``all``, ``none`` or a
+comma list; ``auto``, the default, runs them all on tapes not already in
+runs, as array code records them):
 
     fold   IEEE-exact constant folding: a node whose operands are all
            constants becomes a constant, for ops whose result NumPy gives to
@@ -55,7 +57,9 @@ _ROUNDS = 32  # at most, for folding and merging nested expressions
 
 def _parse(text):
     text = text.strip().lower()
-    if text in ("", "all"):
+    if text in ("", "auto"):
+        return AUTO
+    if text == "all":
         return PASSES
     if text == "none":
         return ()
@@ -70,29 +74,34 @@ def _check(names):
         raise ValueError(f"unknown pass {bad[0]!r}; the passes are {', '.join(PASSES)}")
 
 
-_enabled = [_parse(os.environ.get("FASTTAPE_PASSES", "all"))]
+AUTO = "auto"  # every pass, on tapes not already in runs
+_setting = [_parse(os.environ.get("FASTTAPE_PASSES", AUTO))]
 
 
 def enabled():
     """The names of the passes that run on tapes frozen from now on."""
-    return _enabled[0]
+    return PASSES if _setting[0] == AUTO else _setting[0]
 
 
 class set_passes:
     """Choose the passes that rewrite a traced tape before its first sweep.
 
-    ``ft.set_passes("all")`` (the setting at import) runs every pass on
-    tapes traced from now on, ``ft.set_passes("none")`` none, and
+    ``ft.set_passes("auto")`` (the setting at import) runs every pass on
+    tapes traced from now on that are not already in runs: scalar code
+    (Python loops over elements, say), not array code, which records its
+    fast form already and would pay for the passes in tracing time.
+    ``ft.set_passes("all")`` runs every pass on every tape,
+    ``ft.set_passes("none")`` none, and
     ``ft.set_passes(("cse", "dots"))`` those named; ``with
     ft.set_passes("none"):`` sets them for the block and restores the
     previous setting after. The environment variable ``FASTTAPE_PASSES``
-    (``all``, ``none`` or a comma list) gives the setting at import. No pass changes a value (but the sign of a zero sum, see
+    (``auto``, ``all``, ``none`` or a comma list) gives the setting at import. No pass changes a value (but the sign of a zero sum, see
     ``sums``) or a derivative beyond rounding; docs/api.md lists what each
     pass does.
 
     Parameters
     ----------
-    names : "all", "none", or iterable of str
+    names : "auto", "all", "none", or iterable of str
         Of ``fold``, ``cse``, ``sums``, ``dots``, ``schedule``.
 
     Raises
@@ -101,20 +110,21 @@ class set_passes:
         An unknown pass name.
     """
 
-    def __init__(self, names="all"):
+    def __init__(self, names="auto"):
         if isinstance(names, str):
             names = _parse(names)
         else:
             names = tuple(names)
             _check(names)
-        self.previous = _enabled[0]
-        _enabled[0] = tuple(n for n in PASSES if n in names)
+        self.previous = enabled()
+        self._restore = _setting[0]
+        _setting[0] = AUTO if names == AUTO else tuple(n for n in PASSES if n in names)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _enabled[0] = self.previous
+        _setting[0] = self._restore
         return False
 
 
@@ -451,6 +461,9 @@ def schedule(t):
     than _DEPTH (long scalar programs, whose like nodes are seldom
     independent) are left as they are."""
     n, kind = len(t.op), t.kind()
+    before = _runs(t)
+    if before * _GROUPED <= n:  # already in runs (array code): little to gain, much to pay
+        return
     level = _levels(t)
     if level is None:
         return
@@ -463,7 +476,6 @@ def schedule(t):
     order = np.lexsort((np.arange(n), kb, ka, slot, t.op, level))
     new = np.empty(n, dtype=np.int64)
     new[order] = np.arange(n)
-    before = _runs(t)
     old = (t.op, t.a, t.b, t.args, t.outputs, t.live)
     pos, _ = t.list_refs(np.flatnonzero(kinds.LISTED[kind]))
     t.args = t.args.copy()
@@ -478,6 +490,7 @@ def schedule(t):
 
 
 _DEPTH = 64
+_GROUPED = 4  # nodes per run, on average, past which a tape is left as it is
 
 
 def _levels(t):
@@ -503,10 +516,13 @@ _RUN = {"fold": fold, "cse": cse, "sums": sums, "dots": dots, "schedule": schedu
 
 def optimize(op, a, b, pool, args, n_inputs, outputs, passes=None):
     """Program(...)'s arguments after the passes (default: those enabled)."""
+    auto = passes is None and _setting[0] == AUTO
     passes = enabled() if passes is None else passes
     if not passes or len(op) == n_inputs:
         return op, a, b, pool, args, n_inputs, outputs
     t = _Tape(op, a, b, pool, args, n_inputs, outputs)
+    if auto and _runs(t) * _GROUPED <= len(op):  # array code: in runs already
+        return op, a, b, pool, args, n_inputs, outputs
     for name in PASSES:
         if name in passes and name != "schedule":
             _RUN[name](t)

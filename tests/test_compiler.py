@@ -259,3 +259,30 @@ def test_a_folded_constant_has_the_bits_the_sweep_computes(name):
         if np.isfinite(want):
             assert ops.OPS[folded[0][folded[6][0]]].name == "const", (x, y)
         assert np.float64(got).view(np.int64) == np.float64(want).view(np.int64), (x, y, got, want)
+
+
+def test_auto_runs_the_passes_on_scalar_code_and_leaves_array_code_as_recorded():
+    """The default: a Python loop over elements is rewritten (one dot node);
+    array code, already in runs, is frozen as recorded, as with the passes
+    off; "all" rewrites it too."""
+    def loop(x, w):
+        s = 0.0
+        for k in range(len(x)):
+            s = s + x[k] * w[k]
+        return s
+
+    def arrays(x):
+        return ft.sum((x[1:] - x[:-1] ** 2) ** 2 + (x[1:] - x[:-1] ** 2) ** 2)
+
+    x, w = np.linspace(-1.0, 1.0, 40), np.arange(40.0)
+    with ft.set_passes("auto"):
+        scalar, array = ft.trace(loop, x, w), ft.trace(arrays, x)
+    with ft.set_passes("none"):
+        scalar_plain, array_plain = ft.trace(loop, x, w), ft.trace(arrays, x)
+    with ft.set_passes("all"):
+        array_all = ft.trace(arrays, x)
+    assert len(scalar) == 81 and len(scalar_plain) == 160  # (80 inputs and one dot)
+    assert str(array) == str(array_plain)
+    assert len(array_all) < len(array_plain)  # (cse merges the repeated subexpression)
+    assert scalar(x, w) == scalar_plain(x, w) == pytest.approx(float(x @ w), rel=1e-15)
+    np.testing.assert_allclose(array_all.grad(x), array_plain.grad(x), rtol=1e-13)
